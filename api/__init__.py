@@ -1,0 +1,56 @@
+"""The thin HTTP shell: app factory, blueprints, schemas. No business rule lives here."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask
+from flask_smorest import Api
+
+from api import blueprints, errors, transaction
+from api.config import from_environment
+from engine.clock import ManualClock, SystemClock
+from engine.db import make_engine, make_session_factory
+from engine.platform import Platform
+from engine.projects import PlatformScope
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="投资项目在线审批监管平台 API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        JSON_AS_ASCII=False,
+        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+    )
+    app.config.update(test_config if test_config is not None else from_environment())
+    app.json.ensure_ascii = False
+
+    engine = make_engine(app.config["DATABASE_URL"])
+    clock = app.config.get("TZXM_CLOCK_OBJECT")
+    if clock is None:
+        if app.config.get("TZXM_CLOCK") == "manual":
+            start = app.config.get("TZXM_CLOCK_START")
+            clock = ManualClock(datetime.fromisoformat(start) if start else SystemClock().now())
+        else:
+            clock = SystemClock()
+    app.extensions["tzxm"] = Platform(
+        session_factory=make_session_factory(engine),
+        clock=clock,
+        scope=PlatformScope(app.config["TZXM_PLATFORM_REGION"]),
+        secret_key=app.config["SECRET_KEY"],
+    )
+    app.extensions["tzxm_engine"] = engine
+
+    smorest = Api(app)
+    smorest.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    errors.init_app(app)
+    transaction.init_app(app)
+    blueprints.register_all(smorest)
+    return app

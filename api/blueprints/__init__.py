@@ -1,0 +1,13 @@
+"""One blueprint per resource."""
+from __future__ import annotations
+
+from flask_smorest import Api
+
+from api.blueprints import codes, health, projects, reference, tokens
+
+ALL = (health.bp, tokens.bp, projects.bp, codes.bp, reference.bp)
+
+
+def register_all(smorest: Api) -> None:
+    for bp in ALL:
+        smorest.register_blueprint(bp, url_prefix=f"/api/v1{bp.url_prefix or ''}")

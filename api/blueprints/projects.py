@@ -1,0 +1,73 @@
+"""Projects: declare (项目申报), read, list, change and suspension requests, audit trail."""
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from api.auth import current_actor, requires
+from api.schemas.common import PageQuery, page_envelope
+from api.schemas.projects import (
+    AuditEventSchema,
+    ChangeRequestSchema,
+    DeclarationSchema,
+    ProjectListQuery,
+    ProjectSchema,
+)
+from api.transaction import platform, session
+from engine import audit, projects
+
+bp = Blueprint("projects", __name__, url_prefix="/projects", description="项目申报与查询 (projects)")
+
+
+@bp.route("")
+class Projects(MethodView):
+    @requires()
+    @bp.arguments(ProjectListQuery, location="query")
+    @bp.response(200, page_envelope(ProjectSchema))
+    def get(self, query):
+        """The projects the caller may see, newest first."""
+        rows, total = projects.list_projects(session(), current_actor(), **query)
+        return {"items": rows, "page": query["page"], "page_size": query["page_size"], "total": total}
+
+    @requires("applicant")
+    @bp.arguments(DeclarationSchema)
+    @bp.response(201, ProjectSchema)
+    def post(self, body):
+        """Declare a project: it is stored with its 24-character project code."""
+        p = platform()
+        return projects.declare(session(), actor=current_actor(), scope=p.scope, now=p.clock.now(), fields=body)
+
+
+@bp.route("/<string:code>")
+@requires()
+@bp.response(200, ProjectSchema)
+def get_project(code):
+    """A project by project code or legacy code (the owner and officials of its region)."""
+    return projects.visible_project(session(), current_actor(), code)
+
+
+@bp.route("/<string:code>/changes", methods=["POST"])
+@requires("applicant")
+@bp.arguments(ChangeRequestSchema)
+@bp.response(201, ProjectSchema)
+def request_change(body, code):
+    """Change, extension, suspension or resumption request; a major change re-codes."""
+    p = platform()
+    s = session()
+    actor = current_actor()
+    project = projects.visible_project(s, actor, code)
+    return projects.request_change(
+        s, actor=actor, scope=p.scope, now=p.clock.now(), project=project,
+        kind=body["kind"], reason=body["reason"], changes=body["changes"],
+    )
+
+
+@bp.route("/<string:code>/history")
+@requires()
+@bp.arguments(PageQuery, location="query")
+@bp.response(200, page_envelope(AuditEventSchema))
+def history(query, code):
+    """The project's audit trail (痕迹管理), oldest first."""
+    s = session()
+    project = projects.visible_project(s, current_actor(), code)
+    rows, total = audit.project_trail(s, project.project_code, page=query["page"], page_size=query["page_size"])
+    return {"items": rows, "page": query["page"], "page_size": query["page_size"], "total": total}

@@ -1,0 +1,54 @@
+"""Reference data a declaration form needs: regions, industries, departments."""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from api.auth import requires
+from api.transaction import session
+from engine import codes
+from engine.models import Department, Region
+
+bp = Blueprint("reference", __name__, url_prefix="/reference", description="基础数据 (reference data)")
+
+
+class RegionSchema(ma.Schema):
+    code = ma.fields.String()
+    name = ma.fields.String()
+    parent_code = ma.fields.String(allow_none=True)
+    level = ma.fields.String()
+
+
+class IndustrySchema(ma.Schema):
+    code = ma.fields.String()
+    name = ma.fields.String()
+    section = ma.fields.String()
+
+
+class DepartmentSchema(ma.Schema):
+    code = ma.fields.String()
+    name = ma.fields.String()
+    region_code = ma.fields.String()
+    kind = ma.fields.String()
+
+
+@bp.route("/regions")
+@requires()
+@bp.response(200, RegionSchema(many=True))
+def regions():
+    return session().scalars(select(Region).order_by(Region.code)).all()
+
+
+@bp.route("/industries")
+@requires()
+@bp.response(200, IndustrySchema(many=True))
+def industries():
+    return codes.industries()
+
+
+@bp.route("/departments")
+@requires()
+@bp.response(200, DepartmentSchema(many=True))
+def departments():
+    return session().scalars(select(Department).order_by(Department.code)).all()

@@ -1,0 +1,101 @@
+"""The `tzxm` console script: serve, db upgrade, seed-demo, sweep, create-user, audit verify."""
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+
+import click
+from alembic import command
+
+from engine import accounts, audit, seed
+from engine.clock import SystemClock
+from engine.db import make_engine, make_session_factory, unit_of_work
+from engine.errors import DomainError
+from engine.health import alembic_config
+from engine.settings import default_database_url
+
+
+def _factory():
+    return make_session_factory(make_engine(default_database_url()))
+
+
+@click.group()
+def main() -> None:
+    """投资项目在线审批监管平台 (investment project online approval and supervision platform)."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema (alembic migrations are the only way it changes)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Upgrade the database to the newest migration."""
+    command.upgrade(alembic_config(default_database_url()), revision)
+    click.echo(f"database at {revision}")
+
+
+@main.command("seed-demo")
+def seed_demo() -> None:
+    """Seed the demo accounts and organisation of API.md (idempotent)."""
+    password = os.environ.get("TZXM_DEMO_PASSWORD", "demo-password")
+    with unit_of_work(_factory()) as session:
+        created = seed.seed_demo(session, now=SystemClock().now(), password=password)
+    click.echo(f"demo seeded: {len(created)} accounts created" + (f" ({', '.join(created)})" if created else ""))
+
+
+@main.command("create-user")
+@click.option("--username", required=True)
+@click.option("--display-name", required=True)
+@click.option("--role", "roles", multiple=True, required=True, help="repeat for several roles")
+@click.option("--department", default=None, help="department code (officials)")
+@click.option("--project-unit", type=int, default=None, help="project unit id (applicants)")
+def create_user(username, display_name, roles, department, project_unit) -> None:
+    """Create an account; the password is read from TZXM_PASSWORD or asked for."""
+    password = os.environ.get("TZXM_PASSWORD") or getpass.getpass("password: ")
+    try:
+        with unit_of_work(_factory()) as session:
+            accounts.create_user(
+                session, now=SystemClock().now(), actor="cli", username=username, password=password,
+                display_name=display_name, roles=list(roles), department_code=department, project_unit_id=project_unit,
+            )
+    except DomainError as exc:
+        problems = "; ".join(f"{field}: {', '.join(msgs)}" for field, msgs in exc.errors.items()) or exc.message
+        click.echo(f"refused: {problems}", err=True)
+        sys.exit(2)
+    click.echo(f"created {username}")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit trail (痕迹管理)."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain and report the first edited, inserted or deleted event."""
+    with unit_of_work(_factory()) as session:
+        result = audit.verify(session)
+    if result.ok:
+        click.echo(f"audit trail intact: {result.checked} events")
+        return
+    click.echo(f"audit trail broken at event {result.first_bad_seq}: {result.problem}", err=True)
+    sys.exit(1)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), show_default="$PORT or 8000")
+def serve(host: str, port: int) -> None:
+    """Serve the API (with the clock sweep scheduled)."""
+    from api import create_app
+    from api.scheduler import start_sweeper
+
+    app = create_app()
+    start_sweeper(app)
+    click.echo(f"API docs: http://{host}:{port}/api/v1/docs   OpenAPI: http://{host}:{port}/api/v1/openapi.json")
+    click.echo("demo accounts (password demo-password unless TZXM_DEMO_PASSWORD is set): " + ", ".join(seed.DEMO_USERNAMES))
+    app.run(host=host, port=port, threaded=True, use_reloader=False)

@@ -1,0 +1,97 @@
+"""Schemas of the declaration and the project resource (field names per ../shared/API.md)."""
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from api.schemas.common import PageQuery, StrictSchema, Text
+from engine.models import REGIMES
+from engine.projects import CHANGE_KINDS
+
+_CODE6 = validate.Regexp(r"^\d{6}$", error="须为6位数字行政区划代码 (6-digit region code)")
+_CODE2 = validate.Regexp(r"^\d{2}$", error="须为2位国民经济行业代码 (2-digit industry code)")
+_YEAR = validate.Range(min=1990, max=2100)
+_INVESTMENT = validate.Range(min=0, min_inclusive=False, max=10**12, error="总投资须大于0且不超过10^12万元")
+
+
+class DeclarationSchema(StrictSchema):
+    name = Text(200, required=True, metadata={"description": "项目名称"})
+    regime = ma.fields.String(required=True, validate=validate.OneOf(REGIMES), metadata={"description": "审批 examination | 核准 approval | 备案 filing"})
+    region_code = ma.fields.String(required=True, validate=_CODE6, metadata={"description": "建设地点行政区划代码"})
+    industry_code = ma.fields.String(required=True, validate=_CODE2, metadata={"description": "国民经济行业代码 (GB/T 4754 大类)"})
+    location = Text(200, required=True, metadata={"description": "建设地点"})
+    investment = ma.fields.Decimal(required=True, places=4, as_string=True, validate=_INVESTMENT, allow_nan=False, metadata={"description": "总投资 (万元)"})
+    construction_content = Text(4000, required=True, metadata={"description": "建设规模及内容"})
+    start_year = ma.fields.Integer(required=True, strict=True, validate=_YEAR, metadata={"description": "拟开工年份"})
+    end_year = ma.fields.Integer(required=True, strict=True, validate=_YEAR, metadata={"description": "拟建成年份"})
+    classified = ma.fields.Boolean(required=True, metadata={"description": "是否涉密 (涉密项目不得通过在线平台办理)"})
+    new_land_use = ma.fields.Boolean(load_default=False, metadata={"description": "是否新增建设用地"})
+    environment_sensitive = ma.fields.Boolean(load_default=False, metadata={"description": "是否涉及环境敏感区"})
+    water_soil_impact = ma.fields.Boolean(load_default=False, metadata={"description": "是否涉及水土保持"})
+    building_works = ma.fields.Boolean(load_default=False, metadata={"description": "是否有房屋建筑工程"})
+    legacy_code = ma.fields.String(validate=validate.Length(min=1, max=64), allow_none=True, metadata={"description": "原编码 (optional)"})
+
+
+class AdjustmentSchema(StrictSchema):
+    name = Text(200)
+    location = Text(200)
+    investment = ma.fields.Decimal(places=4, as_string=True, validate=_INVESTMENT, allow_nan=False)
+    construction_content = Text(4000)
+    start_year = ma.fields.Integer(strict=True, validate=_YEAR)
+    end_year = ma.fields.Integer(strict=True, validate=_YEAR)
+
+
+class ChangeRequestSchema(StrictSchema):
+    kind = ma.fields.String(required=True, validate=validate.OneOf(CHANGE_KINDS), metadata={"description": "adjustment 调整 | extension 延期 | major_change 重大变更(重新赋码) | suspension 暂停 | resumption 恢复"})
+    reason = Text(2000, required=True)
+    changes = ma.fields.Nested(AdjustmentSchema, load_default=dict)
+
+
+class ProjectUnitSchema(ma.Schema):
+    id = ma.fields.Integer()
+    name = ma.fields.String()
+    credit_code = ma.fields.String()
+
+
+class ProjectSchema(ma.Schema):
+    project_code = ma.fields.String()
+    legacy_code = ma.fields.String(allow_none=True)
+    name = ma.fields.String()
+    regime = ma.fields.String()
+    status = ma.fields.String()
+    suspended = ma.fields.Boolean()
+    region_code = ma.fields.String()
+    industry_code = ma.fields.String()
+    location = ma.fields.String()
+    investment = ma.fields.Decimal(as_string=True)
+    construction_content = ma.fields.String()
+    start_year = ma.fields.Integer()
+    end_year = ma.fields.Integer()
+    new_land_use = ma.fields.Boolean()
+    environment_sensitive = ma.fields.Boolean()
+    water_soil_impact = ma.fields.Boolean()
+    building_works = ma.fields.Boolean()
+    project_unit = ma.fields.Nested(ProjectUnitSchema)
+    declared_at = ma.fields.AwareDateTime()
+    supersedes = ma.fields.Function(
+        lambda p: p.supersedes.project_code if p.supersedes else None,
+        metadata={"description": "the old code this one replaced (重新赋码)", "type": "string"},
+    )
+    superseded_by = ma.fields.Function(
+        lambda p: p.superseded_by.project_code if p.superseded_by else None,
+        metadata={"description": "the new code that replaced this one", "type": "string"},
+    )
+
+
+class ProjectListQuery(PageQuery):
+    status = ma.fields.String(validate=validate.Length(max=16))
+
+
+class AuditEventSchema(ma.Schema):
+    seq = ma.fields.Integer()
+    at = ma.fields.AwareDateTime()
+    actor = ma.fields.String()
+    action = ma.fields.String()
+    project_code = ma.fields.String(allow_none=True)
+    target = ma.fields.String()
+    summary = ma.fields.Dict()

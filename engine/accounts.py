@@ -1,0 +1,167 @@
+"""Accounts and sign-in (MLPS level 3: authentication, lock-out, strong passwords).
+
+Passwords are hashed with argon2id; tokens are signed (HS256) with an expiry; five
+failed sign-ins within 15 minutes refuse the username for 15 minutes.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from engine import audit
+from engine.errors import Invalid, TooManyAttempts, Unauthenticated
+from engine.models import ROLES, Department, LoginFailure, ProjectUnit, User
+
+_hasher = PasswordHasher()
+#: A hash to verify against when the username is unknown, so that a wrong username
+#: and a wrong password take the same time and give the same answer.
+_DUMMY_HASH = _hasher.hash("tzxm-dummy-password")
+
+FAILURE_WINDOW = timedelta(minutes=15)
+MAX_FAILURES = 5
+TOKEN_LIFETIME = timedelta(hours=8)
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,63}$")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def password_problem(password: str, username: str = "") -> str | None:
+    """The minimum strength for accounts: at least 10 characters, three of the four
+    character classes, not containing the username."""
+    if len(password) < 10:
+        return "密码至少10个字符 (password must be at least 10 characters)"
+    if len(password) > 128:
+        return "密码最多128个字符 (password must be at most 128 characters)"
+    classes = sum(
+        bool(re.search(p, password)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]")
+    )
+    if classes < 3:
+        return "密码须包含大写字母、小写字母、数字、符号中的至少三类 (use three of: lower, upper, digit, symbol)"
+    if username and username.lower() in password.lower():
+        return "密码不得包含用户名 (password must not contain the username)"
+    return None
+
+
+def create_user(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    username: str,
+    password: str,
+    display_name: str,
+    roles: list[str],
+    department_code: str | None = None,
+    project_unit_id: int | None = None,
+    check_strength: bool = True,
+    password_hash: str | None = None,
+) -> User:
+    """Create an account. ``password_hash`` lets the demo seed hash its shared password once."""
+    if not USERNAME_RE.match(username):
+        raise Invalid.field("username", "用户名须为小写字母开头的2-64位字母、数字、_.- (invalid username)")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Invalid.field("username", "用户名已存在 (username taken)")
+    if check_strength and (problem := password_problem(password, username)):
+        raise Invalid.field("password", problem)
+    unknown = [r for r in roles if r not in ROLES]
+    if not roles or unknown:
+        raise Invalid.field("roles", f"未知角色 (unknown roles): {unknown}" if unknown else "至少一个角色 (at least one role)")
+    if "applicant" in roles:
+        if project_unit_id is None or session.get(ProjectUnit, project_unit_id) is None:
+            raise Invalid.field("project_unit", "申报用户须属于一个项目单位 (an applicant acts for one project unit)")
+    elif department_code is None or session.get(Department, department_code) is None:
+        raise Invalid.field("department", "工作人员须属于一个部门 (an official belongs to a department)")
+    user = User(
+        username=username,
+        password_hash=password_hash or hash_password(password),
+        display_name=display_name,
+        roles=list(roles),
+        department_code=department_code,
+        project_unit_id=project_unit_id,
+        created_at=now,
+    )
+    session.add(user)
+    audit.record(
+        session, at=now, actor=actor, action="user.create", target=f"user:{username}",
+        summary={"roles": list(roles), "department": department_code, "project_unit_id": project_unit_id},
+    )
+    return user
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+def _recent_failures(session: Session, username: str, now: datetime) -> list[datetime]:
+    return list(
+        session.scalars(
+            select(LoginFailure.at)
+            .where(LoginFailure.username == username, LoginFailure.at > now - FAILURE_WINDOW)
+            .order_by(LoginFailure.at)
+        )
+    )
+
+
+def authenticate(session: Session, *, username: str, password: str, now: datetime, secret: str) -> IssuedToken:
+    """Check a password and issue a token.
+
+    A failure is recorded even though the caller's request fails: the caller commits
+    the failure record before answering 401 (``Unauthenticated.keep_changes``).
+    """
+    failures = _recent_failures(session, username, now)
+    if len(failures) >= MAX_FAILURES:
+        retry = int((failures[-MAX_FAILURES] + FAILURE_WINDOW - now).total_seconds()) + 1
+        raise TooManyAttempts("登录失败次数过多，请稍后再试 (too many failed sign-ins)", retry_after=max(retry, 1))
+    user = session.scalar(select(User).where(User.username == username))
+    try:
+        _hasher.verify(user.password_hash if user and user.active else _DUMMY_HASH, password)
+        ok = user is not None and user.active
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok:
+        session.add(LoginFailure(username=username[:64], at=now))
+        audit.record(session, at=now, actor=username[:64], action="auth.failure", target=f"user:{username[:64]}")
+        err = Unauthenticated("用户名或密码错误 (wrong username or password)")
+        err.keep_changes = True
+        raise err
+    session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    audit.record(session, at=now, actor=user.username, action="auth.sign_in", target=f"user:{user.username}")
+    return issue_token(user, now=now, secret=secret)
+
+
+def issue_token(user: User, *, now: datetime, secret: str) -> IssuedToken:
+    expires = now + TOKEN_LIFETIME
+    token = jwt.encode(
+        {"sub": str(user.id), "usr": user.username, "iat": int(now.timestamp()), "exp": int(expires.timestamp())},
+        secret,
+        algorithm="HS256",
+    )
+    return IssuedToken(token, "Bearer", int(TOKEN_LIFETIME.total_seconds()))
+
+
+def user_for_token(session: Session, token: str, *, now: datetime, secret: str) -> User:
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"verify_exp": False})
+    except jwt.PyJWTError:
+        raise Unauthenticated("令牌无效 (invalid token)") from None
+    # Expiry is checked against the platform clock, not the wall clock, so a manual
+    # clock behaves consistently.
+    if int(claims.get("exp", 0)) <= int(now.timestamp()):
+        raise Unauthenticated("令牌已过期 (token expired)")
+    user = session.get(User, int(claims["sub"])) if str(claims.get("sub", "")).isdigit() else None
+    if user is None or not user.active or user.username != claims.get("usr"):
+        raise Unauthenticated("令牌无效 (invalid token)")
+    return user
+

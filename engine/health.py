@@ -1,0 +1,52 @@
+"""What the operator's health check reports: database, migrations, last sweep."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from engine.models import PlatformState
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+LAST_SWEEP_KEY = "last_sweep_at"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@dataclass(frozen=True)
+class Health:
+    database: bool
+    migration: str | None
+    migrations_at_head: bool
+    last_sweep_at: datetime | None
+
+
+def check(session: Session) -> Health:
+    try:
+        session.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return Health(False, None, False, None)
+    current = MigrationContext.configure(session.connection()).get_current_revision()
+    state = session.get(PlatformState, LAST_SWEEP_KEY) if current else None
+    return Health(
+        True,
+        current,
+        current is not None and current == head_revision(),
+        datetime.fromisoformat(state.value) if state else None,
+    )

@@ -1,0 +1,256 @@
+"""Projects and their codes (第三章 项目代码; 第十四条(一) 项目申报).
+
+Declaring assigns the 24-character project code in the same transaction as the
+project row, so a failed declaration consumes no serial. A classified project is
+refused before anything is stored (涉密项目不得通过在线平台办理).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from engine import audit, codes
+from engine.access import Actor, project_filter, region_subtree, require_role
+from engine.clock import SHANGHAI
+from engine.errors import Conflict, Invalid, NotFound
+from engine.models import REGIMES, CodeSerial, Project, ProjectChange, Region
+
+CLASSIFIED_MESSAGE = "涉密项目不得通过在线平台办理"
+#: Facts of the declaration that the matters notice reads.
+FACT_FIELDS = ("new_land_use", "environment_sensitive", "water_soil_impact", "building_works")
+#: Fields a change request may adjust (调整); a major change re-codes instead.
+ADJUSTABLE_FIELDS = ("name", "location", "investment", "construction_content", "start_year", "end_year")
+CHANGE_KINDS = ("adjustment", "extension", "major_change", "suspension", "resumption")
+
+
+@dataclass(frozen=True)
+class PlatformScope:
+    """Which region this platform serves: declarations must fall within it."""
+
+    region_code: str
+
+
+def find_project(session: Session, code: str) -> Project | None:
+    """A project by its project code or its legacy code (原编码)."""
+    normalised = codes.normalize_legacy_code(code) if code and code.strip() else ""
+    if not normalised:
+        return None
+    return session.scalar(
+        select(Project).where(or_(Project.project_code == normalised, Project.legacy_code == normalised))
+    )
+
+
+def visible_project(session: Session, actor: Actor, code: str) -> Project:
+    """The project if the actor may see it; otherwise 404, whether absent or not theirs."""
+    project = find_project(session, code)
+    if project is None or session.scalar(
+        select(Project.id).where(Project.id == project.id, project_filter(session, actor))
+    ) is None:
+        raise NotFound("项目不存在 (no such project)")
+    return project
+
+
+def list_projects(session: Session, actor: Actor, *, page: int, page_size: int, status: str | None = None):
+    query = select(Project).where(project_filter(session, actor))
+    if status:
+        query = query.where(Project.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(Project.id.desc()).offset((page - 1) * page_size).limit(page_size)).all()
+    return rows, total
+
+
+def _next_serial(session: Session, year: int) -> int:
+    """Take the year's next serial atomically; the row stays locked until commit, so
+    concurrent declarations queue here and a rollback gives the serial back."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(CodeSerial)
+        .values(year=year, last_serial=1)
+        .on_conflict_do_update(index_elements=[CodeSerial.year], set_={"last_serial": CodeSerial.last_serial + 1})
+        .returning(CodeSerial.last_serial)
+    )
+    return session.execute(stmt).scalar_one()
+
+
+def _check_rules(session: Session, scope: PlatformScope, fields: dict[str, Any]) -> None:
+    """Rules of the declaration beyond types and lengths; each problem names its field."""
+    problems: dict[str, list[str]] = {}
+    if "region_code" in fields:
+        region = session.get(Region, fields["region_code"])
+        if region is None:
+            problems["region_code"] = ["行政区划不存在 (unknown region)"]
+        elif region.code not in region_subtree(session, scope.region_code):
+            problems["region_code"] = ["行政区划不在本平台管辖范围内 (region not within this platform)"]
+    if "industry_code" in fields and codes.industry_name(fields["industry_code"]) is None:
+        problems["industry_code"] = ["国民经济行业代码不存在 (unknown industry code)"]
+    if "investment" in fields and not Decimal(fields["investment"]) > 0:
+        problems["investment"] = ["总投资须大于0 (investment must be > 0)"]
+    if "regime" in fields and fields["regime"] not in REGIMES:
+        problems["regime"] = [f"须为 {', '.join(REGIMES)} 之一"]
+    start, end = fields.get("start_year"), fields.get("end_year")
+    if start is not None and end is not None and end < start:
+        problems["end_year"] = ["竣工年份不得早于开工年份 (end_year before start_year)"]
+    if problems:
+        raise Invalid("申报信息有误 (invalid declaration)", problems)
+
+
+def declare(
+    session: Session, *, actor: Actor, scope: PlatformScope, now: datetime, fields: dict[str, Any]
+) -> Project:
+    """项目申报: store the project and assign its code (one transaction)."""
+    require_role(actor, "applicant")
+    if fields.get("classified"):
+        raise Invalid(CLASSIFIED_MESSAGE, {"classified": [CLASSIFIED_MESSAGE]})
+    _check_rules(session, scope, fields)
+    legacy = fields.get("legacy_code")
+    if legacy:
+        try:
+            legacy = codes.normalize_legacy_code(legacy)
+        except ValueError as exc:
+            raise Invalid.field("legacy_code", str(exc)) from None
+        if find_project(session, legacy) is not None:
+            raise Invalid.field("legacy_code", "原编码已对应其他项目 (legacy code already mapped)")
+    year = now.astimezone(SHANGHAI).year
+    code = codes.format_code(
+        year, fields["region_code"], fields["industry_code"], fields["regime"], _next_serial(session, year)
+    )
+    project = Project(
+        project_code=code,
+        legacy_code=legacy or None,
+        name=fields["name"],
+        regime=fields["regime"],
+        region_code=fields["region_code"],
+        industry_code=fields["industry_code"],
+        location=fields["location"],
+        investment=Decimal(fields["investment"]),
+        construction_content=fields["construction_content"],
+        start_year=fields["start_year"],
+        end_year=fields["end_year"],
+        project_unit_id=actor.project_unit_id,
+        status="declared",
+        declared_at=now,
+        **{f: bool(fields.get(f, False)) for f in FACT_FIELDS},
+    )
+    session.add(project)
+    session.flush()
+    audit.record(
+        session, at=now, actor=actor.username, action="project.declare", project_code=code,
+        target=f"project:{code}", summary={"name": project.name, "regime": project.regime, "legacy_code": legacy or None},
+    )
+    return project
+
+
+def request_change(
+    session: Session,
+    *,
+    actor: Actor,
+    scope: PlatformScope,
+    now: datetime,
+    project: Project,
+    kind: str,
+    reason: str,
+    changes: dict[str, Any],
+) -> Project:
+    """变更/暂停申请 (第十四条(一)) and 重新赋码 (第十二条).
+
+    Adjustment and extension keep the code; a major change that needs new approval
+    issues a new code linked both ways to the old one. Returns the project that now
+    carries the declaration (the new one after a re-code).
+    """
+    require_role(actor, "applicant")
+    if kind not in CHANGE_KINDS:
+        raise Invalid.field("kind", f"须为 {', '.join(CHANGE_KINDS)} 之一")
+    if project.status in ("superseded", "cancelled"):
+        raise Conflict("项目已重新赋码或已撤销，不能再变更 (project superseded or cancelled)")
+    unknown = sorted(set(changes) - set(ADJUSTABLE_FIELDS))
+    if unknown:
+        raise Invalid("不可变更的字段 (fields that cannot be changed)", {f"changes.{f}": ["不可变更"] for f in unknown})
+    if changes and kind in ("suspension", "resumption"):
+        raise Invalid.field("changes", "暂停/恢复不改变项目信息 (suspension carries no changes)")
+    if kind in ("adjustment", "extension", "major_change") and not changes:
+        raise Invalid.field("changes", "请填写变更内容 (what changes)")
+    if kind == "suspension" and project.suspended:
+        raise Conflict("项目已暂停 (already suspended)")
+    if kind == "resumption" and not project.suspended:
+        raise Conflict("项目未暂停 (not suspended)")
+    merged = {f: getattr(project, f) for f in ADJUSTABLE_FIELDS} | changes
+    _check_rules(session, scope, merged)
+    before = {f: _plain(getattr(project, f)) for f in changes}
+    session.add(ProjectChange(project_id=project.id, kind=kind, reason=reason, details={"changes": {k: _plain(v) for k, v in changes.items()}}, at=now, actor_id=actor.user_id))
+    summary: dict[str, Any] = {"kind": kind, "reason": reason, "before": before, "after": {k: _plain(v) for k, v in changes.items()}}
+    if kind == "major_change":
+        new = _recode(session, project=project, now=now, changes=changes)
+        summary["new_code"] = new.project_code
+        audit.record(session, at=now, actor=actor.username, action="project.recode", project_code=project.project_code, target=f"project:{project.project_code}", summary=summary)
+        audit.record(session, at=now, actor=actor.username, action="project.recoded_from", project_code=new.project_code, target=f"project:{new.project_code}", summary={"old_code": project.project_code, "reason": reason})
+        return new
+    for field, value in changes.items():
+        setattr(project, field, Decimal(value) if field == "investment" else value)
+    if kind in ("suspension", "resumption"):
+        project.suspended = kind == "suspension"
+    audit.record(session, at=now, actor=actor.username, action=f"project.{kind}", project_code=project.project_code, target=f"project:{project.project_code}", summary=summary)
+    return project
+
+
+def _recode(session: Session, *, project: Project, now: datetime, changes: dict[str, Any]) -> Project:
+    """Issue a new code for a major change; the old project keeps its code, linked both ways."""
+    year = now.astimezone(SHANGHAI).year
+    fields = {c.key: getattr(project, c.key) for c in Project.__table__.columns}
+    for key in ("id", "project_code", "legacy_code", "supersedes_id", "superseded_by_id", "version", "declared_at", "status", "suspended"):
+        fields.pop(key)
+    fields.update({k: Decimal(v) if k == "investment" else v for k, v in changes.items()})
+    code = codes.format_code(year, project.region_code, project.industry_code, project.regime, _next_serial(session, year))
+    new = Project(project_code=code, status="declared", suspended=False, declared_at=now, supersedes_id=project.id, **fields)
+    session.add(new)
+    session.flush()
+    project.superseded_by_id = new.id
+    project.status = "superseded"
+    return new
+
+
+def ensure_accepts_matters(project: Project) -> None:
+    """A suspended or superseded project accepts no new matter until resumed."""
+    if project.suspended:
+        raise Conflict("项目已暂停，恢复前不受理新事项 (project suspended)")
+    if project.status in ("superseded", "cancelled"):
+        raise Conflict("项目已重新赋码或撤销 (project superseded or cancelled)")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly form of a column value for audit summaries."""
+    return str(value) if isinstance(value, Decimal) else value
+
+
+@dataclass(frozen=True)
+class Verification:
+    """核验项目代码: valid | unknown | superseded (with the new code) | malformed (with what is wrong)."""
+
+    result: str
+    project_code: str | None = None
+    new_code: str | None = None
+    problems: dict[str, str] | None = None
+    scheme: str | None = None
+
+
+def verify_code(session: Session, code: str) -> Verification:
+    """Verify a code of either scheme, or a legacy code the platform holds."""
+    project = find_project(session, code)
+    if project is not None:
+        if project.superseded_by_id is not None:
+            newest = project
+            while newest.superseded_by_id is not None:
+                newest = session.get(Project, newest.superseded_by_id)
+            return Verification("superseded", project.project_code, new_code=newest.project_code)
+        return Verification("valid", project.project_code, scheme=codes.parse_code(project.project_code).scheme)
+    try:
+        parsed = codes.parse_code(code)
+    except codes.MalformedCode as exc:
+        return Verification("malformed", problems=dict(exc.problems))
+    return Verification("unknown", scheme=parsed.scheme)
