@@ -24,7 +24,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        JSON_AS_ASCII=False,
+        API_SPEC_OPTIONS={
+            "security": [{"bearerAuth": []}],
+            "info": {"description": "固定资产投资项目在线申报、并联审批、电子监察。See ../shared/API.md for the stable surface."},
+        },
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
     )
     app.config.update(test_config if test_config is not None else from_environment())

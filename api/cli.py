@@ -99,3 +99,17 @@ def serve(host: str, port: int) -> None:
     click.echo(f"API docs: http://{host}:{port}/api/v1/docs   OpenAPI: http://{host}:{port}/api/v1/openapi.json")
     click.echo("demo accounts (password demo-password unless TZXM_DEMO_PASSWORD is set): " + ", ".join(seed.DEMO_USERNAMES))
     app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@main.command("sweep")
+def sweep_once() -> None:
+    """Run one sweep now."""
+    from api.config import from_environment
+    from engine.platform import Platform
+    from engine.projects import PlatformScope
+    from engine.sweep import sweep
+
+    config = from_environment()
+    platform = Platform(_factory(), SystemClock(), PlatformScope(config["TZXM_PLATFORM_REGION"]), config["SECRET_KEY"])
+    report = sweep(platform)
+    click.echo(f"sweep at {report.at}: {report.fired or 'nothing due'}")

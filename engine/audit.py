@@ -1,6 +1,6 @@
 """痕迹管理 (audit trail): every write appends a hash-chained event.
 
-Events are staged on the session by ``record`` and chained at flush time under a
+Events are staged on the session by ``record`` and chained just before commit under a
 lock on the single ``audit_head`` row. Taking that lock last, just before commit,
 keeps it short and gives every event a contiguous ``seq``: a deleted event leaves a
 gap, an inserted or edited one breaks the hash, and ``verify`` names the first.
@@ -70,8 +70,8 @@ def _normalise_summary(summary: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(summary, ensure_ascii=False, default=str))
 
 
-@event.listens_for(Session, "before_flush")
-def _chain_pending(session: Session, _flush_context, _instances) -> None:
+@event.listens_for(Session, "before_commit")
+def _chain_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return

@@ -1,0 +1,99 @@
+"""The API shell: health, OpenAPI, JSON errors, migrations, the console script."""
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from api.cli import main
+from engine.db import Base, make_engine
+from engine.models import PlatformState, User
+from engine.sweep import sweep
+
+
+def test_health_reports_database_migrations_and_last_sweep(client, platform, clock):
+    body = client.get("/api/v1/health").get_json()
+    assert body["status"] == "ok" and body["database"] and body["migrations_at_head"]
+    assert body["last_sweep_at"] is None and body["clock"] == "manual"
+    sweep(platform)
+    body = client.get("/api/v1/health").get_json()
+    assert body["last_sweep_at"].startswith(clock.now().date().isoformat())
+
+
+def test_openapi_document_lists_every_endpoint_with_bearer_security(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert {"/api/v1/projects", "/api/v1/auth/token", "/api/v1/health", "/api/v1/codes/{code}/verify",
+            "/api/v1/projects/{code}/history"} <= set(spec["paths"])
+    assert "bearerAuth" in spec["components"]["securitySchemes"]
+    assert spec["paths"]["/api/v1/health"]["get"]["security"] == []
+    assert "#/components/schemas/Declaration" in str(spec["paths"]["/api/v1/projects"]["post"])
+    assert spec["security"] == [{"bearerAuth": []}]
+    docs = client.get("/api/v1/docs")
+    assert docs.status_code == 200 and b"swagger" in docs.data.lower()
+
+
+def test_errors_are_json_never_html(client, token, app):
+    r = client.get("/api/v1/no-such-thing")
+    assert r.status_code == 404 and r.is_json and r.get_json()["code"] == 404
+    r = client.delete("/api/v1/projects", headers=token("applicant"))
+    assert r.status_code == 405 and r.is_json
+
+
+def test_an_unexpected_error_is_a_json_500_without_a_trace(database_url, clock):
+    from api import create_app
+
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "k" * 40, "TZXM_CLOCK_OBJECT": clock,
+                      "TZXM_PLATFORM_REGION": "510411", "TZXM_SWEEP_SECONDS": 1})
+
+    @app.route("/api/v1/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    r = app.test_client().get("/api/v1/boom")
+    assert r.status_code == 500 and r.is_json
+    assert "secret internals" not in r.get_data(as_text=True) and "Traceback" not in r.get_data(as_text=True)
+    app.extensions["tzxm_engine"].dispose()
+
+
+def test_models_and_migrations_agree(database_url):
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_console_script_seed_is_idempotent_and_create_user_checks_strength(database_url, monkeypatch, platform):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    runner = CliRunner()
+    seeded = runner.invoke(main, ["seed-demo"])
+    assert seeded.exit_code == 0 and "0 accounts created" in seeded.output
+    weak = runner.invoke(main, ["create-user", "--username", "newofficer", "--display-name", "新经办",
+                                "--role", "officer", "--department", "land"], env={"TZXM_PASSWORD": "short"})
+    assert weak.exit_code == 2 and "password" in weak.output
+    ok = runner.invoke(main, ["create-user", "--username", "newofficer", "--display-name", "新经办",
+                              "--role", "officer", "--department", "land"], env={"TZXM_PASSWORD": "Zhengwu-2026!"})
+    assert ok.exit_code == 0, ok.output
+    with platform.session_factory() as s:
+        user = s.scalar(select(User).where(User.username == "newofficer"))
+    assert user.roles == ["officer"] and user.password_hash.startswith("$argon2")
+    upgraded = runner.invoke(main, ["db", "upgrade"])
+    assert upgraded.exit_code == 0
+
+
+def test_sweep_command_records_the_sweep(database_url, monkeypatch, platform):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert CliRunner().invoke(main, ["sweep"]).exit_code == 0
+    with platform.session_factory() as s:
+        assert s.get(PlatformState, "last_sweep_at") is not None
+
+
+def test_reference_data(client, token):
+    regions = client.get("/api/v1/reference/regions", headers=token("applicant")).get_json()
+    assert [r["code"] for r in regions] == ["510000", "510400", "510411"]
+    industries = client.get("/api/v1/reference/industries", headers=token("applicant")).get_json()
+    assert len(industries) == 97 and industries[0]["code"] == "01"
+    depts = {d["code"]: d["name"] for d in client.get("/api/v1/reference/departments", headers=token("drc")).get_json()}
+    assert {"window", "drc", "land", "env", "housing", "water", "supervision"} <= set(depts)
