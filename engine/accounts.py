@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from engine import audit
+from engine import audit, codes
 from engine.errors import Invalid, TooManyAttempts, Unauthenticated
 from engine.models import ROLES, Department, LoginFailure, ProjectUnit, User
 
@@ -165,3 +165,26 @@ def user_for_token(session: Session, token: str, *, now: datetime, secret: str) 
         raise Unauthenticated("令牌无效 (invalid token)")
     return user
 
+
+
+def create_project_unit(
+    session: Session, *, now: datetime, actor: str, name: str, credit_code: str, contact_name: str = "", contact_phone: str = ""
+) -> ProjectUnit:
+    """Register a project unit under its 统一社会信用代码 (checked with its GB 32100 check character)."""
+    try:
+        compact = codes.validate_credit_code(credit_code)
+    except ValueError as exc:
+        raise Invalid.field("credit_code", str(exc)) from None
+    if session.scalar(select(ProjectUnit.id).where(ProjectUnit.credit_code == compact)) is not None:
+        raise Invalid.field("credit_code", "该统一社会信用代码已登记 (unit already registered)")
+    unit = ProjectUnit(name=name, credit_code=compact, contact_name=contact_name, contact_phone=contact_phone)
+    session.add(unit)
+    session.flush()
+    audit.record(session, at=now, actor=actor, action="unit.create", target=f"unit:{compact}", summary={"name": name})
+    return unit
+
+
+def list_users(session: Session, *, page: int, page_size: int) -> tuple[list[User], int]:
+    total = session.scalar(select(func.count()).select_from(User))
+    rows = session.scalars(select(User).order_by(User.id).offset((page - 1) * page_size).limit(page_size)).all()
+    return list(rows), total

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask_smorest import Api
 
-from api.blueprints import codes, health, projects, reference, tokens
+from api.blueprints import accounts, codes, health, projects, reference, tokens
 
-ALL = (health.bp, tokens.bp, projects.bp, codes.bp, reference.bp)
+ALL = (health.bp, tokens.bp, projects.bp, codes.bp, reference.bp, accounts.bp)
 
 
 def register_all(smorest: Api) -> None:
