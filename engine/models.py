@@ -6,7 +6,7 @@ Instants are stored as UTC (timezone-aware columns).
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -234,3 +236,251 @@ class PlatformState(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Matter(Base):
+    """A matter of the published catalogue (审批事项目录): one department's approval item.
+
+    A matter outside the catalogue cannot be added to a project.
+    """
+
+    __tablename__ = "matters"
+
+    matter_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"), index=True)
+    promised_working_days: Mapped[int] = mapped_column(Integer)
+    legal_basis: Mapped[str] = mapped_column(Text, default="")
+    regimes: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class ProcedureVersion(Base):
+    """One deployed version of a BPMN procedure or DMN table.
+
+    The XML is kept as deployed; ``spec_json`` is the parsed spec serialized once per
+    version (never per instance). Identical content is one version; new content for
+    the same process id becomes version N+1.
+    """
+
+    __tablename__ = "procedure_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # bpmn | dmn
+    version: Mapped[int] = mapped_column(Integer)
+    department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
+    filename: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    xml: Mapped[str] = mapped_column(Text)
+    spec_json: Mapped[str | None] = mapped_column(Text)
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deployed_by: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        UniqueConstraint("process_id", "version", name="uq_procedure_version"),
+        UniqueConstraint("process_id", "sha256", name="uq_procedure_content"),
+    )
+
+
+class ProjectMatter(Base):
+    """One matter of a project's matters notice (应办事项告知) and how far it has got."""
+
+    __tablename__ = "project_matters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    matter_code: Mapped[str] = mapped_column(ForeignKey("matters.matter_code"))
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))
+    #: notified → dispatched → handling → concluded | refused | no_matter | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="notified")
+    light: Mapped[str] = mapped_column(String(8), default="green")
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    matter: Mapped[Matter] = relationship(lazy="joined")
+
+    __table_args__ = (UniqueConstraint("project_id", "matter_code", name="uq_project_matter"),)
+
+
+class ProcessInstance(Base):
+    """A running procedure: SpiffWorkflow's serialized state plus the columns a query needs.
+
+    ``version`` is the optimistic lock: two writers of one instance cannot both win.
+    The master process and each matter run as separate instances, so departments
+    working on one project never write the same row.
+    """
+
+    __tablename__ = "process_instances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    procedure_version_id: Mapped[int] = mapped_column(ForeignKey("procedure_versions.id"))
+    kind: Mapped[str] = mapped_column(String(8))  # master | matter
+    matter_code: Mapped[str | None] = mapped_column(String(64))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
+    parent_task_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | completed | error
+    state: Mapped[str] = mapped_column(Text)
+    serializer_version: Mapped[str] = mapped_column(String(32))
+    next_timer_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    error_element: Mapped[str | None] = mapped_column(String(128))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    procedure_version: Mapped[ProcedureVersion] = relationship(lazy="joined")
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (Index("ix_process_instances_status", "status"),)
+
+
+class Task(Base):
+    """A READY user task projected out of the workflow state, so a task list is a query.
+
+    Written in the same transaction as the instance's state; never read back into
+    the engine. ``version`` guards against two officers completing one task.
+    """
+
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), index=True)
+    element_id: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(200))
+    lane: Mapped[str] = mapped_column(String(128))
+    department_code: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(32))
+    project_unit_id: Mapped[int | None] = mapped_column(Integer)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    project_code: Mapped[str] = mapped_column(String(24), index=True)
+    matter_code: Mapped[str | None] = mapped_column(String(64))
+    form: Mapped[str | None] = mapped_column(String(200))
+    ui_form: Mapped[str | None] = mapped_column(String(200))
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="ready")  # ready | completed | cancelled
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    light: Mapped[str] = mapped_column(String(8), default="green")
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_by: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("ix_tasks_dept_list", "status", "department_code", "role", "due_at"),
+        Index("ix_tasks_unit_list", "status", "project_unit_id", "due_at"),
+    )
+
+
+class Delivery(Base):
+    """A message from one instance to another, recorded in the sender's transaction.
+
+    A concluded matter tells the master process through here instead of writing the
+    master's row itself, so matters concluding at the same moment never conflict.
+    Delivered after commit and by the sweep; ``delivered_at`` makes it idempotent.
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target_instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"))
+    target_task_id: Mapped[str] = mapped_column(String(36))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_deliveries_pending", "delivered_at", "id"),)
+
+
+class CalendarYear(Base):
+    """A year whose official schedule (国务院办公厅节假日安排) is loaded."""
+
+    __tablename__ = "calendar_years"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CalendarDay(Base):
+    """A day that differs from the weekday rule: a holiday on a weekday, or a 调休 working weekend day."""
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    workday: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Clock(Base):
+    """A running clock (督办计时 / 效能计时): a row so supervision and task lists are queries.
+
+    ``yellow_at`` and ``due_at`` are recomputed whenever a pause starts or ends; the
+    sweep reads only rows whose next light change has come due.
+    """
+
+    __tablename__ = "clocks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    project_code: Mapped[str] = mapped_column(String(24))
+    matter_code: Mapped[str | None] = mapped_column(String(64))
+    department_code: Mapped[str | None] = mapped_column(String(32))
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    limit_days: Mapped[Decimal] = mapped_column(Numeric(8, 3))
+    yellow_fraction: Mapped[Decimal] = mapped_column(Numeric(4, 3), default=Decimal("0.8"))
+    pauses: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    yellow_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: running | paused | stopped
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    light: Mapped[str] = mapped_column(String(8), default="green")
+    #: the next instant at which the sweep must look at this clock (yellow, then due)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    calendar_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("ix_clocks_next_check", "next_check_at"),
+        Index("ix_clocks_instance_kind", "instance_id", "kind"),
+    )
+
+
+class Alert(Base):
+    """A yellow warning or red overdue record; red is kept even after the matter concludes."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clock_id: Mapped[int] = mapped_column(ForeignKey("clocks.id"), index=True)
+    light: Mapped[str] = mapped_column(String(8))
+    clock_kind: Mapped[str] = mapped_column(String(16))
+    project_code: Mapped[str] = mapped_column(String(24), index=True)
+    matter_code: Mapped[str | None] = mapped_column(String(64))
+    department_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: the instant the light changed: when a sweep runs late, still the instant it came due
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    calendar_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Notice(Base):
+    """A numbered notice to the project unit: acceptance, refusal, correction, decision, conclusion."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    project_code: Mapped[str] = mapped_column(String(24))
+    matter_code: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())

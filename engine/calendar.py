@@ -1,0 +1,101 @@
+"""The official calendar as data: seeded from chinese-calendar, years loaded by operators.
+
+chinese-calendar knows 2004–2026; the State Council publishes each next year's
+schedule around November–December, so an operator loads it (CLI or API) from a
+simple file. The working-time arithmetic itself lives in ``engine.workcal``; this
+module only persists the facts and hands out a ``WorkCalendar`` built from them.
+
+Each process caches the calendar it built together with the revision it was built
+from; loading a year bumps the revision in the database, so every server process
+rebuilds on its next use (no state held in a process beyond a cache).
+"""
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from engine import audit
+from engine.errors import Invalid
+from engine.models import CalendarDay, CalendarYear, PlatformState
+from engine.workcal import DayFact, WorkCalendar, parse_year_file
+
+REVISION_KEY = "calendar_revision"
+_cache_lock = threading.Lock()
+_cache: tuple[str, WorkCalendar] | None = None
+
+
+def _bump_revision(session: Session, now: datetime) -> None:
+    state = session.get(PlatformState, REVISION_KEY)
+    value = f"{now.isoformat()}#{int(state.value.split('#')[-1]) + 1 if state else 1}"
+    if state is None:
+        session.add(PlatformState(key=REVISION_KEY, value=value))
+    else:
+        state.value = value
+
+
+def _store_year(session: Session, year: int, facts: list[DayFact], source: str, now: datetime) -> None:
+    session.execute(delete(CalendarDay).where(CalendarDay.day >= date(year, 1, 1), CalendarDay.day <= date(year, 12, 31)))
+    row = session.get(CalendarYear, year)
+    if row is None:
+        session.add(CalendarYear(year=year, source=source, loaded_at=now))
+    else:
+        row.source, row.loaded_at = source, now
+    for fact in facts:
+        # Only days that differ from the weekday rule are stored.
+        if fact.workday != (fact.day.weekday() < 5):
+            session.add(CalendarDay(day=fact.day, workday=fact.workday, note=fact.note[:64]))
+
+
+def seed_from_library(session: Session, now: datetime) -> list[int]:
+    """Store every year chinese-calendar knows that the table lacks (idempotent)."""
+    present = set(session.scalars(select(CalendarYear.year)))
+    library = WorkCalendar.from_chinese_calendar(range(2004, 2100))
+    added = []
+    for year in sorted(library.loaded_years - present):
+        facts = [f for d in _days(year) if (f := library.fact(d)) is not None]
+        _store_year(session, year, facts, "chinese-calendar", now)
+        added.append(year)
+    if added:
+        session.flush()
+        _bump_revision(session, now)
+    return added
+
+
+def load_year_text(session: Session, text: str, *, now: datetime, actor: str, source: str = "operator") -> int:
+    """Load (or correct) one year's schedule from the operator's file."""
+    try:
+        year, facts = parse_year_file(text)
+    except ValueError as exc:
+        raise Invalid.field("file", str(exc)) from None
+    _store_year(session, year, facts, source, now)
+    session.flush()
+    _bump_revision(session, now)
+    audit.record(session, at=now, actor=actor, action="calendar.load_year", target=f"calendar:{year}",
+                 summary={"year": year, "days": len(facts), "source": source})
+    return year
+
+
+def current(session: Session) -> WorkCalendar:
+    """The calendar as the database says now (rebuilt only when its revision changed)."""
+    global _cache
+    state = session.get(PlatformState, REVISION_KEY)
+    revision = state.value if state else ""
+    with _cache_lock:
+        if _cache is not None and _cache[0] == revision:
+            return _cache[1]
+    years = list(session.scalars(select(CalendarYear.year)))
+    facts = [DayFact(r.day, r.workday, r.note) for r in session.scalars(select(CalendarDay))]
+    calendar = WorkCalendar(facts, loaded_years=years)
+    with _cache_lock:
+        _cache = (revision, calendar)
+    return calendar
+
+
+def _days(year: int):
+    d = date(year, 1, 1)
+    while d.year == year:
+        yield d
+        d = date.fromordinal(d.toordinal() + 1)

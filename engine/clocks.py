@@ -1,0 +1,184 @@
+"""The clocks of e-supervision (督办计时, 效能计时): start, pause, resume, stop, lights.
+
+All arithmetic is working time on the official calendar (``engine.workcal``). A
+clock's ``yellow_at`` and ``due_at`` are recomputed from its start, limit and pauses
+whenever a pause starts or ends or a calendar year is loaded, so the sweep only
+compares instants. Lights: green; yellow once the configured fraction (80% by
+default, per clock kind and per matter) of the limit has elapsed; red at 100%,
+recorded permanently. Each change appends an alert carrying the instant the light
+changed, which for a late sweep is still the instant it came due.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.errors import Invalid
+from engine.models import Alert, Clock, PlatformState
+from engine.workcal import WorkCalendar
+
+CLOCK_KINDS = ("dispatch", "reply", "filing", "pre_review", "acceptance", "promised", "rectification")
+DEFAULT_YELLOW = Decimal("0.8")
+YELLOW_KEY = "yellow_fractions"
+#: 特别程序: 30 working days by default, at most 60.
+SPECIAL_PROCEDURE_DEFAULT_DAYS = 30
+SPECIAL_PROCEDURE_MAX_DAYS = 60
+
+
+def yellow_fraction(session: Session, kind: str, matter_code: str | None) -> Decimal:
+    """The configured fraction: per matter and kind, else per kind, else 80%."""
+    state = session.get(PlatformState, YELLOW_KEY)
+    table = json.loads(state.value) if state else {}
+    for key in (f"{kind}:{matter_code}" if matter_code else None, kind):
+        if key and key in table:
+            return Decimal(str(table[key]))
+    return DEFAULT_YELLOW
+
+
+def _pauses(clock: Clock) -> list[tuple[datetime, datetime | None]]:
+    return [
+        (datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"]) if p.get("end") else None)
+        for p in clock.pauses or []
+    ]
+
+
+def recompute(clock: Clock, calendar: WorkCalendar) -> None:
+    """Derive yellow and due instants and the sweep's next look from start, limit and pauses."""
+    pauses = _pauses(clock)
+    limit = float(clock.limit_days)
+    due = calendar.add_working_days(clock.started_at, limit, pauses)
+    yellow = calendar.add_working_days(clock.started_at, limit * float(clock.yellow_fraction), pauses)
+    clock.due_at, clock.yellow_at = due.instant, yellow.instant
+    clock.calendar_provisional = due.provisional or yellow.provisional
+    if clock.state == "stopped":
+        clock.next_check_at = None
+    elif clock.light == "green":
+        clock.next_check_at = clock.yellow_at
+    elif clock.light == "yellow":
+        clock.next_check_at = clock.due_at
+    else:
+        clock.next_check_at = None
+
+
+def start(
+    session: Session,
+    calendar: WorkCalendar,
+    *,
+    now: datetime,
+    kind: str,
+    project_id: int,
+    project_code: str,
+    working_days: float,
+    matter_code: str | None = None,
+    department_code: str | None = None,
+    instance_id: int | None = None,
+    started_at: datetime | None = None,
+) -> Clock:
+    if kind not in CLOCK_KINDS:
+        raise Invalid.field("kind", f"unknown clock kind {kind!r}")
+    if not 0 < float(working_days) <= 3650:
+        raise Invalid.field("working_days", "working days must be > 0")
+    clock = Clock(
+        kind=kind, project_id=project_id, project_code=project_code, matter_code=matter_code,
+        department_code=department_code, instance_id=instance_id, started_at=started_at or now,
+        limit_days=Decimal(str(working_days)), yellow_fraction=yellow_fraction(session, kind, matter_code),
+        pauses=[], state="running", light="green",
+    )
+    recompute(clock, calendar)
+    session.add(clock)
+    session.flush()
+    fire_due_lights(session, clock, now)
+    return clock
+
+
+def pause(clock: Clock, calendar: WorkCalendar, *, now: datetime, reason: str, until: datetime | None = None) -> None:
+    """Stop the count from now (补正, 特别程序, 等待前置, 暂停 …); ``until`` bounds the pause."""
+    if clock.state != "running":
+        return
+    clock.pauses = [*(clock.pauses or []), {"start": now.isoformat(), "end": until.isoformat() if until else None, "reason": reason}]
+    clock.state = "paused" if until is None else "running"
+    recompute(clock, calendar)
+
+
+def resume(clock: Clock, calendar: WorkCalendar, *, now: datetime) -> None:
+    """End the open pause (or a bounded pause early) at ``now``."""
+    pauses = list(clock.pauses or [])
+    for i in range(len(pauses) - 1, -1, -1):
+        end = pauses[i].get("end")
+        if end is None or datetime.fromisoformat(end) > now:
+            pauses[i] = {**pauses[i], "end": max(now, datetime.fromisoformat(pauses[i]["start"])).isoformat()}
+            break
+    else:
+        return
+    clock.pauses = pauses
+    if clock.state == "paused":
+        clock.state = "running"
+    recompute(clock, calendar)
+
+
+def restart(clock: Clock, calendar: WorkCalendar, *, now: datetime) -> None:
+    """Restart from zero (the acceptance clock after the materials are complete)."""
+    clock.started_at, clock.pauses, clock.state = now, [], "running"
+    recompute(clock, calendar)
+
+
+def stop(clock: Clock, *, now: datetime) -> None:
+    """Stop the clock; a red light already recorded stays recorded."""
+    clock.state, clock.stopped_at, clock.next_check_at = "stopped", now, None
+
+
+def fire_due_lights(session: Session, clock: Clock, now: datetime) -> list[Alert]:
+    """Turn the light yellow and/or red for every threshold that has passed, in time order."""
+    alerts = []
+    if clock.state == "stopped":
+        return alerts
+    if clock.light == "green" and clock.yellow_at is not None and clock.yellow_at <= now:
+        alerts.append(_light(session, clock, "yellow", clock.yellow_at))
+    if clock.light in ("green", "yellow") and clock.due_at is not None and clock.due_at <= now:
+        alerts.append(_light(session, clock, "red", clock.due_at))
+    clock.next_check_at = {"green": clock.yellow_at, "yellow": clock.due_at}.get(clock.light)
+    return alerts
+
+
+def _light(session: Session, clock: Clock, light: str, at: datetime) -> Alert:
+    clock.light = light
+    alert = Alert(
+        clock_id=clock.id, light=light, clock_kind=clock.kind, project_code=clock.project_code,
+        matter_code=clock.matter_code, department_code=clock.department_code, due_at=clock.due_at, at=at,
+        calendar_provisional=clock.calendar_provisional,
+    )
+    session.add(alert)
+    return alert
+
+
+def running_clock(session: Session, instance_id: int, kind: str) -> Clock | None:
+    """The newest clock of this kind on this instance that has not stopped."""
+    return session.scalar(
+        select(Clock)
+        .where(Clock.instance_id == instance_id, Clock.kind == kind, Clock.state != "stopped")
+        .order_by(Clock.id.desc())
+        .limit(1)
+    )
+
+
+def latest_clock(session: Session, instance_id: int, kind: str) -> Clock | None:
+    return session.scalar(
+        select(Clock).where(Clock.instance_id == instance_id, Clock.kind == kind).order_by(Clock.id.desc()).limit(1)
+    )
+
+
+def special_procedure_days(days: int | None) -> int:
+    """特别程序 pauses 30 working days by default, at most 60 (more → 422)."""
+    value = SPECIAL_PROCEDURE_DEFAULT_DAYS if days is None else days
+    if not 1 <= value <= SPECIAL_PROCEDURE_MAX_DAYS:
+        raise Invalid.field("days", f"特别程序时限须为1至{SPECIAL_PROCEDURE_MAX_DAYS}个工作日 (1–60 working days)")
+    return value
+
+
+def pause_end(calendar: WorkCalendar, now: datetime, working_days: int) -> datetime:
+    """When a pause of ``working_days`` started now ends."""
+    return calendar.add_working_days(now, working_days).instant
