@@ -6,13 +6,11 @@ import os
 import sys
 
 import click
-from alembic import command
-
 from engine import accounts, audit, seed
 from engine.clock import SystemClock
 from engine.db import make_engine, make_session_factory, unit_of_work
 from engine.errors import DomainError
-from engine.health import alembic_config
+from engine.health import upgrade
 from engine.settings import default_database_url
 
 
@@ -33,9 +31,9 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Upgrade the database to the newest migration."""
-    command.upgrade(alembic_config(default_database_url()), revision)
-    click.echo(f"database at {revision}")
+    """Upgrade the database to the newest migration and seed the official calendar."""
+    years = upgrade(default_database_url(), revision)
+    click.echo(f"database at {revision}" + (f"; calendar years {years[0]}–{years[-1]} stored" if years else ""))
 
 
 @main.command("seed-demo")

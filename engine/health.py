@@ -5,12 +5,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from engine import calendar
+from engine.clock import SystemClock
+from engine.db import make_engine, make_session_factory, unit_of_work
 from engine.models import PlatformState
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -23,6 +27,18 @@ def alembic_config(url: str | None = None) -> Config:
     if url:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> list[int]:
+    """Migrate the schema, then store the calendar years chinese-calendar knows and the
+    table lacks: a fresh database can count working days from its first request."""
+    command.upgrade(alembic_config(url), revision)
+    engine = make_engine(url)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            return calendar.seed_from_library(session, SystemClock().now())
+    finally:
+        engine.dispose()
 
 
 def head_revision() -> str | None:

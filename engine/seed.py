@@ -5,13 +5,17 @@ A production start seeds nothing: the operator creates real accounts. The region
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import accounts, audit
-from engine.models import Department, ProjectUnit, Region, User
+from engine.models import Department, Matter, ProjectUnit, Region, User
+
+CATALOGUE = Path(__file__).resolve().parent / "data" / "matters.json"
 
 REGIONS = (
     ("510000", "四川省", None, "province"),
@@ -63,6 +67,7 @@ def seed_demo(session: Session, *, now: datetime, password: str) -> list[str]:
     for code, name, kind in DEPARTMENTS:
         if session.get(Department, code) is None:
             session.add(Department(code=code, name=name, region_code="510411", kind=kind))
+    seed_catalogue(session)
     unit_ids = []
     for name, credit_code, contact, phone in UNITS:
         unit = session.scalar(select(ProjectUnit).where(ProjectUnit.credit_code == credit_code))
@@ -87,3 +92,15 @@ def seed_demo(session: Session, *, now: datetime, password: str) -> list[str]:
     if created:
         audit.record(session, at=now, actor="seed-demo", action="seed.demo", target="platform", summary={"users": created})
     return created
+
+
+def seed_catalogue(session: Session) -> None:
+    """The published catalogue of matters (审批事项目录) from engine/data/matters.json."""
+    session.flush()
+    for item in json.loads(CATALOGUE.read_text(encoding="utf-8"))["matters"]:
+        if session.get(Matter, item["code"]) is None:
+            session.add(Matter(
+                matter_code=item["code"], name=item["name"], department_code=item["department"],
+                promised_working_days=item["promised_working_days"], legal_basis=item["legal_basis"],
+                regimes=item["regimes"],
+            ))

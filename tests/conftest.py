@@ -12,13 +12,12 @@ import shutil
 from datetime import datetime, timezone
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine, text
 
 from engine.accounts import issue_token
 from engine.clock import ManualClock
 from engine.db import make_engine, make_session_factory, unit_of_work
-from engine.health import alembic_config
+from engine.health import upgrade
 from engine.models import User
 from engine.seed import seed_demo
 from tests.pgserver import PostgresServer
@@ -31,7 +30,7 @@ _counter = itertools.count()
 
 
 def _prepare(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+    upgrade(url)
     engine = make_engine(url)
     with unit_of_work(make_session_factory(engine)) as session:
         seed_demo(session, now=START, password="demo-password")
