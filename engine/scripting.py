@@ -1,0 +1,593 @@
+"""The restricted script engine for diagram scripts and expressions.
+
+Diagrams are deployed by department admins, so every script task, pre/post script,
+sequence-flow condition, timer expression, multi-instance expression and DMN cell is
+untrusted code. This module compiles it with RestrictedPython plus a stricter policy of
+our own and runs it with guards that only let it manipulate JSON-like task data:
+
+* compile time (also used at deploy time by ``check_expression``/``check_script``):
+  no imports, no classes, no ``try`` (a script must not be able to swallow the budget
+  error), no names or attributes starting with ``_``, and a deny-list of introspection
+  and code-loading builtins (``eval``, ``open``, ``getattr``, ``type`` ...);
+* run time: only the builtins in ``SAFE_BUILTINS`` plus the platform functions the
+  caller passes in; attribute access only on JSON-like values (so a platform
+  function's own attributes are out of reach); in-place writes only to dicts and
+  lists; operators that can build huge values (``*``, ``**``, ``<<``, ``+``, ``%``
+  formatting, format widths, string padding) are size-checked;
+* a step budget: every bytecode instruction executed in script code is counted through
+  ``sys.settrace`` (per thread, so it works under Flask's threaded server) and the run
+  stops with ``ScriptBudgetExceeded`` past ``max_steps`` or ``max_seconds``.
+
+Nothing here imports SpiffWorkflow: ``RestrictedEnvironment`` has the duck-typed
+``evaluate``/``execute`` interface of SpiffWorkflow's script environments, and
+``engine.spiff_adapter`` plugs it into the workflow engine.
+
+What this does not bound: memory taken by a single C-level operation that the guards
+do not see (e.g. slice assignment ``x[len(x):] = x`` repeated a few dozen times before
+the step budget runs out). Process-level limits are the place for that.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import math
+import operator
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any
+
+from RestrictedPython import RestrictingNodeTransformer, compile_restricted_eval, compile_restricted_exec
+from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence, safer_getattr_raise
+
+#: Code objects compiled here carry this file name; the tracer counts only their frames.
+SCRIPT_FILENAME = "<bpmn-script>"
+
+#: Largest string/list/tuple a guarded operation may build, in items.
+MAX_SEQUENCE = 1_000_000
+#: Largest integer a guarded ``**``/``<<`` may build, in bits.
+MAX_INT_BITS = 65_536
+#: Largest ``range`` a script may build.
+MAX_RANGE = 100_000
+#: Most values (counting every list item and dict value) and nesting levels task data
+#: may hold after a script.
+MAX_DATA_VALUES = 1_000_000
+MAX_DATA_DEPTH = 64
+#: Default step budget (bytecode instructions in script frames) and wall-time budget.
+DEFAULT_MAX_STEPS = 1_000_000
+DEFAULT_MAX_SECONDS = 1.0
+
+#: Names refused at compile time, whatever the context: code loading, introspection,
+#: reflection and I/O. (Names starting with ``_`` are refused by RestrictedPython.)
+DENIED_NAMES = frozenset({
+    "eval", "exec", "compile", "open", "input", "breakpoint", "help", "exit", "quit",
+    "globals", "locals", "vars", "dir", "getattr", "setattr", "delattr", "hasattr",
+    "type", "object", "super", "classmethod", "staticmethod", "property", "memoryview",
+    "bytearray", "bytes", "format", "print", "printed", "builtins",
+})
+
+
+class ScriptRefused(Exception):
+    """The text is not an acceptable script/expression (syntax or policy).
+
+    ``syntax`` tells a plain syntax error apart from a policy refusal: SpiffWorkflow's
+    DMN engine probes cell texts for syntax to decide whether to prepend ``==``.
+    """
+
+    def __init__(self, message: str, *, syntax: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.syntax = syntax
+
+
+class ScriptError(Exception):
+    """A guard refused an operation while a script ran."""
+
+
+class ScriptBudgetExceeded(ScriptError):
+    """The script ran past its step or time budget."""
+
+
+# --- guarded builtins -----------------------------------------------------------------
+
+def _safe_range(*args: int) -> range:
+    result = range(*args)
+    if len(result) > MAX_RANGE:
+        raise ScriptError(f"range of {len(result)} items is too large (limit {MAX_RANGE})")
+    return result
+
+
+def _safe_sum(values: Iterable[Any], start: Any = 0) -> Any:
+    # sum() over lists/strings is quadratic C-level work the step budget cannot see.
+    if not isinstance(start, (int, float)):
+        raise ScriptError("sum() only adds numbers")
+    return sum(values, start)
+
+
+SAFE_BUILTINS: dict[str, Any] = {
+    "None": None, "True": True, "False": False,
+    "len": len, "min": min, "max": max, "sum": _safe_sum, "sorted": sorted,
+    "range": _safe_range, "str": str, "int": int, "float": float, "bool": bool,
+    "list": list, "dict": dict, "set": set, "tuple": tuple, "round": round, "abs": abs,
+    "any": any, "all": all, "enumerate": enumerate, "zip": zip, "isinstance": isinstance,
+}
+
+#: Types whose (public) attributes a script may read: the JSON-like values task data
+#: holds, plus the containers scripts build on the way.
+_ATTRIBUTE_TYPES = frozenset({dict, list, tuple, set, frozenset, str, int, float, bool, type(None)})
+#: Types a script may modify in place (``d["k"] = v``, ``del xs[0]``).
+_WRITABLE_TYPES = frozenset({dict, list})
+
+
+def _bounded_width(width: Any, what: str) -> None:
+    if isinstance(width, int) and width > MAX_SEQUENCE:
+        raise ScriptError(f"{what} width {width} is too large (limit {MAX_SEQUENCE})")
+
+
+def _padding_method(method: Callable[..., str], name: str) -> Callable[..., str]:
+    def guarded(width: Any, *args: Any) -> str:
+        _bounded_width(width, f"str.{name}")
+        return method(width, *args)
+    return guarded
+
+
+def _guarded_getattr(obj: Any, name: str) -> Any:
+    if type(obj) not in _ATTRIBUTE_TYPES:
+        raise ScriptError(f"attribute access on {type(obj).__name__} values is not allowed")
+    value = safer_getattr_raise(obj, name)
+    if isinstance(obj, str):
+        if name in ("center", "ljust", "rjust", "zfill"):
+            return _padding_method(value, name)
+        if name == "expandtabs":
+            def expandtabs(tabsize: int = 8) -> str:
+                _bounded_width(len(obj) + obj.count("\t") * tabsize, "str.expandtabs")
+                return obj.expandtabs(tabsize)
+            return expandtabs
+        if name == "replace":
+            def replace(old: str, new: str, count: int = -1) -> str:
+                hits = obj.count(old) if count < 0 else min(count, obj.count(old))
+                if len(obj) + hits * (len(new) - len(old)) > MAX_SEQUENCE:
+                    raise ScriptError(f"str.replace result too large (limit {MAX_SEQUENCE})")
+                return obj.replace(old, new, count)
+            return replace
+    if isinstance(obj, list) and name == "extend":
+        def extend(items: Iterable[Any]) -> None:
+            items = list(items)
+            if len(obj) + len(items) > MAX_SEQUENCE:
+                raise ScriptError(f"list too large (limit {MAX_SEQUENCE})")
+            obj.extend(items)
+        return extend
+    return value
+
+
+def _guarded_write(obj: Any) -> Any:
+    if type(obj) not in _WRITABLE_TYPES:
+        raise ScriptError(f"{type(obj).__name__} values cannot be modified")
+    return obj
+
+
+def _guarded_getitem(obj: Any, key: Any) -> Any:
+    return obj[key]
+
+
+def _guarded_getiter(obj: Any) -> Any:
+    return iter(obj)
+
+
+def _guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return func(*args, **kwargs)
+
+
+_SEQUENCES = (str, bytes, list, tuple)
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\*|\d+)?(?:\.(\*|\d+))?")
+_FORMAT_WIDTH = re.compile(r"(\d+)")
+
+
+def _check_percent_format(template: str) -> None:
+    for match in _PERCENT_SPEC.finditer(template):
+        for part in match.groups():
+            if part == "*":
+                raise ScriptError("'*' widths in % formatting are not allowed")
+            if part is not None:
+                _bounded_width(int(part), "% format")
+
+
+def _binop(op: str, left: Any, right: Any) -> Any:
+    """The guarded ``+ * ** << %``: refuse results that would exhaust memory or CPU
+    inside one C-level operation, where the step budget cannot interrupt."""
+    if op == "**":
+        if isinstance(left, int) and isinstance(right, int) and right > 0:
+            if max(abs(left).bit_length(), 1) * right > MAX_INT_BITS and abs(left) > 1:
+                raise ScriptError(f"integer power too large (limit {MAX_INT_BITS} bits)")
+        return left ** right
+    if op == "<<":
+        if isinstance(left, int) and isinstance(right, int) and left and right + left.bit_length() > MAX_INT_BITS:
+            raise ScriptError(f"integer shift too large (limit {MAX_INT_BITS} bits)")
+        return left << right
+    if op == "*":
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, _SEQUENCES) and isinstance(times, int):
+                if len(seq) * times > MAX_SEQUENCE:
+                    raise ScriptError(f"repeated value too large (limit {MAX_SEQUENCE} items)")
+        return left * right
+    if op == "+":
+        if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
+            if len(left) + len(right) > MAX_SEQUENCE:
+                raise ScriptError(f"concatenated value too large (limit {MAX_SEQUENCE} items)")
+        return left + right
+    if op == "%":
+        if isinstance(left, (str, bytes)):
+            _check_percent_format(left if isinstance(left, str) else left.decode("latin-1"))
+        return left % right
+    raise ScriptError(f"unsupported operator {op}")
+
+
+_INPLACE = {
+    "+=": "+", "*=": "*", "**=": "**", "<<=": "<<", "%=": "%",
+    "-=": operator.sub, "/=": operator.truediv, "//=": operator.floordiv,
+    ">>=": operator.rshift, "&=": operator.and_, "|=": operator.or_, "^=": operator.xor,
+    "@=": operator.matmul,
+}
+
+
+def _inplacevar(op: str, target: Any, value: Any) -> Any:
+    """``x += y`` and friends; lists are extended in place like plain Python does."""
+    action = _INPLACE.get(op)
+    if action is None:
+        raise ScriptError(f"unsupported operator {op}")
+    if isinstance(action, str):
+        if op == "+=" and isinstance(target, list):
+            _guarded_getattr(target, "extend")(value)
+            return target
+        return _binop(action, target, value)
+    return action(target, value)
+
+
+def _format_value(value: Any, spec: str, conversion: int) -> str:
+    """f-string ``{value!conv:spec}`` with the width bounded."""
+    if conversion == ord("r"):
+        value = repr(value)
+    elif conversion == ord("s"):
+        value = str(value)
+    elif conversion == ord("a"):
+        value = ascii(value)
+    for number in _FORMAT_WIDTH.findall(spec):
+        _bounded_width(int(number), "format")
+    return format(value, spec)
+
+
+_GUARDS: dict[str, Any] = {
+    "_getattr_": _guarded_getattr,
+    "_getitem_": _guarded_getitem,
+    "_getiter_": _guarded_getiter,
+    "_write_": _guarded_write,
+    "_apply_": _guarded_apply,
+    "_inplacevar_": _inplacevar,
+    "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+    "_unpack_sequence_": guarded_unpack_sequence,
+    "_binop_": _binop,
+    "_format_": _format_value,
+}
+
+
+# --- compile-time policy --------------------------------------------------------------
+
+_GUARDED_OPS = {ast.Pow: "**", ast.Mult: "*", ast.LShift: "<<", ast.Add: "+", ast.Mod: "%"}
+
+
+class _Policy(RestrictingNodeTransformer):
+    """RestrictedPython's policy, tightened for diagram code (see the module docstring)."""
+
+    def visit_Import(self, node: ast.Import) -> ast.AST:
+        self.error(node, "import is not allowed")
+        return node
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:
+        self.error(node, "import is not allowed")
+        return node
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        self.error(node, "class definitions are not allowed")
+        return node
+
+    def visit_Try(self, node: ast.Try) -> ast.AST:
+        self.error(node, "try/except is not allowed: errors must stop the procedure")
+        return node
+
+    def visit_With(self, node: ast.With) -> ast.AST:
+        self.error(node, "with statements are not allowed")
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in DENIED_NAMES:
+            self.error(node, f'"{node.id}" is not allowed')
+            return node
+        return super().visit_Name(node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        node = self.node_contents_visit(node)
+        symbol = _GUARDED_OPS.get(type(node.op))
+        if symbol is None:
+            return node
+        call = ast.Call(
+            func=ast.Name("_binop_", ast.Load()),
+            args=[ast.Constant(symbol), node.left, node.right],
+            keywords=[],
+        )
+        return ast.fix_missing_locations(ast.copy_location(call, node))
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
+        node = self.node_contents_visit(node)
+        if node.format_spec is None:
+            return node
+        call = ast.Call(
+            func=ast.Name("_format_", ast.Load()),
+            args=[node.value, node.format_spec, ast.Constant(node.conversion)],
+            keywords=[],
+        )
+        node.value = ast.fix_missing_locations(ast.copy_location(call, node))
+        node.format_spec = None
+        node.conversion = -1
+        return node
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    code: CodeType | None
+    problem: str | None
+    syntax: bool
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(text: str, mode: str) -> _Compiled:
+    """Compile once per distinct text: completing a task must not pay for the AST
+    transform of every condition again."""
+    if not isinstance(text, str) or not text.strip():
+        return _Compiled(None, "empty expression" if mode == "eval" else "empty script", True)
+    source = text.strip() if mode == "eval" else text
+    try:
+        ast.parse(source, SCRIPT_FILENAME, mode)
+    except SyntaxError as exc:
+        return _Compiled(None, f"syntax error on line {exc.lineno}: {exc.msg}", True)
+    compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
+    result = compiler(source, filename=SCRIPT_FILENAME, policy=_Policy)
+    if result.errors:
+        return _Compiled(None, "; ".join(result.errors), False)
+    return _Compiled(result.code, None, False)
+
+
+def compile_expression(text: str) -> CodeType:
+    """The compiled expression, or ``ScriptRefused``."""
+    compiled = _compile(text, "eval")
+    if compiled.code is None:
+        raise ScriptRefused(compiled.problem or "refused", syntax=compiled.syntax)
+    return compiled.code
+
+
+def compile_script(text: str) -> CodeType:
+    """The compiled script, or ``ScriptRefused``."""
+    compiled = _compile(text, "exec")
+    if compiled.code is None:
+        raise ScriptRefused(compiled.problem or "refused", syntax=compiled.syntax)
+    return compiled.code
+
+
+def _unknown_calls(text: str, mode: str, known_functions: Iterable[str]) -> str | None:
+    """Calls of a bare name that is neither a builtin, a platform function nor defined
+    by the script itself: those can only fail at run time (data holds no callables)."""
+    tree = ast.parse(text.strip() if mode == "eval" else text, SCRIPT_FILENAME, mode)
+    defined = set(SAFE_BUILTINS) | set(known_functions)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.Lambda)):
+            if isinstance(node, ast.FunctionDef):
+                defined.add(node.name)
+            args = node.args
+            defined.update(a.arg for a in args.posonlyargs + args.args + args.kwonlyargs)
+            defined.update(a.arg for a in (args.vararg, args.kwarg) if a is not None)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+    unknown = sorted({
+        node.func.id for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in defined
+    })
+    if unknown:
+        return "unknown function" + ("s " if len(unknown) > 1 else " ") + ", ".join(unknown)
+    return None
+
+
+def check_expression(text: str, known_functions: Iterable[str] | None = None) -> str | None:
+    """Deploy-time check of an expression: the problem, or None when it compiles under
+    the policy. With ``known_functions`` (the platform's function names), calls to any
+    other unknown name are reported too."""
+    problem = _compile(text, "eval").problem
+    if problem is None and known_functions is not None:
+        problem = _unknown_calls(text, "eval", known_functions)
+    return problem
+
+
+def check_script(text: str, known_functions: Iterable[str] | None = None) -> str | None:
+    """Deploy-time check of a script; see ``check_expression``."""
+    problem = _compile(text, "exec").problem
+    if problem is None and known_functions is not None:
+        problem = _unknown_calls(text, "exec", known_functions)
+    return problem
+
+
+# --- run time -------------------------------------------------------------------------
+
+class _Budget:
+    """Counts bytecode instructions executed in script frames (``f_trace_opcodes``):
+    line events alone miss tight loops such as ``while True: pass``, which compile to a
+    jump onto itself. Once exceeded it keeps raising, and since scripts cannot contain
+    ``try`` the error always reaches the caller."""
+
+    __slots__ = ("steps_left", "deadline", "max_steps", "max_seconds")
+
+    def __init__(self, max_steps: int, max_seconds: float):
+        self.max_steps = max_steps
+        self.max_seconds = max_seconds
+        self.steps_left = max_steps
+        self.deadline = time.monotonic() + max_seconds
+
+    def trace_call(self, frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code.co_filename != SCRIPT_FILENAME:
+            return None
+        frame.f_trace_opcodes = True
+        self.step()
+        return self.trace_step
+
+    def trace_step(self, frame: Any, event: str, arg: Any) -> Any:
+        self.step()
+        return self.trace_step
+
+    def step(self) -> None:
+        self.steps_left -= 1
+        if self.steps_left < 0:
+            raise ScriptBudgetExceeded(f"script stopped: more than {self.max_steps} steps")
+        if self.steps_left & 0xFFF == 0 and time.monotonic() > self.deadline:
+            raise ScriptBudgetExceeded(f"script stopped: ran longer than {self.max_seconds} s")
+
+
+class _DataCheck:
+    """Task data must stay JSON-like, since it is stored as JSON: tuples become lists,
+    anything else JSON cannot hold is refused, and so are cycles, deep nesting and data
+    whose JSON would be huge (shared references count each time they are reached)."""
+
+    def __init__(self, reserved_keys: frozenset[str] = frozenset()) -> None:
+        self.values_left = MAX_DATA_VALUES
+        self.reserved_keys = reserved_keys
+        self.open: set[int] = set()
+
+    def convert(self, item: Any, name: str, depth: int = 0) -> Any:
+        self.values_left -= 1
+        if self.values_left < 0:
+            raise ScriptError(f"task data too large (more than {MAX_DATA_VALUES} values)")
+        if item is None or isinstance(item, (str, bool, int)):
+            return item
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise ScriptError(f"{name} holds a number that is not finite")
+            return item
+        if not isinstance(item, (list, tuple, dict)):
+            raise ScriptError(f"{name} holds a {type(item).__name__}; task data must be JSON-like")
+        if depth >= MAX_DATA_DEPTH:
+            raise ScriptError(f"{name} is nested more than {MAX_DATA_DEPTH} levels deep")
+        if id(item) in self.open:
+            raise ScriptError(f"{name} contains itself")
+        self.open.add(id(item))
+        try:
+            if isinstance(item, dict):
+                converted = {}
+                for key, sub in item.items():
+                    if not isinstance(key, str):
+                        raise ScriptError(f"{name} has a non-string key {key!r}")
+                    if key in self.reserved_keys:
+                        raise ScriptError(f"{name} uses the reserved key {key!r}")
+                    converted[key] = self.convert(sub, name, depth + 1)
+                same = type(item) is dict and all(converted[k] is v for k, v in item.items())
+            else:
+                converted = [self.convert(sub, name, depth + 1) for sub in item]
+                same = type(item) is list and all(a is b for a, b in zip(converted, item))
+            return item if same else converted
+        finally:
+            self.open.discard(id(item))
+
+
+def check_task_data(data: Mapping[str, Any], reserved_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """``data`` as task data: JSON-like (tuples become lists; containers that need no
+    change are kept, not copied), or ``ScriptError`` saying which variable holds what
+    cannot be stored. ``reserved_keys`` are dict keys the storage layer gives a meaning
+    of its own."""
+    check = _DataCheck(reserved_keys)
+    return {name: check.convert(value, name) for name, value in data.items()}
+
+
+def _check_function_name(name: str) -> None:
+    if name.startswith("_") or name in DENIED_NAMES or name in SAFE_BUILTINS:
+        raise ValueError(f"platform function name {name!r} is reserved")
+
+
+class RestrictedEnvironment:
+    """Runs compiled diagram code against task data under the guards and the budget.
+
+    Has the interface of SpiffWorkflow's script environments (``evaluate`` and
+    ``execute`` over a task-data ``context``, extra names in ``external_context``)
+    without importing SpiffWorkflow. Platform functions (working-day calendar, clocks,
+    notices, lookups) come either fixed, as ``functions``, or per call as callables in
+    ``external_context``; they must return JSON-like values.
+
+    A script runs in the task-data dict itself, as in SpiffWorkflow's own environment:
+    a platform function that reads the task data while the script runs (a notice taking
+    its particulars from variables the script has just set) sees them.
+    """
+
+    def __init__(
+        self,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
+        *,
+        reserved_keys: frozenset[str] = frozenset(),
+        max_steps: int = DEFAULT_MAX_STEPS,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
+    ):
+        self.functions = dict(functions or {})
+        for name in self.functions:
+            _check_function_name(name)
+        self.reserved_keys = reserved_keys
+        self.max_steps = max_steps
+        self.max_seconds = max_seconds
+
+    def evaluate(self, expression: str, context: Mapping[str, Any], external_context: Mapping[str, Any] | None = None) -> Any:
+        """Value of ``expression`` with the task data (and ``external_context``) as names."""
+        code = compile_expression(expression)
+        namespace = self._injected(context, external_context)
+        namespace.update((k, v) for k, v in context.items() if not k.startswith("_"))
+        return self._run(code, namespace)
+
+    def execute(self, script: str, context: dict[str, Any], external_context: Mapping[str, Any] | None = None) -> bool:
+        """Run ``script`` in ``context`` (the task data): its variables are the task's
+        data afterwards; functions it defined are dropped, and what is left must be
+        JSON-like (tuples become lists) without ``reserved_keys`` in its dicts."""
+        code = compile_script(script)
+        injected = self._injected(context, external_context)
+        hidden = {k: context.pop(k) for k in [k for k in context if k.startswith("_")]}
+        context.update(injected)
+        try:
+            self._run(code, context)
+        finally:
+            for name in injected:
+                context.pop(name, None)
+            for name in [k for k, v in context.items() if k.startswith("_") or callable(v)]:
+                del context[name]
+            context.update(hidden)
+        check = _DataCheck(self.reserved_keys)
+        for name in list(context):
+            if name not in hidden:
+                context[name] = check.convert(context[name], name)
+        return True
+
+    def _injected(self, context: Mapping[str, Any], external_context: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Builtins, guards and functions for one run. Task data may not hide a function
+        (SpiffWorkflow refuses the same); other external names give way to task data."""
+        extra = {k: v for k, v in (external_context or {}).items() if not k.startswith("_")}
+        for name, value in extra.items():
+            if callable(value):
+                _check_function_name(name)
+        functions = set(self.functions) | {k for k, v in extra.items() if callable(v)}
+        clashes = sorted(functions & set(context))
+        if clashes:
+            raise ScriptError("task data overwrites platform function(s) " + ", ".join(clashes) + "; rename the field(s)")
+        injected: dict[str, Any] = {"__builtins__": SAFE_BUILTINS, **_GUARDS, **self.functions}
+        injected.update((k, v) for k, v in extra.items() if k not in context)
+        return injected
+
+    def _run(self, code: CodeType, namespace: dict[str, Any]) -> Any:
+        budget = _Budget(self.max_steps, self.max_seconds)
+        previous = sys.gettrace()
+        sys.settrace(budget.trace_call)
+        try:
+            return eval(code, namespace)  # noqa: S307 - RestrictedPython-compiled code only
+        finally:
+            sys.settrace(previous)

@@ -1,0 +1,222 @@
+"""The restricted script engine: diagram code is untrusted, so escapes must be refused
+when a diagram is deployed and again when its code runs, while ordinary work on
+JSON-like task data keeps working."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+
+from engine.scripting import (
+    RestrictedEnvironment,
+    ScriptBudgetExceeded,
+    ScriptError,
+    ScriptRefused,
+    check_expression,
+    check_script,
+)
+
+ESCAPES = [
+    "__import__('os')",
+    "import os",
+    "from os import path",
+    "open('/etc/passwd')",
+    "().__class__.__bases__[0].__subclasses__()",
+    "getattr(x, '__class__')",
+    "eval('1')",
+    "exec('x = 1')",
+    "compile('1', 'f', 'eval')",
+    "globals()",
+    "locals()",
+    "vars()",
+    "type(x)",
+    "object.__subclasses__()",
+    "x.__dict__",
+    "_secret",
+    "class A: pass",
+    "try:\n    x = 1\nexcept Exception:\n    pass",
+    "print(x)",
+]
+
+
+def env(**functions):
+    return RestrictedEnvironment(functions)
+
+
+@pytest.mark.parametrize("source", ESCAPES)
+def test_escapes_are_refused_at_deploy_time(source):
+    assert check_script(source) is not None
+
+
+@pytest.mark.parametrize("source", [s for s in ESCAPES if "\n" not in s and not s.startswith(("import", "from", "class"))])
+def test_escaping_expressions_are_refused_at_deploy_time(source):
+    assert check_expression(source) is not None
+
+
+@pytest.mark.parametrize("source", ESCAPES)
+def test_escapes_are_refused_at_run_time(source):
+    # The run-time path compiles with the same policy: a diagram stored before a
+    # tightening, or code that reached the engine some other way, still cannot run.
+    with pytest.raises(ScriptRefused):
+        env().execute(source, {"x": 1})
+
+
+def test_attribute_names_built_at_run_time_get_nowhere():
+    # Without getattr, a name assembled at run time can only index data.
+    with pytest.raises(KeyError):
+        env().evaluate("d['__cla' + 'ss__']", {"d": {}})
+    with pytest.raises(NotImplementedError):
+        env().evaluate("'{0.__class__}'.format(x)", {"x": 1})
+
+
+def test_platform_functions_expose_no_attributes():
+    def working_days(n):
+        return f"+{n}"
+
+    with pytest.raises(ScriptError, match="attribute access on function"):
+        env(working_days=working_days).evaluate("working_days.func", {})
+
+
+def test_infinite_loop_stops_quickly_within_the_budget():
+    started = time.monotonic()
+    with pytest.raises(ScriptBudgetExceeded):
+        env().execute("while True: pass", {})
+    assert time.monotonic() - started < 2.0
+
+
+def test_budget_also_stops_loops_off_the_main_thread():
+    # Flask serves requests in threads; sys.settrace is per thread.
+    outcome = []
+
+    def run():
+        try:
+            RestrictedEnvironment(max_steps=50_000).execute("n = 0\nwhile True:\n    n += 1", {})
+        except ScriptBudgetExceeded as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(timeout=10)
+    assert len(outcome) == 1
+
+
+def test_budget_stops_comprehensions_and_expressions():
+    with pytest.raises(ScriptBudgetExceeded):
+        RestrictedEnvironment(max_steps=10_000).evaluate("[i for i in range(100000)]", {})
+
+
+def test_the_previous_tracer_is_restored():
+    before = sys.gettrace()
+    env().execute("x = 1", {})
+    with pytest.raises(ScriptBudgetExceeded):
+        RestrictedEnvironment(max_steps=100).execute("while True: pass", {})
+    assert sys.gettrace() is before
+
+
+@pytest.mark.parametrize("source", [
+    "'a' * 10**9",
+    "[0] * 10**9",
+    "2 ** 10**9",
+    "1 << 10**9",
+    "'%0999999999d' % 1",
+    "b'%0999999999d' % 1",
+    "b'a' * 10**9",
+    "f'{1:>999999999}'",
+    "'x'.rjust(10**9)",
+    "('a' * 1000).replace('a', 'b' * 10000)",
+    "range(10**9)",
+    "sum([[1]] * 10, [])",
+])
+def test_values_too_large_for_one_step_are_refused(source):
+    with pytest.raises(ScriptError):
+        env().evaluate(source, {})
+
+
+def test_normal_data_manipulation_works():
+    data = {"data": {"a": 1}, "items": [1], "n": 1, "name": "drc"}
+    env().execute(
+        "x = data['a']\n"
+        "items.append(2)\n"
+        "d = {}\n"
+        "d['k'] = x\n"
+        "n += 1\n"
+        "doubled = [i * 2 for i in items]\n"
+        "pairs = {k: v for k, v in zip(['a', 'b'], [1, 2])}\n"
+        "first, *rest = items\n"
+        "label = name.upper() + '-' + str(n)\n"
+        "def bump(v):\n"
+        "    return v + 1\n"
+        "bumped = bump(n)\n"
+        "point = (1, 2)\n"
+        "del data['a']\n",
+        data,
+    )
+    assert data == {
+        "data": {}, "items": [1, 2], "n": 2, "name": "drc", "x": 1, "d": {"k": 1},
+        "doubled": [2, 4], "pairs": {"a": 1, "b": 2}, "first": 1, "rest": [2],
+        "label": "DRC-2", "bumped": 3, "point": [1, 2],
+    }
+
+
+def test_expressions_see_task_data_and_platform_functions():
+    environment = env(working_days=lambda n: f"2024-03-0{4 + n}T09:00:00+08:00")
+    assert environment.evaluate("working_days(3)", {}) == "2024-03-07T09:00:00+08:00"
+    assert environment.evaluate("decision == 'approve' and len(matters) > 1", {"decision": "approve", "matters": [1, 2]})
+    assert environment.evaluate("sorted(x)[0] + max(x) + sum(x)", {"x": [3, 1, 2]}) == 1 + 3 + 6
+
+
+def test_functions_may_come_with_each_call_and_see_the_live_data():
+    data = {"refusal_reason": ""}
+    seen = []
+
+    def issue_notice(kind):
+        seen.append((kind, data["refusal_reason"]))
+
+    env().execute("refusal_reason = 'incomplete'\nissue_notice('refusal')", data, {"issue_notice": issue_notice})
+    assert seen == [("refusal", "incomplete")]
+    assert data == {"refusal_reason": "incomplete"}  # nothing injected is left behind
+
+
+def test_scripts_cannot_leave_non_json_values_in_task_data():
+    with pytest.raises(ScriptError, match="set"):
+        env().execute("x = {1, 2}", {})
+    with pytest.raises(ScriptError, match="contains itself"):
+        env().execute("x = []\nx.append(x)", {})
+
+
+def test_task_data_must_stay_a_reasonable_size():
+    with pytest.raises(ScriptError, match="too large"):
+        env().execute("x = [0] * 1000\ny = [x] * 1001", {})  # a million values once stored as JSON
+    with pytest.raises(ScriptError, match="nested"):
+        env().execute("x = []\nfor i in range(100):\n    x = [x]", {})
+
+
+def test_only_dicts_and_lists_are_written_in_place():
+    with pytest.raises(ScriptError):
+        env().execute("t = 'abc'\nt[0] = 'x'", {})
+
+
+def test_task_data_may_not_shadow_a_platform_function():
+    with pytest.raises(ScriptError, match="working_days"):
+        env(working_days=lambda n: n).evaluate("working_days(1)", {"working_days": 3})
+
+
+def test_reserved_function_names_are_refused():
+    with pytest.raises(ValueError):
+        RestrictedEnvironment({"open": open})
+
+
+def test_unknown_functions_are_reported_when_the_platform_names_its_own():
+    assert check_expression("working_days(3)", ["working_days"]) is None
+    assert "clock_due" in check_expression("clock_due('review')", ["working_days"])
+    assert check_script("def f(v):\n    return v\nx = f(1)", []) is None
+
+
+def test_syntax_errors_are_reported():
+    assert "syntax" in check_expression("decision ==")
+    assert "syntax" in check_script("x = = 1")
+    with pytest.raises(ScriptRefused) as refused:
+        env().evaluate("decision ==", {})
+    assert refused.value.syntax
