@@ -90,6 +90,25 @@ def _refuse(exc: DomainError) -> None:
     sys.exit(2)
 
 
+@main.command("deploy")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False), default="bpmn")
+def deploy(directory: str) -> None:
+    """Deploy every .bpmn and .dmn file of a folder (identical content is a no-op)."""
+    from pathlib import Path
+
+    from engine.access import Actor
+    from engine.procedures import deploy_directory
+
+    operator = Actor.system("cli")
+    try:
+        with unit_of_work(_factory()) as session:
+            results = deploy_directory(session, actor=operator, now=SystemClock().now(), directory=Path(directory))
+            lines = [f"{r.procedure.process_id} v{r.procedure.version} {'deployed' if r.created else 'unchanged'}" for r in results]
+    except DomainError as exc:
+        _refuse(exc)
+    click.echo("\n".join(lines))
+
+
 @main.group("audit")
 def audit_group() -> None:
     """The audit trail (痕迹管理)."""

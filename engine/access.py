@@ -42,6 +42,12 @@ class Actor:
             project_unit_id=user.project_unit_id,
         )
 
+    @classmethod
+    def system(cls, username: str) -> "Actor":
+        """The platform acting on the operator's command line (deploy, set-up)."""
+        return cls(user_id=0, username=username, roles=frozenset({"operator"}), department_code=None,
+                   region_code=None, project_unit_id=None)
+
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
 

@@ -14,7 +14,6 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.errors import Invalid
@@ -76,6 +75,7 @@ def start(
     matter_code: str | None = None,
     department_code: str | None = None,
     instance_id: int | None = None,
+    scope_id: str | None = None,
     started_at: datetime | None = None,
 ) -> Clock:
     if kind not in CLOCK_KINDS:
@@ -84,7 +84,7 @@ def start(
         raise Invalid.field("working_days", "working days must be > 0")
     clock = Clock(
         kind=kind, project_id=project_id, project_code=project_code, matter_code=matter_code,
-        department_code=department_code, instance_id=instance_id, started_at=started_at or now,
+        department_code=department_code, instance_id=instance_id, scope_id=scope_id, started_at=started_at or now,
         limit_days=Decimal(str(working_days)), yellow_fraction=yellow_fraction(session, kind, matter_code),
         pauses=[], state="running", light="green",
     )
@@ -153,22 +153,6 @@ def _light(session: Session, clock: Clock, light: str, at: datetime) -> Alert:
     )
     session.add(alert)
     return alert
-
-
-def running_clock(session: Session, instance_id: int, kind: str) -> Clock | None:
-    """The newest clock of this kind on this instance that has not stopped."""
-    return session.scalar(
-        select(Clock)
-        .where(Clock.instance_id == instance_id, Clock.kind == kind, Clock.state != "stopped")
-        .order_by(Clock.id.desc())
-        .limit(1)
-    )
-
-
-def latest_clock(session: Session, instance_id: int, kind: str) -> Clock | None:
-    return session.scalar(
-        select(Clock).where(Clock.instance_id == instance_id, Clock.kind == kind).order_by(Clock.id.desc()).limit(1)
-    )
 
 
 def special_procedure_days(days: int | None) -> int:

@@ -45,6 +45,15 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def record_sweep(session: Session, now: datetime) -> None:
+    """Remember the latest sweep (several processes sweep: keep the latest instant)."""
+    state = session.get(PlatformState, LAST_SWEEP_KEY)
+    if state is None:
+        session.add(PlatformState(key=LAST_SWEEP_KEY, value=now.isoformat()))
+    elif datetime.fromisoformat(state.value) < now:
+        state.value = now.isoformat()
+
+
 @dataclass(frozen=True)
 class Health:
     database: bool

@@ -181,6 +181,9 @@ class Project(Base):
     region: Mapped[Region] = relationship(lazy="joined")
     supersedes: Mapped["Project | None"] = relationship(foreign_keys=[supersedes_id], remote_side=[id])
     superseded_by: Mapped["Project | None"] = relationship(foreign_keys=[superseded_by_id], remote_side=[id])
+    matters: Mapped[list["ProjectMatter"]] = relationship(order_by="ProjectMatter.id", viewonly=True)
+    clocks: Mapped[list["Clock"]] = relationship(order_by="Clock.id", viewonly=True)
+    notices: Mapped[list["Notice"]] = relationship(order_by="Notice.id", viewonly=True)
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -322,10 +325,12 @@ class ProcessInstance(Base):
     parent_task_id: Mapped[str | None] = mapped_column(String(36))
     status: Mapped[str] = mapped_column(String(16), default="running")  # running | completed | error
     state: Mapped[str] = mapped_column(Text)
-    serializer_version: Mapped[str] = mapped_column(String(32))
+    serializer_version: Mapped[str] = mapped_column(String(96))
     next_timer_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     error_element: Mapped[str | None] = mapped_column(String(128))
     error_message: Mapped[str | None] = mapped_column(Text)
+    #: what to re-apply when an operator retries an errored instance
+    pending_action: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -431,6 +436,8 @@ class Clock(Base):
     matter_code: Mapped[str | None] = mapped_column(String(64))
     department_code: Mapped[str | None] = mapped_column(String(32))
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"), index=True)
+    #: which (sub)process instance started it: each dispatched department has its own reply clock
+    scope_id: Mapped[str | None] = mapped_column(String(36))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     limit_days: Mapped[Decimal] = mapped_column(Numeric(8, 3))
     yellow_fraction: Mapped[Decimal] = mapped_column(Numeric(4, 3), default=Decimal("0.8"))

@@ -29,6 +29,11 @@ FORMS_DIR = ROOT / "forms"
 BPMN_DIR = ROOT / "bpmn"
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MATTER_PREFIX = "matter_"
+#: The functions the platform gives scripts and expressions (engine.runtime binds them).
+PLATFORM_FUNCTIONS = (
+    "working_days", "clock_due", "clock_yellow", "start_clock", "stop_clock", "pause_clock", "resume_clock",
+    "issue_notice",
+)
 
 
 def form_exists(name: str) -> bool:
@@ -59,10 +64,6 @@ class Checked:
     spec_json: str | None
 
 
-def deployed_process_ids(session: Session) -> set[str]:
-    return set(session.scalars(select(ProcedureVersion.process_id).where(ProcedureVersion.kind == "bpmn")))
-
-
 def check(session: Session, filename: str, content: bytes) -> Checked:
     """Parse and check a file; raise Invalid naming each element and problem."""
     if not content:
@@ -71,15 +72,35 @@ def check(session: Session, filename: str, content: bytes) -> Checked:
         raise Invalid.field("file", "文件过大 (file larger than 2 MB)")
     kind = _kind(filename, content)
     if kind == "dmn":
-        problems = spiff_adapter.validate_dmn(content)
+        problems = spiff_adapter.validate_dmn(content, function_names=PLATFORM_FUNCTIONS)
         if problems:
             raise _problems_error(problems)
         return Checked("dmn", spiff_adapter.dmn_decision_ids(content)[0], None)
-    problems = spiff_adapter.validate_bpmn(content, known_process_ids=deployed_process_ids(session), form_exists=form_exists)
+    dmn, called = _latest_xml(session, "dmn"), _latest_xml(session, "bpmn")
+    problems = spiff_adapter.validate_bpmn(
+        content, known_process_ids=set(called), form_exists=form_exists, dmn=list(dmn.values()),
+        function_names=PLATFORM_FUNCTIONS,
+    )
     if problems:
         raise _problems_error(problems)
-    compiled = spiff_adapter.compile_bpmn(content)
+    try:
+        compiled = spiff_adapter.compile_bpmn(content, dmn=list(dmn.values()), called=list(called.values()))
+    except spiff_adapter.DiagramRefused as exc:
+        raise _problems_error(exc.problems) from None
     return Checked("bpmn", compiled.process_id, compiled.spec_json)
+
+
+def _latest_xml(session: Session, kind: str) -> dict[str, bytes]:
+    """The newest deployed XML of every procedure of a kind (for call activities and decisions)."""
+    newest = (
+        select(ProcedureVersion.process_id, func.max(ProcedureVersion.version).label("version"))
+        .where(ProcedureVersion.kind == kind).group_by(ProcedureVersion.process_id).subquery()
+    )
+    rows = session.execute(
+        select(ProcedureVersion.process_id, ProcedureVersion.xml).join(
+            newest, (ProcedureVersion.process_id == newest.c.process_id) & (ProcedureVersion.version == newest.c.version))
+    ).all()
+    return {pid: xml.encode("utf-8") for pid, xml in rows}
 
 
 def owner_department(session: Session, process_id: str) -> str | None:
@@ -129,12 +150,18 @@ def validate_only(session: Session, *, actor: Actor, filename: str, content: byt
 
 
 def latest(session: Session, process_id: str) -> ProcedureVersion:
+    """The newest version: new instances take it (running ones keep theirs)."""
     row = session.scalar(
         select(ProcedureVersion).where(ProcedureVersion.process_id == process_id).order_by(ProcedureVersion.version.desc()).limit(1)
     )
     if row is None:
-        raise NotFound(f"流程未部署 (procedure not deployed): {process_id}")
+        raise Conflict(f"流程尚未部署，请运维人员部署 (procedure not deployed: {process_id})")
     return row
+
+
+def evaluate_decision(table: ProcedureVersion, decision_id: str, inputs: dict) -> list[dict]:
+    """Evaluate a deployed decision table (parsed once per version, like a BPMN spec)."""
+    return spiff_adapter.evaluate_loaded_decision(DECISIONS.get(table, decision_id), inputs)
 
 
 def list_versions(session: Session, *, process_id: str | None, page: int, page_size: int):
@@ -180,6 +207,27 @@ class SpecCache:
 
 
 SPECS = SpecCache()
+
+
+class DecisionCache:
+    """Parsed decision tables by (procedure version id, decision id)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._items: dict[tuple[int, str], object] = {}
+
+    def get(self, table: ProcedureVersion, decision_id: str):
+        key = (table.id, decision_id)
+        with self._lock:
+            found = self._items.get(key)
+        if found is None:
+            found = spiff_adapter.load_decision(table.xml.encode("utf-8"), decision_id)
+            with self._lock:
+                self._items[key] = found
+        return found
+
+
+DECISIONS = DecisionCache()
 
 
 def deploy_directory(session: Session, *, actor: Actor, now: datetime, directory: Path = BPMN_DIR) -> list[Deployed]:

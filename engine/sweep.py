@@ -1,18 +1,31 @@
-"""The sweep: fire what has come due, in time order, once.
+"""The sweep: fire what has come due, in time order, exactly once.
 
-Every server process runs it every few seconds (APScheduler). Each due item is
-claimed and handled in its own transaction, so several processes never fire one
-item twice and a crash loses nothing. The time of the last sweep is shared state in
-the database, reported by the health check.
+Every server process runs it every few seconds (APScheduler). It reads only due rows
+through indexed columns (``deliveries.delivered_at``, ``process_instances.next_timer_at``,
+``clocks.next_check_at``), so its cost grows with what is due, not with what is open.
+Each due item is claimed and handled in its own transaction: on PostgreSQL with
+``SELECT … FOR UPDATE SKIP LOCKED``, so several processes sweeping one database never
+fire an item twice; SQLite runs one sweeper. A crash between firing and commit rolls
+the item back, and the next sweep fires it once. A server that was down fires
+everything that came due, each at the instant it came due.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from engine.db import unit_of_work
-from engine.health import LAST_SWEEP_KEY
-from engine.models import PlatformState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import calendar, clocks, runtime
+from engine.db import is_postgresql, unit_of_work
+from engine.health import record_sweep
+from engine.models import Clock, Delivery, ProcessInstance, ProjectMatter, Task
 from engine.platform import Platform
+
+log = logging.getLogger(__name__)
+BATCH = 200
 
 
 @dataclass
@@ -20,14 +33,115 @@ class SweepReport:
     at: str
     fired: dict[str, int] = field(default_factory=dict)
 
+    def count(self, what: str, n: int = 1) -> None:
+        if n:
+            self.fired[what] = self.fired.get(what, 0) + n
+
+
+def _claim(session: Session, query):
+    """Lock the claimed rows; rows another sweeper holds are skipped, not waited for."""
+    if is_postgresql(session):
+        query = query.with_for_update(skip_locked=True)
+    return session.scalars(query).all()
+
+
+def _due_ids(platform: Platform, query) -> list[int]:
+    with platform.session_factory() as session:
+        return list(session.scalars(query.limit(BATCH)))
+
 
 def sweep(platform: Platform) -> SweepReport:
     now = platform.clock.now()
     report = SweepReport(at=now.isoformat())
+    _deliver(platform, now, report)
+    _fire_timers(platform, now, report)
+    _deliver(platform, now, report)
+    _change_lights(platform, now, report)
     with unit_of_work(platform.session_factory) as session:
-        state = session.get(PlatformState, LAST_SWEEP_KEY)
-        if state is None:
-            session.add(PlatformState(key=LAST_SWEEP_KEY, value=now.isoformat()))
-        elif state.value < now.isoformat():
-            state.value = now.isoformat()
+        record_sweep(session, now)
     return report
+
+
+def _deliver(platform: Platform, now: datetime, report: SweepReport) -> None:
+    """Tell master processes about concluded matters, oldest first, one transaction each."""
+    while True:
+        ids = _due_ids(platform, select(Delivery.id).where(Delivery.delivered_at.is_(None)).order_by(Delivery.id))
+        if not ids:
+            return
+        progressed = False
+        for delivery_id in ids:
+            with unit_of_work(platform.session_factory) as session:
+                claimed = _claim(session, select(Delivery).where(Delivery.id == delivery_id, Delivery.delivered_at.is_(None)))
+                if not claimed:
+                    continue
+                target = _claim(session, select(ProcessInstance).where(ProcessInstance.id == claimed[0].target_instance_id))
+                if not target:
+                    continue  # another sweeper is working this master: it will be delivered next time
+                runtime.deliver(session, claimed[0], now=now)
+                report.count("deliveries")
+                progressed = True
+        if not progressed:
+            return
+
+
+def _fire_timers(platform: Platform, now: datetime, report: SweepReport) -> None:
+    ids = _due_ids(platform, select(ProcessInstance.id).where(
+        ProcessInstance.next_timer_at <= now, ProcessInstance.status == "running").order_by(ProcessInstance.next_timer_at))
+    for instance_id in ids:
+        try:
+            with unit_of_work(platform.session_factory) as session:
+                claimed = _claim(session, select(ProcessInstance).where(
+                    ProcessInstance.id == instance_id, ProcessInstance.next_timer_at <= now))
+                if claimed:
+                    report.count("timers", runtime.fire_timers(session, claimed[0], until=now))
+        except Exception:  # noqa: BLE001 - one failing instance must not stop the sweep
+            log.exception("firing timers of instance %s failed; retried on the next sweep", instance_id)
+
+
+def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> None:
+    """Yellow and red for clocks whose next threshold has passed, at the instant it passed."""
+    while True:
+        ids = _due_ids(platform, select(Clock.id).where(Clock.next_check_at <= now).order_by(Clock.next_check_at))
+        if not ids:
+            return
+        with unit_of_work(platform.session_factory) as session:
+            for clock in _claim(session, select(Clock).where(Clock.id.in_(ids), Clock.next_check_at <= now).order_by(Clock.next_check_at)):
+                alerts = clocks.fire_due_lights(session, clock, now)
+                report.count("alerts", len(alerts))
+                if alerts:
+                    _show_light(session, clock)
+        if len(ids) < BATCH:
+            return
+
+
+def _show_light(session: Session, clock: Clock) -> None:
+    """The light reaches the task list and the matter's progress (a query, not a workflow)."""
+    if clock.instance_id is None:
+        return
+    for task in session.scalars(select(Task).where(
+            Task.instance_id == clock.instance_id, Task.status == "ready", Task.department_code == clock.department_code)):
+        task.light = clock.light
+    if clock.matter_code:
+        pm = session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == clock.instance_id))
+        if pm is not None and _worse(clock.light, pm.light):
+            pm.light = clock.light
+
+
+def _worse(a: str, b: str) -> bool:
+    order = {"green": 0, "yellow": 1, "red": 2}
+    return order.get(a, 0) > order.get(b, 0)
+
+
+def calendar_loaded(platform: Platform, now: datetime) -> int:
+    """Recompute every open clock after a year was loaded, and re-arm the timers that use them."""
+    with unit_of_work(platform.session_factory) as session:
+        cal = calendar.current(session)
+        instance_ids = set()
+        for clock in session.scalars(select(Clock).where(Clock.state != "stopped")):
+            clocks.recompute(clock, cal)
+            if clock.instance_id:
+                instance_ids.add(clock.instance_id)
+        for row in session.scalars(select(ProcessInstance).where(
+                ProcessInstance.id.in_(instance_ids), ProcessInstance.status == "running")):
+            runtime.rearm(session, row, now=now)
+        return len(instance_ids)

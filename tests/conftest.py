@@ -14,11 +14,13 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
+from engine.access import Actor
 from engine.accounts import issue_token
 from engine.clock import ManualClock
 from engine.db import make_engine, make_session_factory, unit_of_work
 from engine.health import upgrade
 from engine.models import User
+from engine.procedures import deploy_directory
 from engine.seed import seed_demo
 from tests.pgserver import PostgresServer
 
@@ -26,6 +28,7 @@ SECRET = "test-secret-key-0123456789abcdef0123456789abcdef"
 #: A Monday in Asia/Shanghai (2026-03-02 09:00 +08:00) unless a test sets its own.
 START = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
 BACKENDS = ["sqlite", "postgresql"]
+OPERATOR = Actor.system("test-setup")
 _counter = itertools.count()
 
 
@@ -34,6 +37,8 @@ def _prepare(url: str) -> None:
     engine = make_engine(url)
     with unit_of_work(make_session_factory(engine)) as session:
         seed_demo(session, now=START, password="demo-password")
+    with unit_of_work(make_session_factory(engine)) as session:
+        deploy_directory(session, actor=OPERATOR, now=START)
     engine.dispose()
 
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from flask_smorest import Api
 
-from api.blueprints import accounts, codes, health, projects, reference, tokens
+from api.blueprints import accounts, codes, health, instances, procedures, projects, reference, tasks, tokens
 
-ALL = (health.bp, tokens.bp, projects.bp, codes.bp, reference.bp, accounts.bp)
+ALL = (
+    health.bp, tokens.bp, projects.bp, codes.bp, reference.bp, accounts.bp, procedures.bp, tasks.bp, instances.bp,
+)
 
 
 def register_all(smorest: Api) -> None:

@@ -13,7 +13,7 @@ from api.schemas.projects import (
     ProjectSchema,
 )
 from api.transaction import platform, session
-from engine import audit, projects
+from engine import audit, projects, runtime
 
 bp = Blueprint("projects", __name__, url_prefix="/projects", description="项目申报与查询 (projects)")
 
@@ -34,7 +34,7 @@ class Projects(MethodView):
     def post(self, body):
         """Declare a project: it is stored with its 24-character project code."""
         p = platform()
-        return projects.declare(session(), actor=current_actor(), scope=p.scope, now=p.clock.now(), fields=body)
+        return runtime.declare(session(), actor=current_actor(), scope=p.scope, now=p.clock.now(), fields=body)
 
 
 @bp.route("/<string:code>")

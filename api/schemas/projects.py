@@ -53,6 +53,40 @@ class ProjectUnitSchema(ma.Schema):
     credit_code = ma.fields.String()
 
 
+class ProjectMatterSchema(ma.Schema):
+    matter_code = ma.fields.String()
+    name = ma.fields.Function(lambda pm: pm.matter.name)
+    department = ma.fields.String(attribute="department_code")
+    promised_working_days = ma.fields.Function(lambda pm: pm.matter.promised_working_days)
+    status = ma.fields.String()
+    light = ma.fields.String()
+    result = ma.fields.Dict()
+
+
+class ClockSchema(ma.Schema):
+    id = ma.fields.Integer()
+    kind = ma.fields.String()
+    matter_code = ma.fields.String(allow_none=True)
+    department = ma.fields.String(attribute="department_code", allow_none=True)
+    started_at = ma.fields.AwareDateTime()
+    limit_days = ma.fields.Decimal(as_string=True)
+    yellow_at = ma.fields.AwareDateTime(allow_none=True)
+    due_at = ma.fields.AwareDateTime(allow_none=True)
+    state = ma.fields.String()
+    light = ma.fields.String()
+    pauses = ma.fields.List(ma.fields.Dict())
+    calendar_provisional = ma.fields.Boolean()
+
+
+class NoticeSchema(ma.Schema):
+    id = ma.fields.Integer()
+    kind = ma.fields.String()
+    number = ma.fields.String()
+    matter_code = ma.fields.String(allow_none=True)
+    issued_at = ma.fields.AwareDateTime()
+    content = ma.fields.Dict()
+
+
 class ProjectSchema(ma.Schema):
     project_code = ma.fields.String()
     legacy_code = ma.fields.String(allow_none=True)
@@ -81,6 +115,9 @@ class ProjectSchema(ma.Schema):
         lambda p: p.superseded_by.project_code if p.superseded_by else None,
         metadata={"description": "the new code that replaced this one", "type": "string"},
     )
+    matters = ma.fields.List(ma.fields.Nested(ProjectMatterSchema), metadata={"description": "the matters notice and each matter's progress"})
+    clocks = ma.fields.List(ma.fields.Nested(ClockSchema))
+    notices = ma.fields.List(ma.fields.Nested(NoticeSchema))
 
 
 class ProjectListQuery(PageQuery):

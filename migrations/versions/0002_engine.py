@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 16:53:44.856327
+Create Date: 2026-11-23 17:04:07.167943
 """
 from alembic import op
 import sqlalchemy as sa
@@ -87,10 +87,11 @@ def upgrade() -> None:
     sa.Column('parent_task_id', sa.String(length=36), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('state', sa.Text(), nullable=False),
-    sa.Column('serializer_version', sa.String(length=32), nullable=False),
+    sa.Column('serializer_version', sa.String(length=96), nullable=False),
     sa.Column('next_timer_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('error_element', sa.String(length=128), nullable=True),
     sa.Column('error_message', sa.Text(), nullable=True),
+    sa.Column('pending_action', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
@@ -112,6 +113,7 @@ def upgrade() -> None:
     sa.Column('matter_code', sa.String(length=64), nullable=True),
     sa.Column('department_code', sa.String(length=32), nullable=True),
     sa.Column('instance_id', sa.Integer(), nullable=True),
+    sa.Column('scope_id', sa.String(length=36), nullable=True),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('limit_days', sa.Numeric(precision=8, scale=3), nullable=False),
     sa.Column('yellow_fraction', sa.Numeric(precision=4, scale=3), nullable=False),

@@ -159,8 +159,10 @@ def test_suspension_and_resumption_are_recorded(client, token):
     r = client.post(f"/api/v1/projects/{code}/changes", json={"kind": "resumption", "reason": "资金已落实"}, headers=token("applicant"))
     assert r.get_json()["suspended"] is False
     history = client.get(f"/api/v1/projects/{code}/history", headers=token("applicant")).get_json()
-    assert [e["action"] for e in history["items"]] == ["project.declare", "project.suspension", "project.resumption"]
-    assert history["items"][1]["summary"]["reason"] == "资金未落实"
+    actions = [e["action"] for e in history["items"] if e["action"].startswith("project.")]
+    assert actions == ["project.declare", "project.matters_notice", "project.suspension", "project.resumption"]
+    suspension = next(e for e in history["items"] if e["action"] == "project.suspension")
+    assert suspension["summary"]["reason"] == "资金未落实"
 
 
 def test_adjustment_keeps_the_code_and_major_change_recodes(client, token):

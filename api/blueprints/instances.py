@@ -1,0 +1,47 @@
+"""Process instances for operators: list (e.g. errored ones) and retry after a fix."""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from api.auth import current_actor, requires
+from api.schemas.common import PageQuery, page_envelope
+from api.transaction import platform, session
+from engine import runtime
+
+bp = Blueprint("instances", __name__, url_prefix="/instances", description="流程实例 (process instances, operators)")
+
+
+class InstanceSchema(ma.Schema):
+    id = ma.fields.Integer()
+    kind = ma.fields.String()
+    matter_code = ma.fields.String(allow_none=True)
+    status = ma.fields.String()
+    process_id = ma.fields.Function(lambda r: r.procedure_version.process_id)
+    procedure_version = ma.fields.Function(lambda r: r.procedure_version.version)
+    next_timer_at = ma.fields.AwareDateTime(allow_none=True)
+    error_element = ma.fields.String(allow_none=True)
+    error_message = ma.fields.String(allow_none=True)
+    updated_at = ma.fields.AwareDateTime()
+
+
+class InstanceQuery(PageQuery):
+    status = ma.fields.String(validate=validate.OneOf(("running", "completed", "error")))
+
+
+@bp.route("")
+@requires("operator")
+@bp.arguments(InstanceQuery, location="query")
+@bp.response(200, page_envelope(InstanceSchema))
+def list_instances(query):
+    rows, total = runtime.instances(session(), status=query.get("status"), page=query["page"], page_size=query["page_size"])
+    return {"items": rows, "page": query["page"], "page_size": query["page_size"], "total": total}
+
+
+@bp.route("/<int:instance_id>/retry", methods=["POST"])
+@requires("operator")
+@bp.response(200, InstanceSchema)
+def retry(instance_id):
+    """Retry an errored instance on the newest deployed version of its procedure."""
+    return runtime.retry(session(), actor=current_actor(), instance_id=instance_id, now=platform().clock.now())

@@ -1,0 +1,53 @@
+"""Schemas of tasks (API.md: id, version, name, title, project_code, matter_code, department, due_at, light, form)."""
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from api.schemas.common import PageQuery, StrictSchema
+from engine.runtime import form_schema
+
+
+class TaskSchema(ma.Schema):
+    id = ma.fields.String()
+    version = ma.fields.Integer()
+    name = ma.fields.String(attribute="element_id", metadata={"description": "the BPMN element id"})
+    title = ma.fields.String()
+    project_code = ma.fields.String()
+    matter_code = ma.fields.String(allow_none=True)
+    department = ma.fields.String(attribute="department_code", allow_none=True)
+    role = ma.fields.String()
+    lane = ma.fields.String()
+    assignee_id = ma.fields.Integer(allow_none=True)
+    status = ma.fields.String()
+    read_only = ma.fields.Boolean()
+    created_at = ma.fields.AwareDateTime()
+    due_at = ma.fields.AwareDateTime(allow_none=True)
+    light = ma.fields.String()
+    context = ma.fields.Dict()
+    form = ma.fields.Function(lambda t: form_schema(t.form), metadata={"type": "object", "description": "the form's JSON Schema"})
+    ui_form = ma.fields.Function(lambda t: form_schema(t.ui_form), metadata={"type": "object", "description": "the form's UI schema"})
+
+
+class TaskListQuery(PageQuery):
+    mine = ma.fields.Boolean(load_default=False)
+    project_code = ma.fields.String(validate=validate.Length(max=64))
+    matter_code = ma.fields.String(validate=validate.Length(max=64))
+    light = ma.fields.String(validate=validate.OneOf(("green", "yellow", "red")))
+    due_before = ma.fields.AwareDateTime()
+    include_read_only = ma.fields.Boolean(load_default=True)
+
+
+class CompleteSchema(StrictSchema):
+    data = ma.fields.Dict(required=True, keys=ma.fields.String(validate=validate.Length(max=64)), metadata={"description": "the form's fields"})
+    version = ma.fields.Integer(required=True, strict=True, metadata={"description": "the task's version as listed (409 when stale)"})
+
+
+class DelegateSchema(StrictSchema):
+    to = ma.fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={"description": "colleague's username"})
+
+
+class CompletedSchema(ma.Schema):
+    task = ma.fields.Nested(TaskSchema)
+    instance_status = ma.fields.String(metadata={"description": "running | completed | error"})
+    error = ma.fields.Dict(allow_none=True, metadata={"description": "element and message when the procedure failed"})

@@ -1,0 +1,608 @@
+"""The runtime: start procedures, complete tasks, fire timers, deliver between instances.
+
+Each operation loads one instance, runs it through the SpiffWorkflow adapter to its
+next wait, and writes back — in the caller's transaction — the state (optimistic
+lock on ``version``), the READY user tasks projected into ``tasks``, the clock rows
+the diagram started or paused, notices, deliveries and audit events. The master
+process and each matter run as separate instances: a department completing its
+task writes only its own matter's row; a concluded matter tells the master through
+a ``Delivery`` row, so matters concluding at the same moment never conflict.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from engine import audit, calendar, clocks, notices, procedures, projects, spiff_adapter
+from engine.access import Actor
+from engine.errors import Conflict, Forbidden, Invalid, NotFound
+from engine.models import Clock, Delivery, Matter, ProcessInstance, Project, ProjectMatter, Task, User
+from engine.projects import FACT_FIELDS, ensure_accepts_matters
+from engine.workcal import WorkCalendar
+
+MASTER_PROCESS = "project_master"
+MATTERS_DECISION = "matters_notice"
+MATTER_STAGE = "matter_stage"
+#: Task data shown with a task on the list (what the officer needs to act on it).
+TASK_CONTEXT_KEYS = (
+    "department", "departments", "matters_notice", "matter_code", "consulted_department", "consultation_question",
+    "correction_items", "window_comment",
+)
+#: A timer whose clock is paused with no end waits "forever" until re-armed on resume.
+FAR_FUTURE = "9999-12-31T00:00:00+00:00"
+
+
+# --- forms ------------------------------------------------------------------------------
+
+@lru_cache(maxsize=256)
+def form_schema(name: str | None) -> dict | None:
+    """A form's JSON Schema from forms/ (read once per process)."""
+    if not name or not procedures.form_exists(name):
+        return None
+    return json.loads((procedures.FORMS_DIR / name).read_text(encoding="utf-8"))
+
+
+def validate_form(name: str | None, data: dict[str, Any]) -> None:
+    """The submitted data against the task's form: 422 naming each field and problem."""
+    schema = form_schema(name)
+    if schema is None:
+        return
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    errors: dict[str, list[str]] = {}
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.path)):
+        if error.validator == "required" or error.validator == "additionalProperties":
+            names = [n for n in _names_in(error.message)] or ["data"]
+            for n in names:
+                errors.setdefault(f"data.{n}", []).append(error.message)
+        else:
+            path = ".".join(str(p) for p in error.path) or "data"
+            errors.setdefault(f"data.{path}" if path != "data" else "data", []).append(error.message)
+    if errors:
+        raise Invalid("表单数据有误 (the form data is invalid)", errors)
+
+
+def _names_in(message: str) -> list[str]:
+    """The property names quoted in a jsonschema required/additionalProperties message."""
+    return re.findall(r"'([^']+)'", message)
+
+
+# --- the run context: what the diagram's functions act on -----------------------------------
+
+@dataclass
+class Run:
+    """One operation on one instance, inside the caller's transaction."""
+
+    session: Session
+    now: datetime
+    calendar: WorkCalendar
+    row: ProcessInstance
+    project: Project
+    actor: str
+    rearm: bool = False
+    notices: list[str] = field(default_factory=list)
+
+    def functions(self, scope: spiff_adapter.ScriptScope) -> dict[str, Any]:
+        """The platform functions for one script or expression, bound to its scope."""
+        return {
+            "working_days": self._working_days,
+            "clock_due": lambda kind: self._instant(kind, scope, "due_at"),
+            "clock_yellow": lambda kind: self._instant(kind, scope, "yellow_at"),
+            "start_clock": lambda kind, working_days, from_clock=None: self._start_clock(scope, kind, working_days, from_clock),
+            "stop_clock": lambda kind: self._with_clock(scope, kind, lambda c: clocks.stop(c, now=self.now)),
+            "pause_clock": lambda kind, reason: self._with_clock(
+                scope, kind, lambda c: clocks.pause(c, self.calendar, now=self.now, reason=str(reason))),
+            "resume_clock": lambda kind: self._resume(scope, kind),
+            "issue_notice": lambda kind: self._issue_notice(scope, kind),
+        }
+
+    def _working_days(self, n) -> str:
+        return self.calendar.add_working_days(self.now, float(n)).instant.isoformat()
+
+    def _clock(self, scope: spiff_adapter.ScriptScope, kind: str, *, running_only: bool = True) -> Clock | None:
+        query = select(Clock).where(Clock.instance_id == self.row.id, Clock.kind == kind, Clock.scope_id == scope.scope_id)
+        if running_only:
+            query = query.where(Clock.state != "stopped")
+        return self.session.scalar(query.order_by(Clock.id.desc()).limit(1))
+
+    def _instant(self, kind: str, scope, attr: str) -> str:
+        clock = self._clock(scope, kind)
+        value = getattr(clock, attr) if clock is not None else None
+        return value.isoformat() if value is not None else FAR_FUTURE
+
+    def _department(self, scope) -> str | None:
+        if scope.data.get("department"):
+            return str(scope.data["department"])
+        matter = self.session.get(Matter, self.row.matter_code) if self.row.matter_code else None
+        return matter.department_code if matter else None
+
+    def _start_clock(self, scope, kind: str, working_days, from_clock: str | None) -> None:
+        previous = self._clock(scope, kind)
+        if previous is not None:
+            clocks.stop(previous, now=self.now)
+        started_at = self.now
+        if from_clock:
+            origin = self._clock(scope, from_clock, running_only=False)
+            if origin is not None:
+                started_at = origin.started_at
+        clock = clocks.start(
+            self.session, self.calendar, now=self.now, kind=kind, project_id=self.project.id,
+            project_code=self.project.project_code, working_days=float(working_days), matter_code=self.row.matter_code,
+            department_code=self._department(scope), instance_id=self.row.id, started_at=started_at,
+            scope_id=scope.scope_id,
+        )
+
+    def _with_clock(self, scope, kind: str, action) -> None:
+        clock = self._clock(scope, kind)
+        if clock is not None:
+            action(clock)
+            self.rearm = True
+
+    def _resume(self, scope, kind: str) -> None:
+        self._with_clock(scope, kind, lambda c: clocks.resume(c, self.calendar, now=self.now))
+
+    def _issue_notice(self, scope, kind: str) -> str:
+        notice = notices.issue(
+            self.session, project=self.project, matter_code=self.row.matter_code, kind=str(kind),
+            particulars=dict(scope.data), now=self.now,
+        )
+        self.notices.append(notice.number)
+        return notice.number
+
+
+# --- loading and saving instances ------------------------------------------------------------
+
+def _load(row: ProcessInstance) -> spiff_adapter.Instance:
+    return spiff_adapter.restore(procedures.SPECS.get(row.procedure_version), row.state)
+
+
+def _lane_owner(lane: str | None, data: dict[str, Any]) -> tuple[str | None, str]:
+    """Lane → (department, role): `<dept>:<role>`, `$<variable>:<role>`, or `applicant`."""
+    if not lane or lane == "system":
+        return None, "system"
+    if lane == "applicant":
+        return None, "applicant"
+    department, _, role = lane.partition(":")
+    if department.startswith("$"):
+        department = str(data.get(department[1:]) or "")
+    return department or None, role
+
+
+def _project_tasks(run: Run, instance: spiff_adapter.Instance) -> None:
+    """Write the READY user tasks as rows; tasks no longer ready are closed."""
+    session, row = run.session, run.row
+    ready = {t.id: t for t in spiff_adapter.ready_user_tasks(instance)}
+    existing = {t.id: t for t in session.scalars(select(Task).where(Task.instance_id == row.id, Task.status == "ready"))}
+    for task_id, task in existing.items():
+        if task_id not in ready:
+            task.status = "cancelled"
+            task.completed_at = run.now
+    for task_id, ready_task in ready.items():
+        if task_id in existing:
+            continue
+        department, role = _lane_owner(ready_task.lane, ready_task.data)
+        clock = session.scalar(
+            select(Clock).where(Clock.instance_id == row.id, Clock.scope_id == ready_task.scope_id, Clock.state != "stopped")
+            .order_by(Clock.due_at).limit(1)
+        )
+        session.add(Task(
+            id=task_id, instance_id=row.id, element_id=ready_task.element_id,
+            title=(ready_task.title or ready_task.element_id)[:200], lane=ready_task.lane or "",
+            department_code=department, role=role,
+            project_unit_id=run.project.project_unit_id if role == "applicant" else None,
+            project_code=run.project.project_code, matter_code=row.matter_code,
+            form=ready_task.form, ui_form=ready_task.properties.get(spiff_adapter.UI_FORM_PROPERTY),
+            context={k: v for k, v in ready_task.data.items() if k in TASK_CONTEXT_KEYS},
+            status="ready", created_at=run.now, due_at=clock.due_at if clock else None,
+            light=clock.light if clock else "green",
+        ))
+
+
+def _after_step(run: Run, instance: spiff_adapter.Instance) -> None:
+    """Everything that follows a step: re-arm, launch matters, conclude, project tasks, save."""
+    if run.rearm:
+        run.rearm = False
+        spiff_adapter.rearm_timers(instance, now=run.now, functions=run.functions)
+    row = run.row
+    if row.kind == "master":
+        if run.project.status == "declared" and spiff_adapter.instance_data(instance).get("window_decision") == "dispatch":
+            run.project.status = "dispatched"
+        _launch_matters(run, instance)
+        _record_replies(run, instance)
+    _project_tasks(run, instance)
+    row.state = spiff_adapter.dump(instance)
+    row.serializer_version = spiff_adapter.SERIALIZER_VERSION
+    row.next_timer_at = spiff_adapter.next_timer_at(instance)
+    row.updated_at = run.now
+    if spiff_adapter.is_completed(instance) and row.status != "completed":
+        row.status = "completed"
+        _on_completed(run, instance)
+
+
+def _launch_matters(run: Run, instance: spiff_adapter.Instance) -> None:
+    """Start a matter instance for every waiting `matter_stage` that has none yet."""
+    session = run.session
+    launched = set(session.scalars(select(ProcessInstance.parent_task_id).where(ProcessInstance.parent_id == run.row.id)))
+    for stage in spiff_adapter.waiting_receive_tasks(instance, MATTER_STAGE):
+        if stage.id in launched:
+            continue
+        matter_code = stage.data.get("matter_code")
+        matter = session.get(Matter, matter_code) if matter_code else None
+        if matter is None:
+            raise spiff_adapter.ProcedureError(MATTER_STAGE, f"matter {matter_code!r} is not in the published catalogue")
+        child = _start_instance(
+            session, project=run.project, process_id=f"matter_{matter_code}", kind="matter", matter_code=matter_code,
+            data={"project_code": run.project.project_code, "matter_code": matter_code, "regime": run.project.regime},
+            now=run.now, actor=run.actor, parent=(run.row.id, stage.id), calendar_=run.calendar,
+        )
+        project_matter = session.scalar(select(ProjectMatter).where(
+            ProjectMatter.project_id == run.project.id, ProjectMatter.matter_code == matter_code))
+        if project_matter is not None:
+            project_matter.status, project_matter.instance_id, project_matter.updated_at = "handling", child.id, run.now
+
+
+def _record_replies(run: Run, instance: spiff_adapter.Instance) -> None:
+    """Departments that replied "no matter at this stage" (or were auto-replied overdue)."""
+    replies = spiff_adapter.instance_data(instance).get("replies") or []
+    silent = {r.get("department") for r in replies if isinstance(r, dict) and r.get("outcome") in ("no_matter", "overdue_no_reply")}
+    if not silent:
+        return
+    for pm in run.session.scalars(select(ProjectMatter).where(
+            ProjectMatter.project_id == run.project.id, ProjectMatter.department_code.in_(silent),
+            ProjectMatter.status == "notified")):
+        pm.status, pm.updated_at = "no_matter", run.now
+
+
+def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:
+    session, row, data = run.session, run.row, spiff_adapter.instance_data(instance)
+    for clock in session.scalars(select(Clock).where(Clock.instance_id == row.id, Clock.state != "stopped")):
+        clocks.stop(clock, now=run.now)
+    if row.kind == "matter":
+        result = data.get("matter_result") or {}
+        pm = session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == row.id))
+        if pm is not None:
+            pm.status = "refused" if result.get("decision") == "refused" else "concluded"
+            pm.result, pm.updated_at = result, run.now
+        for department in result.get("copy_to") or []:
+            _read_only_task(run, f"抄送：{result.get('document_title') or row.matter_code}", department, "officer",
+                            {"matter_result": result})
+        if row.parent_id is not None:
+            session.add(Delivery(target_instance_id=row.parent_id, target_task_id=row.parent_task_id,
+                                 payload=result, created_at=run.now))
+        audit.record(session, at=run.now, actor=run.actor, action="matter.concluded", project_code=run.project.project_code,
+                     target=f"matter:{row.matter_code}", summary={"decision": result.get("decision"),
+                                                                  "document_number": result.get("document_number")})
+        return
+    outcome = data.get("declaration_outcome")
+    run.project.status = "cancelled" if outcome == "cancelled" else "concluded"
+    for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == run.project.id,
+                                                          ProjectMatter.status == "notified")):
+        pm.status, pm.updated_at = "no_matter" if outcome != "cancelled" else "cancelled", run.now
+    if run.project.status == "concluded":
+        _read_only_task(run, "办结告知：项目所有应办事项已办结", None, "applicant", {"notices": run.notices})
+    audit.record(session, at=run.now, actor=run.actor, action=f"project.{run.project.status}",
+                 project_code=run.project.project_code, target=f"project:{run.project.project_code}",
+                 summary={"notices": run.notices})
+
+
+def _read_only_task(run: Run, title: str, department: str | None, role: str, context: dict[str, Any]) -> None:
+    """A read-only item on a list: 抄送 (a concluded matter's document copied to a
+    department) or the project unit being told its project concluded."""
+    run.session.add(Task(
+        id=str(uuid.uuid4()), instance_id=run.row.id, element_id="copy" if role != "applicant" else "conclusion_notice",
+        title=title[:200], lane=f"{department}:{role}" if department else role, department_code=department, role=role,
+        project_unit_id=run.project.project_unit_id if role == "applicant" else None,
+        project_code=run.project.project_code, matter_code=run.row.matter_code, context=context, status="ready",
+        read_only=True, created_at=run.now, light="green",
+    ))
+
+
+def _start_instance(session, *, project, process_id, kind, matter_code, data, now, actor, parent, calendar_) -> ProcessInstance:
+    procedure = procedures.latest(session, process_id)
+    row = ProcessInstance(
+        project_id=project.id, procedure_version_id=procedure.id, kind=kind, matter_code=matter_code,
+        parent_id=parent[0] if parent else None, parent_task_id=parent[1] if parent else None, status="running",
+        state="", serializer_version=spiff_adapter.SERIALIZER_VERSION, created_at=now, updated_at=now,
+    )
+    row.procedure_version = procedure
+    session.add(row)
+    session.flush()
+    run = Run(session, now, calendar_, row, project, actor)
+    try:
+        instance = spiff_adapter.start(procedures.SPECS.get(procedure), data, now=now, functions=run.functions)
+    except spiff_adapter.ProcedureError as exc:
+        _mark_error(row, exc, now, pending={"action": "start", "data": data})
+        return row
+    _after_step(run, instance)
+    return row
+
+
+def _mark_error(row: ProcessInstance, exc: spiff_adapter.ProcedureError, now: datetime, pending: dict) -> None:
+    row.status, row.error_element, row.error_message, row.updated_at = "error", exc.element_id, exc.message, now
+    row.pending_action = pending
+
+
+# --- declaring: the matters notice and the master instance ----------------------------------
+
+def matters_notice(session: Session, project: Project) -> list[Matter]:
+    """应办事项告知: the decision table's matters for this declaration, in the catalogue."""
+    table = procedures.latest(session, MATTERS_DECISION)
+    inputs = {
+        "regime": project.regime, "industry_code": project.industry_code, "investment": float(project.investment),
+        **{f: getattr(project, f) for f in FACT_FIELDS},
+    }
+    rows = procedures.evaluate_decision(table, MATTERS_DECISION, inputs)
+    codes = list(dict.fromkeys(r["matter_code"] for r in rows if r.get("matter_code")))
+    catalogue = {m.matter_code: m for m in session.scalars(select(Matter).where(Matter.matter_code.in_(codes)))}
+    missing = [c for c in codes if c not in catalogue]
+    if missing:
+        raise Conflict(f"应办事项不在公布的目录中 (matters outside the catalogue): {missing}")
+    return [catalogue[c] for c in codes]
+
+
+def declare(session: Session, *, actor: Actor, scope, now: datetime, fields: dict[str, Any]) -> Project:
+    """项目申报 as one use case: the project and its code, the matters notice, the master process."""
+    project = projects.declare(session, actor=actor, scope=scope, now=now, fields=fields)
+    start_project(session, project=project, now=now, actor=actor)
+    return project
+
+
+def start_project(session: Session, *, project: Project, now: datetime, actor: Actor) -> ProcessInstance:
+    """After a declaration: record the matters notice and start the master process."""
+    ensure_accepts_matters(project)
+    notice = matters_notice(session, project)
+    for matter in notice:
+        session.add(ProjectMatter(project_id=project.id, matter_code=matter.matter_code,
+                                  department_code=matter.department_code, status="notified", updated_at=now))
+    data = {
+        "project_code": project.project_code, "name": project.name, "regime": project.regime,
+        "region_code": project.region_code, "industry_code": project.industry_code,
+        "investment": float(project.investment),
+        **{f: getattr(project, f) for f in FACT_FIELDS},
+        "matters_notice": [{"matter_code": m.matter_code, "department": m.department_code} for m in notice],
+        "departments": list(dict.fromkeys(m.department_code for m in notice)),
+    }
+    row = _start_instance(session, project=project, process_id=MASTER_PROCESS, kind="master", matter_code=None,
+                          data=data, now=now, actor=actor.username, parent=None, calendar_=calendar.current(session))
+    audit.record(session, at=now, actor=actor.username, action="project.matters_notice", project_code=project.project_code,
+                 target=f"project:{project.project_code}", summary={"matters": [m.matter_code for m in notice]})
+    return row
+
+
+# --- officers and applicants working their tasks ---------------------------------------------
+
+def _may_work(actor: Actor, task: Task) -> bool:
+    if task.role == "applicant":
+        return actor.has("applicant") and actor.project_unit_id == task.project_unit_id
+    return actor.has(task.role) and actor.department_code == task.department_code
+
+
+def visible_task(session: Session, actor: Actor, task_id: str) -> Task:
+    task = session.get(Task, task_id)
+    if task is None or not (_may_work(actor, task) or actor.has("operator")):
+        raise NotFound("任务不存在 (no such task)")
+    return task
+
+
+def _locked_task(session: Session, task_id: str) -> Task | None:
+    return session.scalar(select(Task).where(Task.id == task_id).with_for_update())
+
+
+def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[str, Any], version: int,
+                  now: datetime) -> tuple[Task, ProcessInstance]:
+    """Validate against the form, complete, run to the next wait; all in one transaction."""
+    task = _locked_task(session, task_id)
+    if task is None:
+        raise NotFound("任务不存在 (no such task)")
+    if not _may_work(actor, task):
+        if task.role == "applicant" or not actor.is_official:
+            raise NotFound("任务不存在 (no such task)")
+        raise Forbidden("只能办理本部门本岗位的任务 (another department's task)")
+    if task.read_only:
+        raise Conflict("抄送件只读，无需办理 (a copied document is read-only)")
+    if task.status != "ready" or task.version != version:
+        raise Conflict("任务已办理或已变更，请刷新 (task already done or changed)")
+    if task.assignee_id is not None and task.assignee_id != actor.user_id:
+        raise Conflict("任务已由他人签收 (claimed by someone else)")
+    validate_form(task.form, data)
+    row = session.get(ProcessInstance, task.instance_id)
+    if row.status != "running":
+        raise Conflict(f"流程实例状态为 {row.status}，暂不能办理 (instance is {row.status})")
+    project = session.get(Project, row.project_id)
+    run = Run(session, now, calendar.current(session), row, project, actor.username)
+    task.status, task.completed_at, task.completed_by = "completed", now, actor.username
+    audit.record(session, at=now, actor=actor.username, action="task.complete", project_code=project.project_code,
+                 target=f"task:{task.element_id}", summary={"task_id": task.id, "matter_code": task.matter_code, "data": data})
+    try:
+        instance = _load(row)
+        spiff_adapter.complete_user_task(instance, task_id, data, now=now, functions=run.functions)
+    except spiff_adapter.ProcedureError as exc:
+        task.status, task.completed_at, task.completed_by = "ready", None, None
+        _mark_error(row, exc, now, pending={"action": "complete", "task_id": task_id, "data": data, "actor": actor.username})
+        return task, row
+    _after_step(run, instance)
+    return task, row
+
+
+def claim(session: Session, *, actor: Actor, task_id: str, now: datetime) -> Task:
+    task = _ready_task_for(session, actor, task_id)
+    if task.assignee_id not in (None, actor.user_id):
+        raise Conflict("任务已由他人签收 (claimed by someone else)")
+    task.assignee_id = actor.user_id
+    _audit_task(session, actor, task, "task.claim", now)
+    return task
+
+
+def unclaim(session: Session, *, actor: Actor, task_id: str, now: datetime) -> Task:
+    task = _ready_task_for(session, actor, task_id)
+    if task.assignee_id != actor.user_id and not actor.has("dept_admin"):
+        raise Conflict("只能退回自己签收的任务 (not claimed by you)")
+    task.assignee_id = None
+    _audit_task(session, actor, task, "task.unclaim", now)
+    return task
+
+
+def delegate(session: Session, *, actor: Actor, task_id: str, to_username: str, now: datetime) -> Task:
+    """Hand a task to a colleague of the same department and role."""
+    task = _ready_task_for(session, actor, task_id)
+    if task.assignee_id not in (None, actor.user_id):
+        raise Conflict("任务已由他人签收 (claimed by someone else)")
+    colleague = session.scalar(select(User).where(User.username == to_username))
+    if colleague is None or not _may_work(Actor.of(colleague), task):
+        raise Invalid.field("to", "须转交给本部门同岗位的人员 (delegate within the department and role)")
+    task.assignee_id = colleague.id
+    _audit_task(session, actor, task, "task.delegate", now, {"to": to_username})
+    return task
+
+
+def _ready_task_for(session: Session, actor: Actor, task_id: str) -> Task:
+    task = _locked_task(session, task_id)
+    if task is None or not _may_work(actor, task):
+        raise NotFound("任务不存在 (no such task)")
+    if task.status != "ready":
+        raise Conflict("任务已办理 (task already done)")
+    return task
+
+
+def _audit_task(session, actor: Actor, task: Task, action: str, now: datetime, extra: dict | None = None) -> None:
+    audit.record(session, at=now, actor=actor.username, action=action, project_code=task.project_code,
+                 target=f"task:{task.element_id}", summary={"task_id": task.id, **(extra or {})})
+
+
+# --- what the sweep and the operators drive -------------------------------------------------
+
+def deliver(session: Session, delivery: Delivery, *, now: datetime) -> None:
+    """Complete the master's waiting `matter_stage` with the concluded matter's result."""
+    row = session.get(ProcessInstance, delivery.target_instance_id)
+    if row.status != "running":
+        return
+    project = session.get(Project, row.project_id)
+    run = Run(session, now, calendar.current(session), row, project, "platform")
+    try:
+        instance = _load(row)
+        spiff_adapter.complete_receive_task(instance, delivery.target_task_id, delivery.payload, now=now, functions=run.functions)
+    except spiff_adapter.TaskUnavailable:
+        delivery.delivered_at = now  # the stage is gone (cancelled): nothing left to tell
+        return
+    except spiff_adapter.ProcedureError as exc:
+        _mark_error(row, exc, now, pending={"action": "deliver", "delivery_id": delivery.id})
+        delivery.delivered_at = now
+        return
+    delivery.delivered_at = now
+    _after_step(run, instance)
+
+
+def fire_timers(session: Session, row: ProcessInstance, *, until: datetime) -> int:
+    """Fire the instance's timers due up to ``until``, each at the instant it came due."""
+    project = session.get(Project, row.project_id)
+    fired = 0
+    instance = _load(row)
+    while row.status == "running" and row.next_timer_at is not None and row.next_timer_at <= until:
+        at = row.next_timer_at
+        run = Run(session, at, calendar.current(session), row, project, "platform")
+        try:
+            spiff_adapter.advance(instance, now=at, functions=run.functions)
+        except spiff_adapter.ProcedureError as exc:
+            _mark_error(row, exc, at, pending={"action": "advance"})
+            break
+        _after_step(run, instance)
+        fired += 1
+    return fired
+
+
+def rearm(session: Session, row: ProcessInstance, *, now: datetime) -> None:
+    """Re-evaluate the instance's timers after its clocks moved (calendar year loaded, pause ended)."""
+    project = session.get(Project, row.project_id)
+    run = Run(session, now, calendar.current(session), row, project, "platform", rearm=True)
+    _after_step(run, _load(row))
+
+
+def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime) -> ProcessInstance:
+    """Retry an errored instance on the newest version of its procedure (after a fix was deployed)."""
+    row = session.get(ProcessInstance, instance_id)
+    if row is None:
+        raise NotFound("流程实例不存在 (no such instance)")
+    if row.status != "error":
+        raise Conflict("只有出错的流程实例可以重试 (only errored instances are retried)")
+    newest = procedures.latest(session, row.procedure_version.process_id)
+    row.procedure_version_id, row.procedure_version = newest.id, newest
+    pending, project = row.pending_action or {}, session.get(Project, row.project_id)
+    run = Run(session, now, calendar.current(session), row, project, actor.username)
+    try:
+        if pending.get("action") == "start":
+            instance = spiff_adapter.start(procedures.SPECS.get(newest), pending["data"], now=now, functions=run.functions)
+        else:
+            instance = _load(row)
+            if pending.get("action") == "complete":
+                spiff_adapter.complete_user_task(instance, pending["task_id"], pending["data"], now=now, functions=run.functions)
+                task = session.get(Task, pending["task_id"])
+                if task is not None:
+                    task.status, task.completed_at, task.completed_by = "completed", now, pending.get("actor")
+            else:
+                spiff_adapter.advance(instance, now=now, functions=run.functions)
+    except spiff_adapter.ProcedureError as exc:
+        _mark_error(row, exc, now, pending=pending)
+        return row
+    row.status, row.error_element, row.error_message, row.pending_action = "running", None, None, None
+    audit.record(session, at=now, actor=actor.username, action="instance.retry", project_code=project.project_code,
+                 target=f"instance:{row.id}", summary={"procedure_version": newest.version})
+    _after_step(run, instance)
+    return row
+
+
+# --- lists -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TaskFilter:
+    mine: bool = False
+    project_code: str | None = None
+    matter_code: str | None = None
+    light: str | None = None
+    due_before: datetime | None = None
+    include_read_only: bool = True
+
+
+def task_list(session: Session, actor: Actor, flt: TaskFilter, *, page: int, page_size: int):
+    """One indexed query: the ready tasks the actor may work, soonest due first."""
+    if actor.has("applicant") and not actor.is_official:
+        where = and_(Task.status == "ready", Task.role == "applicant", Task.project_unit_id == actor.project_unit_id)
+    else:
+        roles = [r for r in actor.roles if r != "applicant"]
+        where = and_(Task.status == "ready", Task.department_code == actor.department_code, Task.role.in_(roles))
+    conditions = [where]
+    if flt.mine:
+        conditions.append(Task.assignee_id == actor.user_id)
+    if flt.project_code:
+        conditions.append(Task.project_code == flt.project_code)
+    if flt.matter_code:
+        conditions.append(Task.matter_code == flt.matter_code)
+    if flt.light:
+        conditions.append(Task.light == flt.light)
+    if flt.due_before:
+        conditions.append(Task.due_at < flt.due_before)
+    if not flt.include_read_only:
+        conditions.append(Task.read_only.is_(False))
+    query = select(Task).where(*conditions)
+    total = session.scalar(select(func.count()).select_from(Task).where(*conditions))
+    rows = session.scalars(
+        query.order_by(Task.due_at.is_(None), Task.due_at, Task.created_at, Task.id)
+        .offset((page - 1) * page_size).limit(page_size)
+    ).all()
+    return rows, total
+
+
+def instances(session: Session, *, status: str | None, page: int, page_size: int):
+    query = select(ProcessInstance)
+    if status:
+        query = query.where(ProcessInstance.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(ProcessInstance.id.desc()).offset((page - 1) * page_size).limit(page_size)).all()
+    return rows, total
