@@ -109,6 +109,28 @@ def deploy(directory: str) -> None:
     click.echo("\n".join(lines))
 
 
+@main.group("calendar")
+def calendar_group() -> None:
+    """The official calendar (working days, 调休)."""
+
+
+@calendar_group.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def calendar_load(path: str) -> None:
+    """Load or correct a year's schedule from a simple text file; open clocks are recomputed."""
+    from engine import calendar
+    from engine.sweep import calendar_loaded
+
+    now = SystemClock().now()
+    try:
+        with unit_of_work(_factory()) as session:
+            year = calendar.load_year_text(session, open(path, encoding="utf-8").read(), now=now, actor="cli", source=path)
+            rearmed = calendar_loaded(session, now)
+    except DomainError as exc:
+        _refuse(exc)
+    click.echo(f"calendar {year} loaded; {rearmed} instances re-armed")
+
+
 @main.group("audit")
 def audit_group() -> None:
     """The audit trail (痕迹管理)."""

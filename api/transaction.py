@@ -21,6 +21,16 @@ def session() -> Session:
     return g.db
 
 
+def end_request_transaction() -> None:
+    """Commit what the request did so far and release its connection: for endpoints
+    whose work runs in transactions of its own (the sweep behind the manual clock),
+    which on SQLite would otherwise wait for this request's write lock."""
+    db: Session | None = g.pop("db", None)
+    if db is not None:
+        db.commit()
+        db.close()
+
+
 def init_app(app: Flask) -> None:
     @app.after_request
     def _finish(response):

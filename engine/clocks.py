@@ -126,8 +126,10 @@ def restart(clock: Clock, calendar: WorkCalendar, *, now: datetime) -> None:
     recompute(clock, calendar)
 
 
-def stop(clock: Clock, *, now: datetime) -> None:
-    """Stop the clock; a red light already recorded stays recorded."""
+def stop(session: Session, clock: Clock, *, now: datetime) -> None:
+    """Stop the clock. A threshold passed before the stop is recorded first, even if no
+    sweep saw it yet; a red light recorded stays recorded."""
+    fire_due_lights(session, clock, now)
     clock.state, clock.stopped_at, clock.next_check_at = "stopped", now, None
 
 

@@ -353,6 +353,8 @@ class Task(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), index=True)
     element_id: Mapped[str] = mapped_column(String(128))
+    #: the (sub)process instance it belongs to: its clocks are the ones with this scope
+    scope_id: Mapped[str | None] = mapped_column(String(36))
     title: Mapped[str] = mapped_column(String(200))
     lane: Mapped[str] = mapped_column(String(128))
     department_code: Mapped[str | None] = mapped_column(String(32))

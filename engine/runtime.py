@@ -14,7 +14,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -32,6 +32,7 @@ from engine.workcal import WorkCalendar
 MASTER_PROCESS = "project_master"
 MATTERS_DECISION = "matters_notice"
 MATTER_STAGE = "matter_stage"
+_TICK = timedelta(microseconds=1)
 #: Task data shown with a task on the list (what the officer needs to act on it).
 TASK_CONTEXT_KEYS = (
     "department", "departments", "matters_notice", "matter_code", "consulted_department", "consultation_question",
@@ -97,7 +98,7 @@ class Run:
             "clock_due": lambda kind: self._instant(kind, scope, "due_at"),
             "clock_yellow": lambda kind: self._instant(kind, scope, "yellow_at"),
             "start_clock": lambda kind, working_days, from_clock=None: self._start_clock(scope, kind, working_days, from_clock),
-            "stop_clock": lambda kind: self._with_clock(scope, kind, lambda c: clocks.stop(c, now=self.now)),
+            "stop_clock": lambda kind: self._with_clock(scope, kind, lambda c: clocks.stop(self.session, c, now=self.now)),
             "pause_clock": lambda kind, reason: self._with_clock(
                 scope, kind, lambda c: clocks.pause(c, self.calendar, now=self.now, reason=str(reason))),
             "resume_clock": lambda kind: self._resume(scope, kind),
@@ -127,7 +128,7 @@ class Run:
     def _start_clock(self, scope, kind: str, working_days, from_clock: str | None) -> None:
         previous = self._clock(scope, kind)
         if previous is not None:
-            clocks.stop(previous, now=self.now)
+            clocks.stop(self.session, previous, now=self.now)
         started_at = self.now
         if from_clock:
             origin = self._clock(scope, from_clock, running_only=False)
@@ -194,7 +195,7 @@ def _project_tasks(run: Run, instance: spiff_adapter.Instance) -> None:
             .order_by(Clock.due_at).limit(1)
         )
         session.add(Task(
-            id=task_id, instance_id=row.id, element_id=ready_task.element_id,
+            id=task_id, instance_id=row.id, element_id=ready_task.element_id, scope_id=ready_task.scope_id,
             title=(ready_task.title or ready_task.element_id)[:200], lane=ready_task.lane or "",
             department_code=department, role=role,
             project_unit_id=run.project.project_unit_id if role == "applicant" else None,
@@ -264,7 +265,7 @@ def _record_replies(run: Run, instance: spiff_adapter.Instance) -> None:
 def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:
     session, row, data = run.session, run.row, spiff_adapter.instance_data(instance)
     for clock in session.scalars(select(Clock).where(Clock.instance_id == row.id, Clock.state != "stopped")):
-        clocks.stop(clock, now=run.now)
+        clocks.stop(session, clock, now=run.now)
     if row.kind == "matter":
         result = data.get("matter_result") or {}
         pm = session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == row.id))
@@ -501,12 +502,17 @@ def deliver(session: Session, delivery: Delivery, *, now: datetime) -> None:
 
 
 def fire_timers(session: Session, row: ProcessInstance, *, until: datetime) -> int:
-    """Fire the instance's timers due up to ``until``, each at the instant it came due."""
+    """Fire the instance's timers due up to ``until``, each at the instant it came due.
+
+    SpiffWorkflow fires a timer once the time is strictly past its instant, so each
+    step runs a microsecond after it.
+    """
     project = session.get(Project, row.project_id)
     fired = 0
     instance = _load(row)
     while row.status == "running" and row.next_timer_at is not None and row.next_timer_at <= until:
-        at = row.next_timer_at
+        due = row.next_timer_at
+        at = due + _TICK
         run = Run(session, at, calendar.current(session), row, project, "platform")
         try:
             spiff_adapter.advance(instance, now=at, functions=run.functions)
@@ -515,6 +521,10 @@ def fire_timers(session: Session, row: ProcessInstance, *, until: datetime) -> i
             break
         _after_step(run, instance)
         fired += 1
+        if row.next_timer_at is not None and row.next_timer_at <= due:
+            _mark_error(row, spiff_adapter.ProcedureError(None, f"a timer due at {due.isoformat()} did not fire"), at,
+                        pending={"action": "advance"})
+            break
     return fired
 
 

@@ -38,10 +38,13 @@ class SweepReport:
             self.fired[what] = self.fired.get(what, 0) + n
 
 
-def _claim(session: Session, query):
+def _claim(session: Session, entity, *conditions, order_by=None):
     """Lock the claimed rows; rows another sweeper holds are skipped, not waited for."""
+    query = select(entity).where(*conditions)
+    if order_by is not None:
+        query = query.order_by(order_by)
     if is_postgresql(session):
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(skip_locked=True, of=entity)
     return session.scalars(query).all()
 
 
@@ -71,10 +74,10 @@ def _deliver(platform: Platform, now: datetime, report: SweepReport) -> None:
         progressed = False
         for delivery_id in ids:
             with unit_of_work(platform.session_factory) as session:
-                claimed = _claim(session, select(Delivery).where(Delivery.id == delivery_id, Delivery.delivered_at.is_(None)))
+                claimed = _claim(session, Delivery, Delivery.id == delivery_id, Delivery.delivered_at.is_(None))
                 if not claimed:
                     continue
-                target = _claim(session, select(ProcessInstance).where(ProcessInstance.id == claimed[0].target_instance_id))
+                target = _claim(session, ProcessInstance, ProcessInstance.id == claimed[0].target_instance_id)
                 if not target:
                     continue  # another sweeper is working this master: it will be delivered next time
                 runtime.deliver(session, claimed[0], now=now)
@@ -90,8 +93,7 @@ def _fire_timers(platform: Platform, now: datetime, report: SweepReport) -> None
     for instance_id in ids:
         try:
             with unit_of_work(platform.session_factory) as session:
-                claimed = _claim(session, select(ProcessInstance).where(
-                    ProcessInstance.id == instance_id, ProcessInstance.next_timer_at <= now))
+                claimed = _claim(session, ProcessInstance, ProcessInstance.id == instance_id, ProcessInstance.next_timer_at <= now)
                 if claimed:
                     report.count("timers", runtime.fire_timers(session, claimed[0], until=now))
         except Exception:  # noqa: BLE001 - one failing instance must not stop the sweep
@@ -105,7 +107,7 @@ def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> No
         if not ids:
             return
         with unit_of_work(platform.session_factory) as session:
-            for clock in _claim(session, select(Clock).where(Clock.id.in_(ids), Clock.next_check_at <= now).order_by(Clock.next_check_at)):
+            for clock in _claim(session, Clock, Clock.id.in_(ids), Clock.next_check_at <= now, order_by=Clock.next_check_at):
                 alerts = clocks.fire_due_lights(session, clock, now)
                 report.count("alerts", len(alerts))
                 if alerts:
@@ -119,7 +121,8 @@ def _show_light(session: Session, clock: Clock) -> None:
     if clock.instance_id is None:
         return
     for task in session.scalars(select(Task).where(
-            Task.instance_id == clock.instance_id, Task.status == "ready", Task.department_code == clock.department_code)):
+            Task.instance_id == clock.instance_id, Task.status == "ready", Task.scope_id.is_(clock.scope_id)
+            if clock.scope_id is None else Task.scope_id == clock.scope_id)):
         task.light = clock.light
     if clock.matter_code:
         pm = session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == clock.instance_id))
@@ -132,16 +135,16 @@ def _worse(a: str, b: str) -> bool:
     return order.get(a, 0) > order.get(b, 0)
 
 
-def calendar_loaded(platform: Platform, now: datetime) -> int:
-    """Recompute every open clock after a year was loaded, and re-arm the timers that use them."""
-    with unit_of_work(platform.session_factory) as session:
-        cal = calendar.current(session)
-        instance_ids = set()
-        for clock in session.scalars(select(Clock).where(Clock.state != "stopped")):
-            clocks.recompute(clock, cal)
-            if clock.instance_id:
-                instance_ids.add(clock.instance_id)
-        for row in session.scalars(select(ProcessInstance).where(
-                ProcessInstance.id.in_(instance_ids), ProcessInstance.status == "running")):
-            runtime.rearm(session, row, now=now)
-        return len(instance_ids)
+def calendar_loaded(session: Session, now: datetime) -> int:
+    """Recompute every open clock after a year was loaded, and re-arm the timers that use
+    them (in the loading transaction: the year and its consequences land together)."""
+    cal = calendar.current(session)
+    instance_ids = set()
+    for clock in session.scalars(select(Clock).where(Clock.state != "stopped")):
+        clocks.recompute(clock, cal)
+        if clock.instance_id:
+            instance_ids.add(clock.instance_id)
+    for row in session.scalars(select(ProcessInstance).where(
+            ProcessInstance.id.in_(instance_ids), ProcessInstance.status == "running")):
+        runtime.rearm(session, row, now=now)
+    return len(instance_ids)

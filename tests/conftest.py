@@ -121,16 +121,13 @@ def client(app):
 
 @pytest.fixture
 def token(platform):
-    """token("drc") → a bearer header for that demo account (signed directly: argon2
-    sign-in is exercised by the auth tests, not by every test)."""
-    cache: dict[str, dict[str, str]] = {}
+    """token("drc") → a bearer header for that demo account, valid at the clock's now
+    (signed directly: argon2 sign-in is exercised by the auth tests, not by every test)."""
 
     def make(username: str) -> dict[str, str]:
-        if username not in cache:
-            with unit_of_work(platform.session_factory) as session:
-                user = session.query(User).filter_by(username=username).one()
-                issued = issue_token(user, now=platform.clock.now(), secret=platform.secret_key)
-            cache[username] = {"Authorization": f"Bearer {issued.access_token}"}
-        return cache[username]
+        with unit_of_work(platform.session_factory) as session:
+            user = session.query(User).filter_by(username=username).one()
+            issued = issue_token(user, now=platform.clock.now(), secret=platform.secret_key)
+        return {"Authorization": f"Bearer {issued.access_token}"}
 
     return make

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from flask_smorest import Api
 
-from api.blueprints import accounts, codes, health, instances, procedures, projects, reference, tasks, tokens
+from api.blueprints import accounts, admin, alerts, codes, health, instances, procedures, projects, reference, tasks, tokens
 
 ALL = (
     health.bp, tokens.bp, projects.bp, codes.bp, reference.bp, accounts.bp, procedures.bp, tasks.bp, instances.bp,
+    alerts.bp, admin.bp,
 )
 
 

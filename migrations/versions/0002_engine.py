@@ -173,6 +173,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('instance_id', sa.Integer(), nullable=False),
     sa.Column('element_id', sa.String(length=128), nullable=False),
+    sa.Column('scope_id', sa.String(length=36), nullable=True),
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('lane', sa.String(length=128), nullable=False),
     sa.Column('department_code', sa.String(length=32), nullable=True),

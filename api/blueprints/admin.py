@@ -1,0 +1,79 @@
+"""Operator tools: the manual clock, calendar years."""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import request
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from api.auth import current_actor, requires
+from api.schemas.common import StrictSchema
+from api.transaction import end_request_transaction, platform, session
+from engine import calendar
+from engine.clock import ManualClock
+from engine.errors import Invalid, NotFound
+from engine.models import CalendarYear
+from engine.sweep import calendar_loaded, sweep
+
+bp = Blueprint("admin", __name__, url_prefix="/admin", description="运维 (operator tools)")
+
+
+class ClockSetSchema(StrictSchema):
+    now = ma.fields.AwareDateTime(required=True, metadata={"description": "the instant to set, with offset"})
+
+
+class ClockStateSchema(ma.Schema):
+    now = ma.fields.AwareDateTime()
+    sweep = ma.fields.Dict(metadata={"description": "what the sweep fired"})
+
+
+class CalendarYearSchema(ma.Schema):
+    year = ma.fields.Integer()
+    source = ma.fields.String()
+    loaded_at = ma.fields.AwareDateTime()
+
+
+class CalendarLoadedSchema(ma.Schema):
+    year = ma.fields.Integer()
+    instances_rearmed = ma.fields.Integer()
+
+
+@bp.route("/clock", methods=["POST"])
+@requires("operator")
+@bp.arguments(ClockSetSchema)
+@bp.response(200, ClockStateSchema)
+def set_clock(body):
+    """Manual clock only (TZXM_CLOCK=manual): set the time, run the sweep, answer when it is done."""
+    p = platform()
+    if not isinstance(p.clock, ManualClock):
+        raise NotFound("手动时钟未启用 (the server runs on the system clock)")
+    p.clock.set(body["now"])
+    end_request_transaction()
+    report = sweep(p)
+    return {"now": p.clock.now(), "sweep": report.fired}
+
+
+@bp.route("/calendar/years")
+@requires("operator", "supervisor")
+@bp.response(200, CalendarYearSchema(many=True))
+def calendar_years():
+    return session().scalars(select(CalendarYear).order_by(CalendarYear.year)).all()
+
+
+@bp.route("/calendar/years", methods=["POST"])
+@requires("operator")
+@bp.response(201, CalendarLoadedSchema)
+def load_calendar_year():
+    """Load or correct a year's official schedule (multipart `file`, the text format of `tzxm calendar load`);
+    open clocks are recomputed and their timers re-armed."""
+    upload = request.files.get("file")
+    if upload is None:
+        raise Invalid.field("file", "请上传节假日安排文件 (upload the schedule in the field 'file')")
+    try:
+        text = upload.read(256 * 1024).decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid.field("file", "文件须为UTF-8文本 (the file must be UTF-8 text)") from None
+    p = platform()
+    s = session()
+    year = calendar.load_year_text(s, text, now=p.clock.now(), actor=current_actor().username)
+    return {"year": year, "instances_rearmed": calendar_loaded(s, p.clock.now())}

@@ -1,0 +1,39 @@
+"""Yellow and red records (电子监察): who may see which."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.access import Actor, region_subtree
+from engine.models import Alert, Project
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    project_code: str | None = None
+    light: str | None = None
+    clock: str | None = None
+    department: str | None = None
+    matter_code: str | None = None
+
+
+def list_alerts(session: Session, actor: Actor, flt: AlertFilter, *, page: int, page_size: int):
+    """Officials see the alerts of projects in their region and below; an officer (not a
+    supervisor or coordinator) sees its own department's; the operator sees all."""
+    conditions = []
+    if not actor.has("operator"):
+        regions = region_subtree(session, actor.region_code) if actor.region_code else set()
+        conditions.append(Alert.project_code.in_(select(Project.project_code).where(Project.region_code.in_(regions))))
+        if not actor.has("supervisor", "coordinator"):
+            conditions.append(Alert.department_code == actor.department_code)
+    for column, value in ((Alert.project_code, flt.project_code), (Alert.light, flt.light), (Alert.clock_kind, flt.clock),
+                          (Alert.department_code, flt.department), (Alert.matter_code, flt.matter_code)):
+        if value:
+            conditions.append(column == value)
+    total = session.scalar(select(func.count()).select_from(Alert).where(*conditions))
+    rows = session.scalars(
+        select(Alert).where(*conditions).order_by(Alert.at.desc(), Alert.id.desc()).offset((page - 1) * page_size).limit(page_size)
+    ).all()
+    return rows, total

@@ -1,0 +1,216 @@
+"""Clocks driven by the manual clock over HTTP: working time on the official calendar,
+yellow and red, pauses, the automatic outcomes, and a year with no schedule."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.integration.helpers import declare
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def at(y, mo, d, h=0, mi=0):
+    return datetime(y, mo, d, h, mi, tzinfo=SH)
+
+
+def set_now(client, token, instant):
+    r = client.post("/api/v1/admin/clock", json={"now": instant.isoformat()}, headers=token("operator"))
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def tasks(client, token, user, **params):
+    r = client.get("/api/v1/tasks", query_string=params, headers=token(user))
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()["items"]
+
+
+def complete(client, token, user, name, data, project_code, matter=None):
+    found = [t for t in tasks(client, token, user, project_code=project_code)
+             if t["name"] == name and (matter is None or t["matter_code"] == matter)]
+    assert found, (user, name, [t["name"] for t in tasks(client, token, user)])
+    r = client.post(f"/api/v1/tasks/{found[0]['id']}/complete", json={"data": data, "version": found[0]["version"]}, headers=token(user))
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def project(client, token, code):
+    return client.get(f"/api/v1/projects/{code}", headers=token("supervisor")).get_json()
+
+
+def clock_of(body, kind, department=None):
+    found = [c for c in body["clocks"] if c["kind"] == kind and (department is None or c["department"] == department)]
+    assert found, (kind, [c["kind"] for c in body["clocks"]])
+    return found[-1]
+
+
+def alerts(client, token, **params):
+    return client.get("/api/v1/alerts", query_string=params, headers=token("supervisor")).get_json()["items"]
+
+
+def dispatch(client, token, code, departments=None):
+    window = tasks(client, token, "window", project_code=code)[0]
+    data = {"window_decision": "dispatch", "departments": departments or window["context"]["departments"]}
+    r = client.post(f"/api/v1/tasks/{window['id']}/complete", json={"data": data, "version": window["version"]}, headers=token("window"))
+    assert r.status_code == 200, r.get_json()
+
+
+def test_dispatch_clock_friday_afternoon_is_due_monday_afternoon_with_yellow_then_red(client, token, clock):
+    clock.set(at(2026, 3, 13, 16))  # Friday 16:00 before an ordinary weekend
+    code = declare(client, token)["project_code"]
+    dispatch_clock = clock_of(project(client, token, code), "dispatch")
+    assert dispatch_clock["due_at"] == at(2026, 3, 16, 16).astimezone(timezone.utc).isoformat()
+    # 80% of 24 working hours = 19h12m: 8h on Friday, 11h12m on Monday
+    assert dispatch_clock["yellow_at"] == at(2026, 3, 16, 11, 12).astimezone(timezone.utc).isoformat()
+    window_task = tasks(client, token, "window", project_code=code)[0]
+    assert window_task["due_at"] == dispatch_clock["due_at"] and window_task["light"] == "green"
+
+    set_now(client, token, at(2026, 3, 15, 23))  # Sunday: nothing has come due
+    assert alerts(client, token, project_code=code) == []
+    set_now(client, token, at(2026, 3, 16, 12))
+    yellow = alerts(client, token, project_code=code)
+    assert [(a["light"], a["clock"], a["at"]) for a in yellow] == [("yellow", "dispatch", dispatch_clock["yellow_at"])]
+    set_now(client, token, at(2026, 3, 17, 9))
+    red = alerts(client, token, project_code=code, light="red")
+    assert red[0]["at"] == dispatch_clock["due_at"] and red[0]["clock"] == "dispatch"
+    assert tasks(client, token, "window", project_code=code)[0]["light"] == "red"
+    # red is recorded permanently, even after the window acts
+    dispatch(client, token, code)
+    assert alerts(client, token, project_code=code, light="red")
+
+
+def test_a_clock_started_on_a_holiday_counts_from_the_next_working_day(client, token, clock):
+    clock.set(at(2026, 10, 2, 10))  # National Day holiday
+    code = declare(client, token)["project_code"]
+    assert clock_of(project(client, token, code), "dispatch")["due_at"] == at(2026, 10, 9, 0).astimezone(timezone.utc).isoformat()
+
+
+def test_reply_clock_crosses_national_day_and_counts_the_tiaoxiu_saturday(client, token, clock):
+    clock.set(at(2026, 9, 29, 10))
+    code = declare(client, token, new_land_use=True)["project_code"]
+    clock.set(at(2026, 9, 30, 10))
+    dispatch(client, token, code)
+    reply = clock_of(project(client, token, code), "reply", "land")
+    # 3 working days from Wed 09-30 10:00: 14h on 09-30, holiday 10-01..07, 10-08, 10-09, then 10h on Sat 10-10 (调休上班)
+    assert reply["due_at"] == at(2026, 10, 10, 10).astimezone(timezone.utc).isoformat()
+
+
+def test_silent_department_gets_the_automatic_reply_and_no_matter(client, token, clock):
+    code = declare(client, token, new_land_use=True)["project_code"]
+    dispatch(client, token, code)
+    for user in ("drc",):
+        complete(client, token, user, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
+    reply_due = clock_of(project(client, token, code), "reply", "land")["due_at"]
+    swept = set_now(client, token, datetime.fromisoformat(reply_due) + timedelta(minutes=1))
+    assert swept["sweep"].get("timers", 0) >= 1
+    body = project(client, token, code)
+    matters = {m["matter_code"]: m["status"] for m in body["matters"]}
+    assert matters["land_pre_review"] == "no_matter"
+    assert matters["enterprise_filing"] == "handling"
+    assert clock_of(body, "reply", "land")["light"] == "red"
+    red = alerts(client, token, project_code=code, clock="reply", light="red")
+    silent = {m["department"] for m in body["matters"]} - {"drc"}
+    assert {a["department"] for a in red} == silent and "land" in silent
+    assert all(a["at"] == reply_due for a in red)
+    assert not [t for t in tasks(client, token, "land", project_code=code) if t["name"] == "department_reply"]
+
+
+def _to_acceptance(client, token, code, user="land", matter="land_pre_review"):
+    dispatch(client, token, code, departments=sorted({"drc", user}))
+    for u in {"drc", user}:
+        complete(client, token, u, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
+    complete(client, token, user, "pre_check", {"precheck_result": "pass", "code_verified": True, "within_competence": True}, code, matter)
+
+
+def test_deemed_acceptance_after_five_working_days_runs_the_promised_clock_from_pre_check(client, token, clock):
+    code = declare(client, token, new_land_use=True)["project_code"]
+    _to_acceptance(client, token, code)
+    acceptance = clock_of(project(client, token, code), "acceptance")
+    pre_check_passed = acceptance["started_at"]
+    set_now(client, token, datetime.fromisoformat(acceptance["due_at"]) + timedelta(hours=1))
+    body = project(client, token, code)
+    promised = clock_of(body, "promised")
+    assert promised["started_at"] == pre_check_passed and promised["matter_code"] == "land_pre_review"
+    assert float(promised["limit_days"]) == 10
+    assert [t["name"] for t in tasks(client, token, "land", project_code=code)] == ["handling"]
+    assert any(n["kind"] == "acceptance" for n in body["notices"])
+
+
+def test_correction_request_stops_the_acceptance_clock_which_restarts_from_zero(client, token, clock):
+    code = declare(client, token, new_land_use=True)["project_code"]
+    _to_acceptance(client, token, code)
+    clock.advance(hours=2)
+    complete(client, token, "land", "acceptance", {"acceptance_decision": "correction", "correction_items": "补充用地红线图"}, code)
+    body = project(client, token, code)
+    assert clock_of(body, "acceptance")["state"] == "paused"
+    supply = [t for t in tasks(client, token, "applicant", project_code=code) if t["name"] == "supply_materials"]
+    assert supply and supply[0]["context"]["correction_items"] == "补充用地红线图"
+    clock.set(at(2026, 3, 20, 9))  # long after the first 5 days would have run out
+    complete(client, token, "applicant", "supply_materials", {"supplement_note": "已补充"}, code)
+    restarted = clock_of(project(client, token, code), "acceptance")
+    assert restarted["state"] == "running" and restarted["started_at"] == at(2026, 3, 20, 9).astimezone(timezone.utc).isoformat()
+    set_now(client, token, at(2026, 3, 20, 10))
+    assert not alerts(client, token, project_code=code, clock="acceptance")
+
+
+def test_special_procedure_pauses_the_promised_clock_and_is_bounded(client, token, clock):
+    code = declare(client, token, new_land_use=True)["project_code"]
+    _to_acceptance(client, token, code)
+    complete(client, token, "land", "acceptance", {"acceptance_decision": "accept"}, code)
+    before = clock_of(project(client, token, code), "promised")["due_at"]
+    handling = [t for t in tasks(client, token, "land", project_code=code) if t["name"] == "handling"][0]
+    too_long = client.post(f"/api/v1/tasks/{handling['id']}/complete", headers=token("land"), json={"version": handling["version"], "data": {
+        "handling_action": "special_procedure", "handling_opinion": "需专家评审", "special_procedure_reason": "专家评审",
+        "special_procedure_days": 61}})
+    assert too_long.status_code == 422 and "data.special_procedure_days" in too_long.get_json()["errors"]
+    complete(client, token, "land", "handling", {"handling_action": "special_procedure", "handling_opinion": "需专家评审",
+                                                 "special_procedure_reason": "专家评审", "special_procedure_days": 30}, code)
+    paused = clock_of(project(client, token, code), "promised")
+    assert paused["state"] == "paused" and paused["due_at"] is None
+    ended = [t for t in tasks(client, token, "land", project_code=code) if t["name"] == "special_procedure"]
+    assert ended
+    clock.advance(days=3)
+    complete(client, token, "land", "special_procedure", {"special_procedure_result": "评审完成"}, code)
+    resumed = clock_of(project(client, token, code), "promised")
+    assert resumed["state"] == "running" and resumed["due_at"] > before
+
+
+def test_a_year_without_schedule_is_provisional_until_loaded(client, token, clock):
+    clock.set(at(2026, 12, 31, 10))
+    code = declare(client, token, new_land_use=True)["project_code"]
+    dispatch_clock = clock_of(project(client, token, code), "dispatch")
+    assert dispatch_clock["calendar_provisional"] is True
+    # weekends only for 2027: Thursday 10:00 + 24h → Friday 2027-01-01 10:00
+    assert dispatch_clock["due_at"] == at(2027, 1, 1, 10).astimezone(timezone.utc).isoformat()
+    schedule = "year 2027\n2027-01-01 holiday 元旦\n"
+    r = client.post("/api/v1/admin/calendar/years", data={"file": (__import__("io").BytesIO(schedule.encode()), "2027.txt")},
+                    headers=token("operator"), content_type="multipart/form-data")
+    assert r.status_code == 201, r.get_json()
+    loaded = clock_of(project(client, token, code), "dispatch")
+    assert loaded["calendar_provisional"] is False
+    assert loaded["due_at"] == at(2027, 1, 4, 10).astimezone(timezone.utc).isoformat()
+
+
+def test_a_late_sweep_fires_in_time_order_with_the_instants_things_came_due(client, token, clock):
+    code = declare(client, token, new_land_use=True)["project_code"]
+    dispatch(client, token, code)
+    set_now(client, token, at(2026, 3, 9, 9))  # the server was down for a week
+    red = sorted(alerts(client, token, project_code=code, light="red"), key=lambda a: a["at"])
+    assert red and all(a["at"] == a["due_at"] for a in red)
+    assert all(datetime.fromisoformat(a["at"]) < at(2026, 3, 9, 9) for a in red)
+
+
+def test_admin_clock_is_for_the_operator_on_a_manual_clock_only(client, token, database_url):
+    assert client.post("/api/v1/admin/clock", json={"now": "2026-03-03T09:00:00+08:00"}, headers=token("drc")).status_code == 403
+    assert client.post("/api/v1/admin/clock", json={"now": "2026-03-03T09:00:00"}, headers=token("operator")).status_code == 422
+    from api import create_app
+
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "k" * 40, "TZXM_CLOCK": "system",
+                      "TZXM_PLATFORM_REGION": "510411", "TZXM_SWEEP_SECONDS": 1})
+    system_client = app.test_client()
+    r = system_client.post("/api/v1/admin/clock", json={"now": "2026-03-03T09:00:00+08:00"}, headers=token("operator"))
+    assert r.status_code in (401, 404)  # the token fixture signs with the test app's secret
+    app.extensions["tzxm_engine"].dispose()
