@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from engine import audit, calendar, clocks, notices, procedures, projects, spiff_adapter
 from engine.access import Actor
+from engine.db import is_postgresql
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.models import Clock, Delivery, Matter, ProcessInstance, Project, ProjectMatter, Task, User
 from engine.projects import FACT_FIELDS, ensure_accepts_matters
@@ -378,6 +379,14 @@ def start_project(session: Session, *, project: Project, now: datetime, actor: A
     return row
 
 
+def lock_clocks(session: Session, instance_id: int) -> None:
+    """Take the instance's open clocks before touching anything else, so a concurrent
+    light sweep (SKIP LOCKED) passes them by instead of racing this write. PostgreSQL
+    only: SQLite serializes writers anyway."""
+    if is_postgresql(session):
+        session.scalars(select(Clock.id).where(Clock.instance_id == instance_id, Clock.state != "stopped").with_for_update()).all()
+
+
 # --- officers and applicants working their tasks ---------------------------------------------
 
 def _may_work(actor: Actor, task: Task) -> bool:
@@ -414,6 +423,7 @@ def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[st
     if task.assignee_id is not None and task.assignee_id != actor.user_id:
         raise Conflict("任务已由他人签收 (claimed by someone else)")
     validate_form(task.form, data)
+    lock_clocks(session, task.instance_id)
     row = session.get(ProcessInstance, task.instance_id)
     if row.status != "running":
         raise Conflict(f"流程实例状态为 {row.status}，暂不能办理 (instance is {row.status})")

@@ -73,16 +73,20 @@ def _deliver(platform: Platform, now: datetime, report: SweepReport) -> None:
             return
         progressed = False
         for delivery_id in ids:
-            with unit_of_work(platform.session_factory) as session:
-                claimed = _claim(session, Delivery, Delivery.id == delivery_id, Delivery.delivered_at.is_(None))
-                if not claimed:
-                    continue
-                target = _claim(session, ProcessInstance, ProcessInstance.id == claimed[0].target_instance_id)
-                if not target:
-                    continue  # another sweeper is working this master: it will be delivered next time
-                runtime.deliver(session, claimed[0], now=now)
-                report.count("deliveries")
-                progressed = True
+            try:
+                with unit_of_work(platform.session_factory) as session:
+                    claimed = _claim(session, Delivery, Delivery.id == delivery_id, Delivery.delivered_at.is_(None))
+                    if not claimed:
+                        continue
+                    target_id = claimed[0].target_instance_id
+                    if not _claim(session, ProcessInstance, ProcessInstance.id == target_id):
+                        continue  # another sweeper is working this master: it will be delivered next time
+                    runtime.lock_clocks(session, target_id)
+                    runtime.deliver(session, claimed[0], now=now)
+                    report.count("deliveries")
+                    progressed = True
+            except Exception:  # noqa: BLE001 - one failing delivery must not stop the sweep
+                log.exception("delivery %s failed; retried on the next sweep", delivery_id)
         if not progressed:
             return
 
@@ -95,6 +99,7 @@ def _fire_timers(platform: Platform, now: datetime, report: SweepReport) -> None
             with unit_of_work(platform.session_factory) as session:
                 claimed = _claim(session, ProcessInstance, ProcessInstance.id == instance_id, ProcessInstance.next_timer_at <= now)
                 if claimed:
+                    runtime.lock_clocks(session, instance_id)
                     report.count("timers", runtime.fire_timers(session, claimed[0], until=now))
         except Exception:  # noqa: BLE001 - one failing instance must not stop the sweep
             log.exception("firing timers of instance %s failed; retried on the next sweep", instance_id)
@@ -106,12 +111,16 @@ def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> No
         ids = _due_ids(platform, select(Clock.id).where(Clock.next_check_at <= now).order_by(Clock.next_check_at))
         if not ids:
             return
-        with unit_of_work(platform.session_factory) as session:
-            for clock in _claim(session, Clock, Clock.id.in_(ids), Clock.next_check_at <= now, order_by=Clock.next_check_at):
-                alerts = clocks.fire_due_lights(session, clock, now)
-                report.count("alerts", len(alerts))
-                if alerts:
-                    _show_light(session, clock)
+        try:
+            with unit_of_work(platform.session_factory) as session:
+                for clock in _claim(session, Clock, Clock.id.in_(ids), Clock.next_check_at <= now, order_by=Clock.next_check_at):
+                    alerts = clocks.fire_due_lights(session, clock, now)
+                    report.count("alerts", len(alerts))
+                    if alerts:
+                        _show_light(session, clock)
+        except Exception:  # noqa: BLE001 - rolled back whole; the next sweep does it
+            log.exception("changing lights failed; retried on the next sweep")
+            return
         if len(ids) < BATCH:
             return
 
