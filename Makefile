@@ -19,6 +19,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/tzxm db upgrade
 	$(BIN)/tzxm seed-demo
+	$(BIN)/tzxm deploy bpmn
 	$(BIN)/tzxm serve
 
 # The tests start their own PostgreSQL server; install Debian's when it is missing.
