@@ -35,6 +35,9 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
+            # WAL with NORMAL stays consistent after a crash; SQLite is the demo and
+            # development database (production runs PostgreSQL).
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
             # Let SQLAlchemy emit BEGIN itself so that BEGIN IMMEDIATE works.

@@ -85,12 +85,21 @@ class Run:
 
     session: Session
     now: datetime
-    calendar: WorkCalendar
     row: ProcessInstance
     project: Project
     actor: str
     rearm: bool = False
     notices: list[str] = field(default_factory=list)
+    #: the instance's clocks, newest last, loaded once per operation (scripts ask often)
+    _clocks: list[Clock] | None = None
+    _calendar: WorkCalendar | None = None
+
+    @property
+    def calendar(self) -> WorkCalendar:
+        """The official calendar, read only when a script needs working time."""
+        if self._calendar is None:
+            self._calendar = calendar.current(self.session)
+        return self._calendar
 
     def functions(self, scope: spiff_adapter.ScriptScope) -> dict[str, Any]:
         """The platform functions for one script or expression, bound to its scope."""
@@ -109,11 +118,18 @@ class Run:
     def _working_days(self, n) -> str:
         return self.calendar.add_working_days(self.now, float(n)).instant.isoformat()
 
+    def all_clocks(self) -> list[Clock]:
+        if self._clocks is None:
+            with self.session.no_autoflush:
+                self._clocks = list(self.session.scalars(select(Clock).where(Clock.instance_id == self.row.id).order_by(Clock.id)))
+        return self._clocks
+
     def _clock(self, scope: spiff_adapter.ScriptScope, kind: str, *, running_only: bool = True) -> Clock | None:
-        query = select(Clock).where(Clock.instance_id == self.row.id, Clock.kind == kind, Clock.scope_id == scope.scope_id)
-        if running_only:
-            query = query.where(Clock.state != "stopped")
-        return self.session.scalar(query.order_by(Clock.id.desc()).limit(1))
+        """The newest clock of this kind that this (sub)process instance started."""
+        for clock in reversed(self.all_clocks()):
+            if clock.kind == kind and clock.scope_id == scope.scope_id and not (running_only and clock.state == "stopped"):
+                return clock
+        return None
 
     def _instant(self, kind: str, scope, attr: str) -> str:
         clock = self._clock(scope, kind)
@@ -141,6 +157,7 @@ class Run:
             department_code=self._department(scope), instance_id=self.row.id, started_at=started_at,
             scope_id=scope.scope_id,
         )
+        self.all_clocks().append(clock)
 
     def _with_clock(self, scope, kind: str, action) -> None:
         clock = self._clock(scope, kind)
@@ -191,10 +208,8 @@ def _project_tasks(run: Run, instance: spiff_adapter.Instance) -> None:
         if task_id in existing:
             continue
         department, role = _lane_owner(ready_task.lane, ready_task.data)
-        clock = session.scalar(
-            select(Clock).where(Clock.instance_id == row.id, Clock.scope_id == ready_task.scope_id, Clock.state != "stopped")
-            .order_by(Clock.due_at).limit(1)
-        )
+        running = [c for c in run.all_clocks() if c.scope_id == ready_task.scope_id and c.state != "stopped"]
+        clock = min(running, key=lambda c: (c.due_at is None, c.due_at or run.now), default=None)
         session.add(Task(
             id=task_id, instance_id=row.id, element_id=ready_task.element_id, scope_id=ready_task.scope_id,
             title=(ready_task.title or ready_task.element_id)[:200], lane=ready_task.lane or "",
@@ -215,10 +230,11 @@ def _after_step(run: Run, instance: spiff_adapter.Instance) -> None:
         spiff_adapter.rearm_timers(instance, now=run.now, functions=run.functions)
     row = run.row
     if row.kind == "master":
-        if run.project.status == "declared" and spiff_adapter.instance_data(instance).get("window_decision") == "dispatch":
+        data = spiff_adapter.instance_data(instance)
+        if run.project.status == "declared" and data.get("window_decision") == "dispatch":
             run.project.status = "dispatched"
         _launch_matters(run, instance)
-        _record_replies(run, instance)
+        _record_replies(run, data)
     _project_tasks(run, instance)
     row.state = spiff_adapter.dump(instance)
     row.serializer_version = spiff_adapter.SERIALIZER_VERSION
@@ -243,7 +259,7 @@ def _launch_matters(run: Run, instance: spiff_adapter.Instance) -> None:
         child = _start_instance(
             session, project=run.project, process_id=f"matter_{matter_code}", kind="matter", matter_code=matter_code,
             data={"project_code": run.project.project_code, "matter_code": matter_code, "regime": run.project.regime},
-            now=run.now, actor=run.actor, parent=(run.row.id, stage.id), calendar_=run.calendar,
+            now=run.now, actor=run.actor, parent=(run.row.id, stage.id),
         )
         project_matter = session.scalar(select(ProjectMatter).where(
             ProjectMatter.project_id == run.project.id, ProjectMatter.matter_code == matter_code))
@@ -251,9 +267,9 @@ def _launch_matters(run: Run, instance: spiff_adapter.Instance) -> None:
             project_matter.status, project_matter.instance_id, project_matter.updated_at = "handling", child.id, run.now
 
 
-def _record_replies(run: Run, instance: spiff_adapter.Instance) -> None:
+def _record_replies(run: Run, data: dict[str, Any]) -> None:
     """Departments that replied "no matter at this stage" (or were auto-replied overdue)."""
-    replies = spiff_adapter.instance_data(instance).get("replies") or []
+    replies = data.get("replies") or []
     silent = {r.get("department") for r in replies if isinstance(r, dict) and r.get("outcome") in ("no_matter", "overdue_no_reply")}
     if not silent:
         return
@@ -265,8 +281,9 @@ def _record_replies(run: Run, instance: spiff_adapter.Instance) -> None:
 
 def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:
     session, row, data = run.session, run.row, spiff_adapter.instance_data(instance)
-    for clock in session.scalars(select(Clock).where(Clock.instance_id == row.id, Clock.state != "stopped")):
-        clocks.stop(session, clock, now=run.now)
+    for clock in run.all_clocks():
+        if clock.state != "stopped":
+            clocks.stop(session, clock, now=run.now)
     if row.kind == "matter":
         result = data.get("matter_result") or {}
         pm = session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == row.id))
@@ -307,7 +324,7 @@ def _read_only_task(run: Run, title: str, department: str | None, role: str, con
     ))
 
 
-def _start_instance(session, *, project, process_id, kind, matter_code, data, now, actor, parent, calendar_) -> ProcessInstance:
+def _start_instance(session, *, project, process_id, kind, matter_code, data, now, actor, parent) -> ProcessInstance:
     procedure = procedures.latest(session, process_id)
     row = ProcessInstance(
         project_id=project.id, procedure_version_id=procedure.id, kind=kind, matter_code=matter_code,
@@ -317,7 +334,7 @@ def _start_instance(session, *, project, process_id, kind, matter_code, data, no
     row.procedure_version = procedure
     session.add(row)
     session.flush()
-    run = Run(session, now, calendar_, row, project, actor)
+    run = Run(session, now, row, project, actor)
     try:
         instance = spiff_adapter.start(procedures.SPECS.get(procedure), data, now=now, functions=run.functions)
     except spiff_adapter.ProcedureError as exc:
@@ -373,7 +390,7 @@ def start_project(session: Session, *, project: Project, now: datetime, actor: A
         "departments": list(dict.fromkeys(m.department_code for m in notice)),
     }
     row = _start_instance(session, project=project, process_id=MASTER_PROCESS, kind="master", matter_code=None,
-                          data=data, now=now, actor=actor.username, parent=None, calendar_=calendar.current(session))
+                          data=data, now=now, actor=actor.username, parent=None)
     audit.record(session, at=now, actor=actor.username, action="project.matters_notice", project_code=project.project_code,
                  target=f"project:{project.project_code}", summary={"matters": [m.matter_code for m in notice]})
     return row
@@ -428,7 +445,7 @@ def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[st
     if row.status != "running":
         raise Conflict(f"流程实例状态为 {row.status}，暂不能办理 (instance is {row.status})")
     project = session.get(Project, row.project_id)
-    run = Run(session, now, calendar.current(session), row, project, actor.username)
+    run = Run(session, now, row, project, actor.username)
     task.status, task.completed_at, task.completed_by = "completed", now, actor.username
     audit.record(session, at=now, actor=actor.username, action="task.complete", project_code=project.project_code,
                  target=f"task:{task.element_id}", summary={"task_id": task.id, "matter_code": task.matter_code, "data": data})
@@ -490,24 +507,24 @@ def _audit_task(session, actor: Actor, task: Task, action: str, now: datetime, e
 
 # --- what the sweep and the operators drive -------------------------------------------------
 
-def deliver(session: Session, delivery: Delivery, *, now: datetime) -> None:
-    """Complete the master's waiting `matter_stage` with the concluded matter's result."""
-    row = session.get(ProcessInstance, delivery.target_instance_id)
+def deliver(session: Session, row: ProcessInstance, deliveries: list[Delivery], *, now: datetime) -> None:
+    """Complete the master's waiting `matter_stage` tasks with the concluded matters'
+    results: every pending delivery to this master in one restore and one save."""
+    for delivery in deliveries:
+        delivery.delivered_at = now
     if row.status != "running":
         return
     project = session.get(Project, row.project_id)
-    run = Run(session, now, calendar.current(session), row, project, "platform")
-    try:
-        instance = _load(row)
-        spiff_adapter.complete_receive_task(instance, delivery.target_task_id, delivery.payload, now=now, functions=run.functions)
-    except spiff_adapter.TaskUnavailable:
-        delivery.delivered_at = now  # the stage is gone (cancelled): nothing left to tell
-        return
-    except spiff_adapter.ProcedureError as exc:
-        _mark_error(row, exc, now, pending={"action": "deliver", "delivery_id": delivery.id})
-        delivery.delivered_at = now
-        return
-    delivery.delivered_at = now
+    run = Run(session, now, row, project, "platform")
+    instance = _load(row)
+    for delivery in deliveries:
+        try:
+            spiff_adapter.complete_receive_task(instance, delivery.target_task_id, delivery.payload, now=now, functions=run.functions)
+        except spiff_adapter.TaskUnavailable:
+            continue  # the stage is gone (cancelled): nothing left to tell
+        except spiff_adapter.ProcedureError as exc:
+            _mark_error(row, exc, now, pending={"action": "advance"})
+            return
     _after_step(run, instance)
 
 
@@ -523,7 +540,7 @@ def fire_timers(session: Session, row: ProcessInstance, *, until: datetime) -> i
     while row.status == "running" and row.next_timer_at is not None and row.next_timer_at <= until:
         due = row.next_timer_at
         at = due + _TICK
-        run = Run(session, at, calendar.current(session), row, project, "platform")
+        run = Run(session, at, row, project, "platform")
         try:
             spiff_adapter.advance(instance, now=at, functions=run.functions)
         except spiff_adapter.ProcedureError as exc:
@@ -541,7 +558,7 @@ def fire_timers(session: Session, row: ProcessInstance, *, until: datetime) -> i
 def rearm(session: Session, row: ProcessInstance, *, now: datetime) -> None:
     """Re-evaluate the instance's timers after its clocks moved (calendar year loaded, pause ended)."""
     project = session.get(Project, row.project_id)
-    run = Run(session, now, calendar.current(session), row, project, "platform", rearm=True)
+    run = Run(session, now, row, project, "platform", rearm=True)
     _after_step(run, _load(row))
 
 
@@ -555,7 +572,7 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime) ->
     newest = procedures.latest(session, row.procedure_version.process_id)
     row.procedure_version_id, row.procedure_version = newest.id, newest
     pending, project = row.pending_action or {}, session.get(Project, row.project_id)
-    run = Run(session, now, calendar.current(session), row, project, actor.username)
+    run = Run(session, now, row, project, actor.username)
     try:
         if pending.get("action") == "start":
             instance = spiff_adapter.start(procedures.SPECS.get(newest), pending["data"], now=now, functions=run.functions)

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import calendar, clocks, runtime
@@ -66,29 +66,25 @@ def sweep(platform: Platform) -> SweepReport:
 
 
 def _deliver(platform: Platform, now: datetime, report: SweepReport) -> None:
-    """Tell master processes about concluded matters, oldest first, one transaction each."""
-    while True:
-        ids = _due_ids(platform, select(Delivery.id).where(Delivery.delivered_at.is_(None)).order_by(Delivery.id))
-        if not ids:
-            return
-        progressed = False
-        for delivery_id in ids:
-            try:
-                with unit_of_work(platform.session_factory) as session:
-                    claimed = _claim(session, Delivery, Delivery.id == delivery_id, Delivery.delivered_at.is_(None))
-                    if not claimed:
-                        continue
-                    target_id = claimed[0].target_instance_id
-                    if not _claim(session, ProcessInstance, ProcessInstance.id == target_id):
-                        continue  # another sweeper is working this master: it will be delivered next time
-                    runtime.lock_clocks(session, target_id)
-                    runtime.deliver(session, claimed[0], now=now)
-                    report.count("deliveries")
-                    progressed = True
-            except Exception:  # noqa: BLE001 - one failing delivery must not stop the sweep
-                log.exception("delivery %s failed; retried on the next sweep", delivery_id)
-        if not progressed:
-            return
+    """Tell master processes about concluded matters: per master, every pending delivery
+    in one transaction (one restore and one save of the master's state)."""
+    with platform.session_factory() as session:
+        targets = list(session.scalars(
+            select(Delivery.target_instance_id).where(Delivery.delivered_at.is_(None))
+            .group_by(Delivery.target_instance_id).order_by(func.min(Delivery.id)).limit(BATCH)))
+    for target_id in targets:
+        try:
+            with unit_of_work(platform.session_factory) as session:
+                if not _claim(session, ProcessInstance, ProcessInstance.id == target_id):
+                    continue  # another sweeper is working this master: it delivers
+                runtime.lock_clocks(session, target_id)
+                pending = _claim(session, Delivery, Delivery.target_instance_id == target_id,
+                                 Delivery.delivered_at.is_(None), order_by=Delivery.id)
+                if pending:
+                    runtime.deliver(session, session.get(ProcessInstance, target_id), pending, now=now)
+                    report.count("deliveries", len(pending))
+        except Exception:  # noqa: BLE001 - one failing master must not stop the sweep
+            log.exception("deliveries to instance %s failed; retried on the next sweep", target_id)
 
 
 def _fire_timers(platform: Platform, now: datetime, report: SweepReport) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (medians and ratios); not tests."""
