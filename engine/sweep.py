@@ -18,10 +18,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import calendar, clocks, runtime
+from engine import calendar, clocks, runtime, waits
 from engine.db import is_postgresql, unit_of_work
 from engine.health import record_sweep
-from engine.models import Clock, Delivery, ProcessInstance, ProjectMatter, Task
+from engine.models import Clock, Delivery, ProcessInstance, Project, ProjectMatter, Task
 from engine.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ def sweep(platform: Platform) -> SweepReport:
     _deliver(platform, now, report)
     _fire_timers(platform, now, report)
     _deliver(platform, now, report)
+    _end_prerequisite_waits(platform, now, report)
     _change_lights(platform, now, report)
     with unit_of_work(platform.session_factory) as session:
         record_sweep(session, now)
@@ -99,6 +100,19 @@ def _fire_timers(platform: Platform, now: datetime, report: SweepReport) -> None
                     report.count("timers", runtime.fire_timers(session, claimed[0], until=now))
         except Exception:  # noqa: BLE001 - one failing instance must not stop the sweep
             log.exception("firing timers of instance %s failed; retried on the next sweep", instance_id)
+
+
+def _end_prerequisite_waits(platform: Platform, now: datetime, report: SweepReport) -> None:
+    """等待前置 ends when the prerequisite matter has concluded."""
+    with platform.session_factory() as session:
+        due = waits.waits_to_end(session)
+    for project_id, matter_code in due:
+        try:
+            with unit_of_work(platform.session_factory) as session:
+                waits.end_wait(session, actor="platform", project=session.get(Project, project_id), matter_code=matter_code, now=now)
+                report.count("waits_ended")
+        except Exception:  # noqa: BLE001 - retried on the next sweep
+            log.exception("ending the prerequisite wait of %s failed", matter_code)
 
 
 def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> None:

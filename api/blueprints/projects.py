@@ -1,10 +1,12 @@
 """Projects: declare (项目申报), read, list, change and suspension requests, audit trail."""
 from __future__ import annotations
 
+import marshmallow as ma
 from flask.views import MethodView
+from marshmallow import validate
 from flask_smorest import Blueprint
 from api.auth import current_actor, requires
-from api.schemas.common import PageQuery, page_envelope
+from api.schemas.common import PageQuery, StrictSchema, page_envelope
 from api.schemas.projects import (
     AuditEventSchema,
     ChangeRequestSchema,
@@ -13,7 +15,7 @@ from api.schemas.projects import (
     ProjectSchema,
 )
 from api.transaction import platform, session
-from engine import audit, projects, runtime
+from engine import audit, projects, runtime, waits
 
 bp = Blueprint("projects", __name__, url_prefix="/projects", description="项目申报与查询 (projects)")
 
@@ -59,6 +61,34 @@ def request_change(body, code):
         s, actor=actor, scope=p.scope, now=p.clock.now(), project=project,
         kind=body["kind"], reason=body["reason"], changes=body["changes"],
     )
+
+
+class PrerequisiteWaitSchema(StrictSchema):
+    prerequisite = ma.fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={"description": "the prerequisite matter's code"})
+
+
+@bp.route("/<string:code>/matters/<string:matter_code>/prerequisite-wait")
+class PrerequisiteWait(MethodView):
+    """等待前置: the matter's clocks pause until the prerequisite matter concludes."""
+
+    @requires("officer")
+    @bp.arguments(PrerequisiteWaitSchema)
+    @bp.response(200, ProjectSchema)
+    def post(self, body, code, matter_code):
+        """Start waiting (the matter's department's officer)."""
+        s, p, actor = session(), platform(), current_actor()
+        project = projects.visible_project(s, actor, code)
+        waits.start_wait(s, actor=actor, project=project, matter_code=matter_code, prerequisite=body["prerequisite"], now=p.clock.now())
+        return project
+
+    @requires("officer")
+    @bp.response(200, ProjectSchema)
+    def delete(self, code, matter_code):
+        """End the wait early; the clocks count on and timers are re-armed."""
+        s, p, actor = session(), platform(), current_actor()
+        project = projects.visible_project(s, actor, code)
+        waits.end_wait_by_officer(s, actor=actor, project=project, matter_code=matter_code, now=p.clock.now())
+        return project
 
 
 @bp.route("/<string:code>/history")

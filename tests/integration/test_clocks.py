@@ -214,3 +214,29 @@ def test_admin_clock_is_for_the_operator_on_a_manual_clock_only(client, token, d
     r = system_client.post("/api/v1/admin/clock", json={"now": "2026-03-03T09:00:00+08:00"}, headers=token("operator"))
     assert r.status_code in (401, 404)  # the token fixture signs with the test app's secret
     app.extensions["tzxm_engine"].dispose()
+
+
+def test_waiting_for_a_prerequisite_pauses_until_it_concludes_or_the_officer_ends_it(client, token, clock):
+    code = declare(client, token, new_land_use=True, environment_sensitive=True, building_works=False)["project_code"]
+    dispatch(client, token, code, departments=["drc", "env", "land"])
+    for user in ("drc", "env", "land"):
+        complete(client, token, user, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
+    for user, matter in (("land", "land_pre_review"), ("env", "eia_approval")):
+        complete(client, token, user, "pre_check", {"precheck_result": "pass", "code_verified": True, "within_competence": True}, code, matter)
+        complete(client, token, user, "acceptance", {"acceptance_decision": "accept"}, code, matter)
+    url = f"/api/v1/projects/{code}/matters/land_pre_review/prerequisite-wait"
+    assert client.post(url, json={"prerequisite": "eia_approval"}, headers=token("env")).status_code == 403
+    assert client.post(url, json={"prerequisite": "land_pre_review"}, headers=token("land")).status_code == 422
+    r = client.post(url, json={"prerequisite": "eia_approval"}, headers=token("land"))
+    assert r.status_code == 200, r.get_json()
+    land_clock = [c for c in r.get_json()["clocks"] if c["kind"] == "promised" and c["matter_code"] == "land_pre_review"][-1]
+    assert land_clock["state"] == "paused" and land_clock["due_at"] is None
+    clock.advance(days=2)
+    complete(client, token, "env", "handling", {"handling_action": "decide", "handling_opinion": "同意"}, code, "eia_approval")
+    complete(client, token, "env", "decision", {"decision": "approve", "document_number": "环审〔2026〕1号", "document_title": "批复",
+                                                "document_date": "2026-03-05", "main_content": "同意"}, code, "eia_approval")
+    swept = set_now(client, token, clock.now() + timedelta(minutes=1))
+    assert swept["sweep"].get("waits_ended") == 1
+    resumed = clock_of(project(client, token, code), "promised", "land")
+    assert resumed["state"] == "running" and resumed["due_at"] is not None
+    assert client.delete(url, headers=token("land")).status_code == 409  # no longer waiting

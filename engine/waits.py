@@ -1,0 +1,94 @@
+"""等待前置 (waiting for a prerequisite): the matter's running clocks pause until the
+prerequisite matter of the same project concludes, or the officer ends the wait.
+
+This is clock mechanism, not procedure: any matter's diagram can be waiting, so the
+officer starts the wait on the matter, and the sweep ends it once the prerequisite
+has concluded (in its own transaction: the concluding matter never writes the
+waiting matter's rows).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import audit, calendar, clocks, runtime
+from engine.access import Actor
+from engine.errors import Conflict, Forbidden, Invalid, NotFound
+from engine.models import Clock, ProcessInstance, Project, ProjectMatter
+
+PREFIX = "prerequisite:"
+
+
+def _matter(session: Session, project: Project, matter_code: str) -> ProjectMatter:
+    pm = session.scalar(select(ProjectMatter).where(ProjectMatter.project_id == project.id, ProjectMatter.matter_code == matter_code))
+    if pm is None:
+        raise NotFound("项目无此事项 (the project has no such matter)")
+    return pm
+
+
+def _running_clocks(session: Session, instance_id: int) -> list[Clock]:
+    return list(session.scalars(select(Clock).where(Clock.instance_id == instance_id, Clock.state != "stopped")))
+
+
+def start_wait(session: Session, *, actor: Actor, project: Project, matter_code: str, prerequisite: str, now: datetime) -> ProjectMatter:
+    pm = _matter(session, project, matter_code)
+    if not actor.has("officer") or actor.department_code != pm.department_code:
+        raise Forbidden("只有事项所属部门的经办人可以设置等待前置 (the matter's department only)")
+    if pm.status != "handling" or pm.instance_id is None:
+        raise Conflict("事项未在办理中 (the matter is not being handled)")
+    other = _matter(session, project, prerequisite) if prerequisite != matter_code else None
+    if other is None:
+        raise Invalid.field("prerequisite", "前置事项须为本项目的另一事项 (another matter of this project)")
+    if other.status in ("concluded", "refused", "no_matter", "cancelled"):
+        raise Invalid.field("prerequisite", "前置事项已办结 (the prerequisite has already concluded)")
+    cal = calendar.current(session)
+    paused = 0
+    for clock in _running_clocks(session, pm.instance_id):
+        if clock.state == "running":
+            clocks.pause(clock, cal, now=now, reason=PREFIX + prerequisite)
+            paused += 1
+    if not paused:
+        raise Conflict("事项没有正在计时的时钟 (no running clock to pause)")
+    audit.record(session, at=now, actor=actor.username, action="matter.wait_prerequisite", project_code=project.project_code,
+                 target=f"matter:{matter_code}", summary={"prerequisite": prerequisite})
+    return pm
+
+
+def end_wait_by_officer(session: Session, *, actor: Actor, project: Project, matter_code: str, now: datetime) -> ProjectMatter:
+    pm = _matter(session, project, matter_code)
+    if not actor.has("officer") or actor.department_code != pm.department_code:
+        raise Forbidden("只有事项所属部门的经办人可以结束等待 (the matter's department only)")
+    return end_wait(session, actor=actor.username, project=project, matter_code=matter_code, now=now)
+
+
+def end_wait(session: Session, *, actor: str, project: Project, matter_code: str, now: datetime) -> ProjectMatter:
+    """End the wait: the clocks paused for a prerequisite count on; timers are re-armed."""
+    pm = _matter(session, project, matter_code)
+    resumed = 0
+    for clock in _running_clocks(session, pm.instance_id or 0):
+        open_pause = (clock.pauses or [])[-1:] or [{}]
+        if clock.state == "paused" and str(open_pause[0].get("reason", "")).startswith(PREFIX):
+            clocks.resume(clock, calendar.current(session), now=now)
+            resumed += 1
+    if not resumed:
+        raise Conflict("事项不在等待前置 (the matter is not waiting for a prerequisite)")
+    runtime.rearm(session, session.get(ProcessInstance, pm.instance_id), now=now)
+    audit.record(session, at=now, actor=actor, action="matter.wait_ended", project_code=project.project_code,
+                 target=f"matter:{matter_code}", summary={})
+    return pm
+
+
+def waits_to_end(session: Session) -> list[tuple[int, str]]:
+    """(project id, matter code) of every wait whose prerequisite has concluded."""
+    found = []
+    for clock in session.scalars(select(Clock).where(Clock.state == "paused", Clock.matter_code.is_not(None))):
+        reason = str(((clock.pauses or [])[-1:] or [{}])[0].get("reason", ""))
+        if not reason.startswith(PREFIX):
+            continue
+        status = session.scalar(select(ProjectMatter.status).where(
+            ProjectMatter.project_id == clock.project_id, ProjectMatter.matter_code == reason[len(PREFIX):]))
+        if status in ("concluded", "refused", "no_matter", "cancelled"):
+            found.append((clock.project_id, clock.matter_code))
+    return list(dict.fromkeys(found))
