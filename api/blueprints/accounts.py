@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 
 from api.auth import current_actor, requires
 from api.schemas.accounts import ProjectUnitCreateSchema, ProjectUnitOutSchema, UserCreateSchema, UserOutSchema
-from api.schemas.common import PageQuery, page_envelope
+from api.schemas.common import PageQuery, page_envelope, page_of
 from api.transaction import platform, session
 from engine import accounts
 
@@ -29,7 +29,7 @@ class Users(MethodView):
     @bp.response(200, page_envelope(UserOutSchema))
     def get(self, query):
         rows, total = accounts.list_users(session(), **query)
-        return {"items": rows, "page": query["page"], "page_size": query["page_size"], "total": total}
+        return page_of(rows, total, query["page"], query["page_size"])
 
     @requires("operator")
     @bp.arguments(UserCreateSchema)

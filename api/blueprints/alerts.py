@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from api.auth import current_actor, requires
-from api.schemas.common import PageQuery, page_envelope
+from api.schemas.common import PageQuery, page_envelope, page_of
 from api.transaction import session
 from engine.access import OFFICIAL_ROLES
 from engine.alerts import AlertFilter, list_alerts
@@ -42,4 +42,4 @@ class AlertQuery(PageQuery):
 def alerts(query):
     page, size = query.pop("page"), query.pop("page_size")
     rows, total = list_alerts(session(), current_actor(), AlertFilter(**query), page=page, page_size=size)
-    return {"items": rows, "page": page, "page_size": size, "total": total}
+    return page_of(rows, total, page, size)

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from api.auth import current_actor, requires
-from api.schemas.common import PageQuery, page_envelope
+from api.schemas.common import PageQuery, page_envelope, page_of
 from api.transaction import platform, session
 from engine import runtime
 
@@ -36,7 +36,7 @@ class InstanceQuery(PageQuery):
 @bp.response(200, page_envelope(InstanceSchema))
 def list_instances(query):
     rows, total = runtime.instances(session(), status=query.get("status"), page=query["page"], page_size=query["page_size"])
-    return {"items": rows, "page": query["page"], "page_size": query["page_size"], "total": total}
+    return page_of(rows, total, query["page"], query["page_size"])
 
 
 @bp.route("/<int:instance_id>/retry", methods=["POST"])

@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from api.auth import current_actor, requires
-from api.schemas.common import PageQuery, page_envelope
+from api.schemas.common import PageQuery, page_envelope, page_of
 from api.transaction import platform, session
 from engine import procedures
 from engine.errors import Invalid
@@ -57,7 +57,7 @@ class Procedures(MethodView):
     def get(self, query):
         """Every deployed version, newest first per procedure."""
         rows, total = procedures.list_versions(session(), process_id=query.get("process_id"), page=query["page"], page_size=query["page_size"])
-        return {"items": rows, "page": query["page"], "page_size": query["page_size"], "total": total}
+        return page_of(rows, total, query["page"], query["page_size"])
 
     @requires("dept_admin", "operator")
     @bp.arguments(ProcedureFileSchema, location="files")

@@ -6,7 +6,7 @@ from flask.views import MethodView
 from marshmallow import validate
 from flask_smorest import Blueprint
 from api.auth import current_actor, requires
-from api.schemas.common import PageQuery, StrictSchema, page_envelope
+from api.schemas.common import PageQuery, StrictSchema, page_envelope, page_of
 from api.schemas.projects import (
     AuditEventSchema,
     ChangeRequestSchema,
@@ -28,7 +28,7 @@ class Projects(MethodView):
     def get(self, query):
         """The projects the caller may see, newest first."""
         rows, total = projects.list_projects(session(), current_actor(), **query)
-        return {"items": rows, "page": query["page"], "page_size": query["page_size"], "total": total}
+        return page_of(rows, total, query["page"], query["page_size"])
 
     @requires("applicant")
     @bp.arguments(DeclarationSchema)
@@ -100,4 +100,4 @@ def history(query, code):
     s = session()
     project = projects.visible_project(s, current_actor(), code)
     rows, total = audit.project_trail(s, project.project_code, page=query["page"], page_size=query["page_size"])
-    return {"items": rows, "page": query["page"], "page_size": query["page_size"], "total": total}
+    return page_of(rows, total, query["page"], query["page_size"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from api.auth import current_actor, requires
-from api.schemas.common import page_envelope
+from api.schemas.common import page_envelope, page_of
 from api.schemas.tasks import CompletedSchema, CompleteSchema, DelegateSchema, TaskListQuery, TaskSchema
 from api.transaction import platform, session
 from engine import runtime
@@ -20,7 +20,7 @@ def list_tasks(query):
     """My department's and role's ready tasks (an applicant: its unit's), soonest due first."""
     page, size = query.pop("page"), query.pop("page_size")
     rows, total = runtime.task_list(session(), current_actor(), runtime.TaskFilter(**query), page=page, page_size=size)
-    return {"items": rows, "page": page, "page_size": size, "total": total}
+    return page_of(rows, total, page, size)
 
 
 @bp.route("/<string:task_id>")

@@ -50,3 +50,8 @@ def page_envelope(item_schema: type[ma.Schema]) -> type[ma.Schema]:
             "total": ma.fields.Integer(),
         },
     )
+
+
+def page_of(rows, total: int, page: int, page_size: int) -> dict:
+    """The envelope every list answers with."""
+    return {"items": rows, "page": page, "page_size": page_size, "total": total}
