@@ -10,6 +10,7 @@ Each version is parsed once and its spec cached: no request parses XML.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ FORMS_DIR = ROOT / "forms"
 BPMN_DIR = ROOT / "bpmn"
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MATTER_PREFIX = "matter_"
+_CALLED = re.compile(r'calledElement="([^"]+)"')
 #: The functions the platform gives scripts and expressions (engine.runtime binds them).
 PLATFORM_FUNCTIONS = (
     "working_days", "clock_due", "clock_yellow", "start_clock", "stop_clock", "pause_clock", "resume_clock",
@@ -76,15 +78,17 @@ def check(session: Session, filename: str, content: bytes) -> Checked:
         if problems:
             raise _problems_error(problems)
         return Checked("dmn", spiff_adapter.dmn_decision_ids(content)[0], None)
-    dmn, called = _latest_xml(session, "dmn"), _latest_xml(session, "bpmn")
+    dmn, deployed = _latest_xml(session, "dmn"), _latest_xml(session, "bpmn")
     problems = spiff_adapter.validate_bpmn(
-        content, known_process_ids=set(called), form_exists=form_exists, dmn=list(dmn.values()),
+        content, known_process_ids=set(deployed), form_exists=form_exists, dmn=list(dmn.values()),
         function_names=PLATFORM_FUNCTIONS,
     )
     if problems:
         raise _problems_error(problems)
+    # Only the processes this diagram's call activities name are frozen into its spec.
+    called = [deployed[pid] for pid in set(_CALLED.findall(content.decode("utf-8", "replace"))) if pid in deployed]
     try:
-        compiled = spiff_adapter.compile_bpmn(content, dmn=list(dmn.values()), called=list(called.values()))
+        compiled = spiff_adapter.compile_bpmn(content, dmn=list(dmn.values()), called=called)
     except spiff_adapter.DiagramRefused as exc:
         raise _problems_error(exc.problems) from None
     return Checked("bpmn", compiled.process_id, compiled.spec_json)

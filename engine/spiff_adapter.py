@@ -916,10 +916,10 @@ def compile_bpmn(
     process_id = process_id or _top_level_process(root)
     parser = _new_parser()
     _add_dmn(parser, dmn)
-    parser.add_bpmn_xml(root)
-    for called_root in called_roots:
-        parser.add_bpmn_xml(called_root)
     try:
+        parser.add_bpmn_xml(root)
+        for called_root in called_roots:
+            parser.add_bpmn_xml(called_root)
         spec = parser.get_spec(process_id)
         subprocess_specs = parser.get_subprocess_specs(process_id)
     except ValidationException as exc:

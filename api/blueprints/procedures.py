@@ -67,7 +67,9 @@ class Procedures(MethodView):
         """Deploy: checked first (422 naming the element and problem); new content becomes version N+1."""
         filename, content = _uploaded()
         deployed = procedures.deploy(session(), actor=current_actor(), now=platform().clock.now(), filename=filename, content=content)
-        body = ProcedureVersionSchema().dump(deployed.procedure) | {"created": deployed.created}
+        row = deployed.procedure
+        body = {name: getattr(row, name) for name in ProcedureVersionSchema().fields if name != "created"}
+        body["created"] = deployed.created
         return body, 201 if deployed.created else 200
 
 
