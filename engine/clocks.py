@@ -23,6 +23,9 @@ from engine.workcal import WorkCalendar
 CLOCK_KINDS = ("dispatch", "reply", "filing", "pre_review", "acceptance", "promised", "rectification")
 DEFAULT_YELLOW = Decimal("0.8")
 YELLOW_KEY = "yellow_fractions"
+#: The longest clock a diagram may start (ten years of working days): the arithmetic
+#: walks day by day, so an absurd limit would hold a request or the sweep.
+MAX_WORKING_DAYS = 2500
 #: 特别程序: 30 working days by default, at most 60.
 SPECIAL_PROCEDURE_DEFAULT_DAYS = 30
 SPECIAL_PROCEDURE_MAX_DAYS = 60
@@ -80,8 +83,8 @@ def start(
 ) -> Clock:
     if kind not in CLOCK_KINDS:
         raise Invalid.field("kind", f"unknown clock kind {kind!r}")
-    if not 0 < float(working_days) <= 3650:
-        raise Invalid.field("working_days", "working days must be > 0")
+    if not 0 < float(working_days) <= MAX_WORKING_DAYS:
+        raise Invalid.field("working_days", f"working days must be > 0 and at most {MAX_WORKING_DAYS}")
     clock = Clock(
         kind=kind, project_id=project_id, project_code=project_code, matter_code=matter_code,
         department_code=department_code, instance_id=instance_id, scope_id=scope_id, started_at=started_at or now,

@@ -116,7 +116,10 @@ class Run:
         }
 
     def _working_days(self, n) -> str:
-        return self.calendar.add_working_days(self.now, float(n)).instant.isoformat()
+        days = float(n)
+        if not 0 <= days <= clocks.MAX_WORKING_DAYS:
+            raise ValueError(f"working_days takes 0 to {clocks.MAX_WORKING_DAYS} days, not {n!r}")
+        return self.calendar.add_working_days(self.now, days).instant.isoformat()
 
     def all_clocks(self) -> list[Clock]:
         if self._clocks is None:
@@ -420,6 +423,14 @@ def visible_task(session: Session, actor: Actor, task_id: str) -> Task:
 
 
 def _locked_task(session: Session, task_id: str) -> Task | None:
+    """The task, locked after its instance and the instance's clocks: every writer takes
+    instance → clocks → tasks in that order (the sweep too), so none deadlocks."""
+    instance_id = session.scalar(select(Task.instance_id).where(Task.id == task_id))
+    if instance_id is None:
+        return None
+    if is_postgresql(session):
+        session.execute(select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update())
+        lock_clocks(session, instance_id)
     return session.scalar(select(Task).where(Task.id == task_id).with_for_update())
 
 
@@ -440,7 +451,6 @@ def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[st
     if task.assignee_id is not None and task.assignee_id != actor.user_id:
         raise Conflict("任务已由他人签收 (claimed by someone else)")
     validate_form(task.form, data)
-    lock_clocks(session, task.instance_id)
     row = session.get(ProcessInstance, task.instance_id)
     if row.status != "running":
         raise Conflict(f"流程实例状态为 {row.status}，暂不能办理 (instance is {row.status})")
