@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
+from engine import audit
 from engine.errors import Invalid
 from engine.models import Alert, Clock, PlatformState
 from engine.workcal import WorkCalendar
@@ -33,12 +34,36 @@ SPECIAL_PROCEDURE_MAX_DAYS = 60
 
 def yellow_fraction(session: Session, kind: str, matter_code: str | None) -> Decimal:
     """The configured fraction: per matter and kind, else per kind, else 80%."""
-    state = session.get(PlatformState, YELLOW_KEY)
-    table = json.loads(state.value) if state else {}
+    table = yellow_fractions(session)
     for key in (f"{kind}:{matter_code}" if matter_code else None, kind):
         if key and key in table:
             return Decimal(str(table[key]))
     return DEFAULT_YELLOW
+
+
+def yellow_fractions(session: Session) -> dict[str, float]:
+    state = session.get(PlatformState, YELLOW_KEY)
+    return json.loads(state.value) if state else {}
+
+
+def set_yellow_fractions(session: Session, table: dict[str, float], *, now: datetime, actor: str) -> dict[str, float]:
+    """Keys are a clock kind (`promised`) or a kind and a matter (`promised:eia_approval`);
+    values are the fraction of the limit after which the light turns yellow. New clocks
+    take it; running clocks keep the fraction they started with."""
+    for key, value in table.items():
+        kind, _, matter = key.partition(":")
+        if kind not in CLOCK_KINDS:
+            raise Invalid.field(f"fractions.{key}", f"unknown clock kind {kind!r}")
+        if not 0 < float(value) < 1:
+            raise Invalid.field(f"fractions.{key}", "the fraction must be between 0 and 1")
+    state = session.get(PlatformState, YELLOW_KEY)
+    value = json.dumps(table, sort_keys=True)
+    if state is None:
+        session.add(PlatformState(key=YELLOW_KEY, value=value))
+    else:
+        state.value = value
+    audit.record(session, at=now, actor=actor, action="clocks.yellow_fractions", target="platform", summary=table)
+    return table
 
 
 def _pauses(clock: Clock) -> list[tuple[datetime, datetime | None]]:

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import request
+from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import validate
 from sqlalchemy import select
 
 from api.auth import current_actor, requires
 from api.schemas.common import StrictSchema
 from api.transaction import end_request_transaction, platform, session
-from engine import calendar
+from engine import calendar, clocks
 from engine.clock import ManualClock
 from engine.errors import Invalid, NotFound
 from engine.models import CalendarYear
@@ -25,6 +27,14 @@ class ClockSetSchema(StrictSchema):
 class ClockStateSchema(ma.Schema):
     now = ma.fields.AwareDateTime()
     sweep = ma.fields.Dict(metadata={"description": "what the sweep fired"})
+
+
+class FractionsSchema(StrictSchema):
+    fractions = ma.fields.Dict(
+        required=True, keys=ma.fields.String(validate=validate.Length(max=80)),
+        values=ma.fields.Float(validate=validate.Range(min=0, max=1, min_inclusive=False, max_inclusive=False)),
+        metadata={"description": "e.g. {\"promised\": 0.8, \"promised:eia_approval\": 0.7}"},
+    )
 
 
 class CalendarYearSchema(ma.Schema):
@@ -51,6 +61,23 @@ def set_clock(body):
     end_request_transaction()
     report = sweep(p)
     return {"now": p.clock.now(), "sweep": report.fired}
+
+
+@bp.route("/yellow-fractions")
+class YellowFractions(MethodView):
+    """When the light turns yellow: per clock kind (`promised`) or kind and matter (`promised:eia_approval`)."""
+
+    @requires("operator", "supervisor", "coordinator")
+    @bp.response(200, FractionsSchema)
+    def get(self):
+        return {"fractions": clocks.yellow_fractions(session())}
+
+    @requires("operator", "coordinator")
+    @bp.arguments(FractionsSchema)
+    @bp.response(200, FractionsSchema)
+    def put(self, body):
+        fractions = clocks.set_yellow_fractions(session(), body["fractions"], now=platform().clock.now(), actor=current_actor().username)
+        return {"fractions": fractions}
 
 
 @bp.route("/calendar/years")

@@ -240,3 +240,17 @@ def test_waiting_for_a_prerequisite_pauses_until_it_concludes_or_the_officer_end
     resumed = clock_of(project(client, token, code), "promised", "land")
     assert resumed["state"] == "running" and resumed["due_at"] is not None
     assert client.delete(url, headers=token("land")).status_code == 409  # no longer waiting
+
+
+def test_yellow_fraction_is_configurable_per_kind_and_per_matter(client, token, clock):
+    url = "/api/v1/admin/yellow-fractions"
+    for bad in ({"dispatch": 1.5}, {"lunch": 0.5}, {"dispatch": "half"}):
+        r = client.put(url, json={"fractions": bad}, headers=token("operator"))
+        assert r.status_code == 422 and any(k.startswith("fractions") for k in r.get_json()["errors"]), r.get_json()
+    assert client.put(url, json={"fractions": {"dispatch": 0.5}}, headers=token("drc")).status_code == 403
+    r = client.put(url, json={"fractions": {"dispatch": 0.5, "promised:land_pre_review": 0.6}}, headers=token("operator"))
+    assert r.status_code == 200
+    assert client.get(url, headers=token("supervisor")).get_json()["fractions"]["dispatch"] == 0.5
+    clock.set(at(2026, 3, 16, 0))  # Monday 00:00: half of 24 working hours is Monday noon
+    code = declare(client, token)["project_code"]
+    assert clock_of(project(client, token, code), "dispatch")["yellow_at"] == at(2026, 3, 16, 12).astimezone(timezone.utc).isoformat()
