@@ -90,6 +90,7 @@ def create_user(
         created_at=now,
     )
     session.add(user)
+    session.flush()
     audit.record(
         session, at=now, actor=actor, action="user.create", target=f"user:{username}",
         summary={"roles": list(roles), "department": department_code, "project_unit_id": project_unit_id},

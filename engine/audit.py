@@ -45,6 +45,16 @@ def record(
     )
 
 
+def mark(session: Session) -> int:
+    """Where the staged events stand now (for ``rollback_to`` when a savepoint is undone)."""
+    return len(session.info.get(_PENDING, []))
+
+
+def rollback_to(session: Session, position: int) -> None:
+    """Forget the events staged after ``mark``: their changes were rolled back."""
+    del session.info.get(_PENDING, [])[position:]
+
+
 def _digest(seq: int, prev_hash: str, ev: dict[str, Any]) -> str:
     body = json.dumps(
         {

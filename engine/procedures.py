@@ -31,6 +31,11 @@ BPMN_DIR = ROOT / "bpmn"
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MATTER_PREFIX = "matter_"
 _CALLED = re.compile(r'calledElement="([^"]+)"')
+#: String literals in a DMN table's output entries (the matter codes it names).
+_OUTPUT_STRINGS = re.compile(
+    r'<(?:\w+:)?outputEntry[^>]*?id="([^"]*)"[^>]*>\s*<(?:\w+:)?text>\s*(?:"|&quot;|\')([^"\'&<]+)(?:"|&quot;|\')\s*<')
+#: The decision table of the matters notice (应办事项告知).
+MATTERS_DECISION = "matters_notice"
 #: The functions the platform gives scripts and expressions (engine.runtime binds them).
 PLATFORM_FUNCTIONS = (
     "working_days", "clock_due", "clock_yellow", "start_clock", "stop_clock", "pause_clock", "resume_clock",
@@ -77,7 +82,10 @@ def check(session: Session, filename: str, content: bytes) -> Checked:
         problems = spiff_adapter.validate_dmn(content, function_names=PLATFORM_FUNCTIONS)
         if problems:
             raise _problems_error(problems)
-        return Checked("dmn", spiff_adapter.dmn_decision_ids(content)[0], None)
+        decision_id = spiff_adapter.dmn_decision_ids(content)[0]
+        if decision_id == MATTERS_DECISION:
+            _check_catalogue(session, content)
+        return Checked("dmn", decision_id, None)
     dmn, deployed = _latest_xml(session, "dmn"), _latest_xml(session, "bpmn")
     problems = spiff_adapter.validate_bpmn(
         content, known_process_ids=set(deployed), form_exists=form_exists, dmn=list(dmn.values()),
@@ -92,6 +100,18 @@ def check(session: Session, filename: str, content: bytes) -> Checked:
     except spiff_adapter.DiagramRefused as exc:
         raise _problems_error(exc.problems) from None
     return Checked("bpmn", compiled.process_id, compiled.spec_json)
+
+
+def _check_catalogue(session: Session, content: bytes) -> None:
+    """The matters notice may name only matters of the published catalogue: a matter
+    outside it cannot be added to a project, so the table is refused, not the
+    declarations that would hit it later."""
+    known = set(session.scalars(select(Matter.matter_code))) | set(session.scalars(select(Department.code)))
+    unknown = {entry: value for entry, value in _OUTPUT_STRINGS.findall(content.decode("utf-8", "replace")) if value not in known}
+    if unknown:
+        raise Invalid("决策表含目录外的事项 (the table names matters outside the catalogue)",
+                      {entry or MATTERS_DECISION: [f"目录中没有此事项或部门 (not in the catalogue): {value}"]
+                       for entry, value in unknown.items()})
 
 
 def _latest_xml(session: Session, kind: str) -> dict[str, bytes]:
@@ -189,22 +209,23 @@ def get_version(session: Session, process_id: str, version: int) -> ProcedureVer
 
 
 class SpecCache:
-    """Parsed specs by procedure version id; a version never changes, so entries never go stale."""
+    """Parsed specs by procedure content; a version never changes, so entries never go stale."""
 
     def __init__(self, size: int = 256):
         self._lock = threading.Lock()
-        self._items: OrderedDict[int, object] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], object] = OrderedDict()
         self._size = size
 
     def get(self, procedure: ProcedureVersion):
+        key = (procedure.process_id, procedure.sha256)  # content, not row id: ids repeat across databases
         with self._lock:
-            spec = self._items.get(procedure.id)
+            spec = self._items.get(key)
             if spec is not None:
-                self._items.move_to_end(procedure.id)
+                self._items.move_to_end(key)
                 return spec
         spec = spiff_adapter.load_spec(procedure.spec_json)
         with self._lock:
-            self._items[procedure.id] = spec
+            self._items[key] = spec
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return spec
@@ -214,14 +235,14 @@ SPECS = SpecCache()
 
 
 class DecisionCache:
-    """Parsed decision tables by (procedure version id, decision id)."""
+    """Parsed decision tables by (content hash, decision id)."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._items: dict[tuple[int, str], object] = {}
+        self._items: dict[tuple[str, str], object] = {}
 
     def get(self, table: ProcedureVersion, decision_id: str):
-        key = (table.id, decision_id)
+        key = (table.sha256, decision_id)
         with self._lock:
             found = self._items.get(key)
         if found is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -31,7 +32,6 @@ from engine.projects import FACT_FIELDS, ensure_accepts_matters
 from engine.workcal import WorkCalendar
 
 MASTER_PROCESS = "project_master"
-MATTERS_DECISION = "matters_notice"
 MATTER_STAGE = "matter_stage"
 _TICK = timedelta(microseconds=1)
 #: Task data shown with a task on the list (what the officer needs to act on it).
@@ -93,6 +93,10 @@ class Run:
     #: the instance's clocks, newest last, loaded once per operation (scripts ask often)
     _clocks: list[Clock] | None = None
     _calendar: WorkCalendar | None = None
+
+    def forget_clocks(self) -> None:
+        """After a rollback the loaded clocks may be gone; read them again when asked."""
+        self._clocks = None
 
     @property
     def calendar(self) -> WorkCalendar:
@@ -338,13 +342,28 @@ def _start_instance(session, *, project, process_id, kind, matter_code, data, no
     session.add(row)
     session.flush()
     run = Run(session, now, row, project, actor)
-    try:
-        instance = spiff_adapter.start(procedures.SPECS.get(procedure), data, now=now, functions=run.functions)
-    except spiff_adapter.ProcedureError as exc:
-        _mark_error(row, exc, now, pending={"action": "start", "data": data})
-        return row
-    _after_step(run, instance)
+    error = _attempt(run, lambda: spiff_adapter.start(procedures.SPECS.get(procedure), data, now=now, functions=run.functions))
+    if error is not None:
+        _mark_error(row, error, now, pending={"action": "start", "data": data})
     return row
+
+
+def _attempt(run: Run, action: Callable[[], spiff_adapter.Instance]) -> spiff_adapter.ProcedureError | None:
+    """Run one engine step and everything that follows it inside a savepoint. A failure
+    undoes the step's effects — notices, clocks, launched matters, audit events — so
+    only the error mark remains, and a retry starts from a clean state."""
+    session = run.session
+    position = audit.mark(session)
+    savepoint = session.begin_nested()
+    try:
+        _after_step(run, action())
+    except spiff_adapter.ProcedureError as exc:
+        savepoint.rollback()
+        audit.rollback_to(session, position)
+        run.forget_clocks()
+        return exc
+    savepoint.commit()
+    return None
 
 
 def _mark_error(row: ProcessInstance, exc: spiff_adapter.ProcedureError, now: datetime, pending: dict) -> None:
@@ -356,12 +375,12 @@ def _mark_error(row: ProcessInstance, exc: spiff_adapter.ProcedureError, now: da
 
 def matters_notice(session: Session, project: Project) -> list[Matter]:
     """应办事项告知: the decision table's matters for this declaration, in the catalogue."""
-    table = procedures.latest(session, MATTERS_DECISION)
+    table = procedures.latest(session, procedures.MATTERS_DECISION)
     inputs = {
         "regime": project.regime, "industry_code": project.industry_code, "investment": float(project.investment),
         **{f: getattr(project, f) for f in FACT_FIELDS},
     }
-    rows = procedures.evaluate_decision(table, MATTERS_DECISION, inputs)
+    rows = procedures.evaluate_decision(table, procedures.MATTERS_DECISION, inputs)
     codes = list(dict.fromkeys(r["matter_code"] for r in rows if r.get("matter_code")))
     catalogue = {m.matter_code: m for m in session.scalars(select(Matter).where(Matter.matter_code.in_(codes)))}
     missing = [c for c in codes if c not in catalogue]
@@ -456,17 +475,18 @@ def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[st
         raise Conflict(f"流程实例状态为 {row.status}，暂不能办理 (instance is {row.status})")
     project = session.get(Project, row.project_id)
     run = Run(session, now, row, project, actor.username)
-    task.status, task.completed_at, task.completed_by = "completed", now, actor.username
-    audit.record(session, at=now, actor=actor.username, action="task.complete", project_code=project.project_code,
-                 target=f"task:{task.element_id}", summary={"task_id": task.id, "matter_code": task.matter_code, "data": data})
-    try:
+
+    def step() -> spiff_adapter.Instance:
+        task.status, task.completed_at, task.completed_by = "completed", now, actor.username
+        audit.record(session, at=now, actor=actor.username, action="task.complete", project_code=project.project_code,
+                     target=f"task:{task.element_id}", summary={"task_id": task.id, "matter_code": task.matter_code, "data": data})
         instance = _load(row)
         spiff_adapter.complete_user_task(instance, task_id, data, now=now, functions=run.functions)
-    except spiff_adapter.ProcedureError as exc:
-        task.status, task.completed_at, task.completed_by = "ready", None, None
-        _mark_error(row, exc, now, pending={"action": "complete", "task_id": task_id, "data": data, "actor": actor.username})
-        return task, row
-    _after_step(run, instance)
+        return instance
+
+    error = _attempt(run, step)
+    if error is not None:
+        _mark_error(row, error, now, pending={"action": "complete", "task_id": task_id, "data": data, "actor": actor.username})
     return task, row
 
 
@@ -480,8 +500,14 @@ def claim(session: Session, *, actor: Actor, task_id: str, now: datetime) -> Tas
 
 
 def unclaim(session: Session, *, actor: Actor, task_id: str, now: datetime) -> Task:
-    task = _ready_task_for(session, actor, task_id)
-    if task.assignee_id != actor.user_id and not actor.has("dept_admin"):
+    """Release a claim: one's own, or (a department admin) any of the department's."""
+    admin = actor.has("dept_admin")
+    task = _locked_task(session, task_id)
+    if task is None or not (_may_work(actor, task) or (admin and task.department_code == actor.department_code)):
+        raise NotFound("任务不存在 (no such task)")
+    if task.status != "ready":
+        raise Conflict("任务已办理 (task already done)")
+    if task.assignee_id != actor.user_id and not admin:
         raise Conflict("只能退回自己签收的任务 (not claimed by you)")
     task.assignee_id = None
     _audit_task(session, actor, task, "task.unclaim", now)
@@ -494,7 +520,7 @@ def delegate(session: Session, *, actor: Actor, task_id: str, to_username: str, 
     if task.assignee_id not in (None, actor.user_id):
         raise Conflict("任务已由他人签收 (claimed by someone else)")
     colleague = session.scalar(select(User).where(User.username == to_username))
-    if colleague is None or not _may_work(Actor.of(colleague), task):
+    if colleague is None or not colleague.active or not _may_work(Actor.of(colleague), task):
         raise Invalid.field("to", "须转交给本部门同岗位的人员 (delegate within the department and role)")
     task.assignee_id = colleague.id
     _audit_task(session, actor, task, "task.delegate", now, {"to": to_username})
@@ -526,16 +552,20 @@ def deliver(session: Session, row: ProcessInstance, deliveries: list[Delivery], 
         return
     project = session.get(Project, row.project_id)
     run = Run(session, now, row, project, "platform")
-    instance = _load(row)
-    for delivery in deliveries:
-        try:
-            spiff_adapter.complete_receive_task(instance, delivery.target_task_id, delivery.payload, now=now, functions=run.functions)
-        except spiff_adapter.TaskUnavailable:
-            continue  # the stage is gone (cancelled): nothing left to tell
-        except spiff_adapter.ProcedureError as exc:
-            _mark_error(row, exc, now, pending={"action": "advance"})
-            return
-    _after_step(run, instance)
+
+    def step() -> spiff_adapter.Instance:
+        instance = _load(row)
+        for delivery in deliveries:
+            try:
+                spiff_adapter.complete_receive_task(instance, delivery.target_task_id, delivery.payload, now=now,
+                                                    functions=run.functions)
+            except spiff_adapter.TaskUnavailable:
+                continue  # the stage is gone (cancelled): nothing left to tell
+        return instance
+
+    error = _attempt(run, step)
+    if error is not None:
+        _mark_error(row, error, now, pending={"action": "advance"})
 
 
 def fire_timers(session: Session, row: ProcessInstance, *, until: datetime) -> int:
@@ -546,17 +576,20 @@ def fire_timers(session: Session, row: ProcessInstance, *, until: datetime) -> i
     """
     project = session.get(Project, row.project_id)
     fired = 0
-    instance = _load(row)
     while row.status == "running" and row.next_timer_at is not None and row.next_timer_at <= until:
         due = row.next_timer_at
         at = due + _TICK
         run = Run(session, at, row, project, "platform")
-        try:
+
+        def step(at=at, run=run) -> spiff_adapter.Instance:
+            instance = _load(row)
             spiff_adapter.advance(instance, now=at, functions=run.functions)
-        except spiff_adapter.ProcedureError as exc:
-            _mark_error(row, exc, at, pending={"action": "advance"})
+            return instance
+
+        error = _attempt(run, step)
+        if error is not None:
+            _mark_error(row, error, at, pending={"action": "advance"})
             break
-        _after_step(run, instance)
         fired += 1
         if row.next_timer_at is not None and row.next_timer_at <= due:
             _mark_error(row, spiff_adapter.ProcedureError(None, f"a timer due at {due.isoformat()} did not fire"), at,
@@ -583,25 +616,26 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime) ->
     row.procedure_version_id, row.procedure_version = newest.id, newest
     pending, project = row.pending_action or {}, session.get(Project, row.project_id)
     run = Run(session, now, row, project, actor.username)
-    try:
+
+    def step() -> spiff_adapter.Instance:
+        row.status, row.error_element, row.error_message, row.pending_action = "running", None, None, None
+        audit.record(session, at=now, actor=actor.username, action="instance.retry", project_code=project.project_code,
+                     target=f"instance:{row.id}", summary={"procedure_version": newest.version})
         if pending.get("action") == "start":
-            instance = spiff_adapter.start(procedures.SPECS.get(newest), pending["data"], now=now, functions=run.functions)
+            return spiff_adapter.start(procedures.SPECS.get(newest), pending["data"], now=now, functions=run.functions)
+        instance = _load(row)
+        if pending.get("action") == "complete":
+            spiff_adapter.complete_user_task(instance, pending["task_id"], pending["data"], now=now, functions=run.functions)
+            task = session.get(Task, pending["task_id"])
+            if task is not None:
+                task.status, task.completed_at, task.completed_by = "completed", now, pending.get("actor")
         else:
-            instance = _load(row)
-            if pending.get("action") == "complete":
-                spiff_adapter.complete_user_task(instance, pending["task_id"], pending["data"], now=now, functions=run.functions)
-                task = session.get(Task, pending["task_id"])
-                if task is not None:
-                    task.status, task.completed_at, task.completed_by = "completed", now, pending.get("actor")
-            else:
-                spiff_adapter.advance(instance, now=now, functions=run.functions)
-    except spiff_adapter.ProcedureError as exc:
-        _mark_error(row, exc, now, pending=pending)
-        return row
-    row.status, row.error_element, row.error_message, row.pending_action = "running", None, None, None
-    audit.record(session, at=now, actor=actor.username, action="instance.retry", project_code=project.project_code,
-                 target=f"instance:{row.id}", summary={"procedure_version": newest.version})
-    _after_step(run, instance)
+            spiff_adapter.advance(instance, now=now, functions=run.functions)
+        return instance
+
+    error = _attempt(run, step)
+    if error is not None:
+        _mark_error(row, error, now, pending=pending)
     return row
 
 

@@ -54,6 +54,8 @@ MAX_INT_BITS = 65_536
 MAX_RANGE = 100_000
 #: Most values (counting every list item and dict value) and nesting levels task data
 #: may hold after a script.
+#: Text a task's data may hold in all (its JSON is stored with every save).
+MAX_DATA_CHARS = 4_000_000
 MAX_DATA_VALUES = 1_000_000
 MAX_DATA_DEPTH = 64
 #: Default step budget (bytecode instructions in script frames) and wall-time budget.
@@ -447,7 +449,9 @@ class _Budget:
         self.steps_left -= 1
         if self.steps_left < 0:
             raise ScriptBudgetExceeded(f"script stopped: more than {self.max_steps} steps")
-        if self.steps_left & 0xFFF == 0 and time.monotonic() > self.deadline:
+        # The clock is read every 64 steps: often enough that a loop calling slow
+        # platform functions is stopped near its deadline, cheap enough for tight loops.
+        if self.steps_left & 0x3F == 0 and time.monotonic() > self.deadline:
             raise ScriptBudgetExceeded(f"script stopped: ran longer than {self.max_seconds} s")
 
 
@@ -458,6 +462,7 @@ class _DataCheck:
 
     def __init__(self, reserved_keys: frozenset[str] = frozenset()) -> None:
         self.values_left = MAX_DATA_VALUES
+        self.chars_left = MAX_DATA_CHARS
         self.reserved_keys = reserved_keys
         self.open: set[int] = set()
 
@@ -465,7 +470,12 @@ class _DataCheck:
         self.values_left -= 1
         if self.values_left < 0:
             raise ScriptError(f"task data too large (more than {MAX_DATA_VALUES} values)")
-        if item is None or isinstance(item, (str, bool, int)):
+        if isinstance(item, str):
+            self.chars_left -= len(item)
+            if self.chars_left < 0:
+                raise ScriptError(f"task data too large (more than {MAX_DATA_CHARS} characters of text)")
+            return item
+        if item is None or isinstance(item, (bool, int)):
             return item
         if isinstance(item, float):
             if not math.isfinite(item):

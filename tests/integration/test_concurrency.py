@@ -26,14 +26,6 @@ DEPARTMENTS = {"drc": "feasibility_study", "land": "land_pre_review", "env": "ei
                "water": "soil_water_plan", "housing": "construction_permit"}
 
 
-@pytest.fixture(autouse=True)
-def fresh_spec_caches(monkeypatch):
-    """The parsed-spec caches are keyed by procedure version id, which every test database reuses."""
-    from engine import procedures
-    monkeypatch.setattr(procedures, "SPECS", procedures.SpecCache())
-    monkeypatch.setattr(procedures, "DECISIONS", procedures.DecisionCache())
-
-
 def tasks(client, headers, **params):
     r = client.get("/api/v1/tasks", headers=headers, query_string={"page_size": 200, **params})
     assert r.status_code == 200, r.get_json()

@@ -20,15 +20,6 @@ ACCEPTANCE_TIMER = "clock_due('acceptance')"
 FORM = '<spiffworkflow:property name="formJsonSchemaFilename" value="filing_check.schema.json" />'
 
 
-@pytest.fixture(autouse=True)
-def fresh_spec_caches(monkeypatch):
-    """The parsed-spec caches are keyed by procedure version id, which every test database
-    reuses: a version deployed by one test must not be served to another."""
-    from engine import procedures
-    monkeypatch.setattr(procedures, "SPECS", procedures.SpecCache())
-    monkeypatch.setattr(procedures, "DECISIONS", procedures.DecisionCache())
-
-
 def shipped(name: str) -> str:
     return (BPMN / name).read_text(encoding="utf-8")
 
@@ -246,11 +237,6 @@ def test_dmn_deploy_is_versioned_and_takes_effect(client, token, platform):
     assert r.status_code == 200 and r.get_json()["created"] is False
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a matters_notice table naming a matter outside the published catalogue deploys (201), and from then on "
-    "every declaration needing that rule answers 409 (engine/runtime.py:357 matters_notice: 'matters outside the "
-    "catalogue'); engine/procedures.py:69 (check) validates DMN cells as expressions only and never compares the "
-    "matter_code outputs with the catalogue (matters table)"))
 def test_dmn_naming_a_matter_outside_the_catalogue_is_refused(client, token, platform):
     from tests.integration.helpers import declare
 

@@ -38,23 +38,6 @@ FILING_PROJECT = {"regime": "filing", "industry_code": "13", "building_works": T
 LAND_PROJECT = {"regime": "filing", "industry_code": "13", "building_works": False, "new_land_use": True}
 SHANGHAI = timezone(timedelta(hours=8))
 
-BUG_PARTIAL_STEP = pytest.mark.xfail(strict=True, reason=(
-    "BUG: a step that fails at run time is not undone: engine/runtime.py:467 (complete_task) catches ProcedureError and "
-    "marks the instance errored, but what the failed run's scripts already wrote in the session (issue_notice's "
-    "Notice row, start_clock/stop_clock's Clock rows, their audit events) is committed with the 202: the applicant "
-    "holds an acceptance notice and the promised clock runs while the instance is in error; retry runs the step "
-    "again, so the notice is issued twice (-01, -02) and two promised clocks exist"))
-
-
-@pytest.fixture(autouse=True)
-def fresh_spec_caches(monkeypatch):
-    """The parsed-spec caches are keyed by procedure version id, which every test database
-    reuses: a version deployed by one test must not be served to another."""
-    from engine import procedures
-    monkeypatch.setattr(procedures, "SPECS", procedures.SpecCache())
-    monkeypatch.setattr(procedures, "DECISIONS", procedures.DecisionCache())
-
-
 def approve(user):
     return {"decision": "approve", "document_number": f"{user}〔2026〕1号", "document_title": f"{user}批复",
             "document_date": "2026-03-05", "main_content": "同意建设"}
@@ -357,10 +340,6 @@ def test_claim_unclaim_and_delegate_within_the_department(client, token, platfor
     assert find(client, token, "land", "acceptance", code)["assignee_id"] is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the department admin cannot release a colleague's claimed task: engine/runtime.py:482 unclaim allows "
-    "actor.has('dept_admin'), but _ready_task_for (line 504, called first) requires _may_work, i.e. the task's own role "
-    "(officer), so the admin gets 404; a task claimed by an officer who is away stays stuck"))
 def test_department_admin_releases_a_claimed_task(client, token):
     code = to_matters(client, token, **LAND_PROJECT)
     task = find(client, token, "drc", "filing_check", code)
@@ -370,10 +349,6 @@ def test_department_admin_releases_a_claimed_task(client, token):
     assert r.get_json()["assignee_id"] is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a task can be delegated to a deactivated account: engine/runtime.py:497 (delegate) checks only "
-    "_may_work(Actor.of(colleague)), not colleague.active, and the task is then stuck (the assignee cannot sign in, "
-    "nobody else may complete or unclaim it)"))
 def test_delegating_to_a_deactivated_colleague_is_refused(client, token, platform):
     r = client.post("/api/v1/users", headers=token("operator"), json={
         "username": "drc2", "password": "Ren-he-2026-drc!", "display_name": "发改局经办人二",
@@ -389,9 +364,6 @@ def test_delegating_to_a_deactivated_colleague_is_refused(client, token, platfor
     assert find(client, token, "drc", "filing_check", code)["assignee_id"] is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: POST /api/v1/users answers \"id\": null: engine/accounts.py:92 (create_user) adds the User without a flush, so "
-    "UserOutSchema dumps it before the INSERT gives it an id (a client cannot address the account it created)"))
 def test_a_created_colleague_is_answered_with_its_id(client, token, platform):
     r = client.post("/api/v1/users", headers=token("operator"), json={
         "username": "land3", "password": "Ren-he-2026-land", "display_name": "自然资源局经办人三",
@@ -518,7 +490,6 @@ def test_run_time_failure_marks_the_instance_and_retry_resumes_on_the_fix(client
 ACCEPTED = ("issue_notice('acceptance')\nstart_clock('promised', working_days=10)</bpmn:script>")
 
 
-@BUG_PARTIAL_STEP
 def test_a_failed_step_leaves_no_notice_or_clock_behind(client, token, platform):
     """A script that fails after issue_notice/start_clock: the step is undone as a whole, so
     the retried step issues exactly one acceptance notice and starts one promised clock."""
@@ -594,22 +565,12 @@ def test_scripting_run_time_guards(case, script, error):
     assert "leak" not in context
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: task data is bounded by its number of values, not its size: engine/scripting.py:454 _DataCheck (MAX_DATA_VALUES) "
-    "counts a 1,000,000-character string as one value, so a script stores hundreds of MB in task data (its docstring "
-    "promises to refuse 'data whose JSON would be huge'), which the runtime serializes into process_instances.state "
-    "on every step (`big = ['x' * 1000000 for i in range(300)]` leaves 300 MB in 0.16 s, well within the budget)"))
 def test_task_data_whose_json_would_be_huge_is_refused():
     env = scripting.RestrictedEnvironment({})
     with pytest.raises(scripting.ScriptError):
         env.execute("big = ['x' * 1000000] * 200", {})  # 200 MB of JSON, 1 MB in memory
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the time budget does not bound time spent inside platform functions: engine/scripting.py:446-451 (_Budget.step) "
-    "looks at the clock only when steps_left & 0xFFF == 0 (every 4096 script steps), so a loop calling a slow "
-    "platform function runs on unchecked; even with working_days bounded to 2500 days, "
-    "`x = [working_days(2500) for i in range(100000)]` runs ≈9 s against a 1 s budget"))
 def test_time_budget_bounds_slow_platform_function_calls():
     env = scripting.RestrictedEnvironment({"slow": lambda: time.sleep(0.05)}, max_seconds=0.2)
     started = time.monotonic()
