@@ -1,7 +1,18 @@
 """One blueprint per resource."""
 from __future__ import annotations
 
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
+from webargs.flaskparser import FlaskParser
+
+
+class StrictParser(FlaskParser):
+    """Unknown query parameters are refused like unknown body fields (422), never dropped:
+    a misspelt filter must not silently widen a list."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
+
+
+Blueprint.ARGUMENTS_PARSER = StrictParser()
 
 from api.blueprints import accounts, admin, alerts, codes, health, instances, procedures, projects, reference, tasks, tokens
 

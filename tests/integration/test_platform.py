@@ -97,3 +97,9 @@ def test_reference_data(client, token):
     assert len(industries) == 97 and industries[0]["code"] == "01"
     depts = {d["code"]: d["name"] for d in client.get("/api/v1/reference/departments", headers=token("drc")).get_json()}
     assert {"window", "drc", "land", "env", "housing", "water", "supervision"} <= set(depts)
+
+
+def test_unknown_query_parameters_are_refused(client, token):
+    r = client.get("/api/v1/tasks?projectcode=2026", headers=token("drc"))
+    assert r.status_code == 422 and "projectcode" in r.get_json()["errors"]
+    assert client.get("/api/v1/projects?page=1", headers=token("drc")).status_code == 200
