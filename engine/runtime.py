@@ -674,7 +674,7 @@ def task_list(session: Session, actor: Actor, flt: TaskFilter, *, page: int, pag
     query = select(Task).where(*conditions)
     total = session.scalar(select(func.count()).select_from(Task).where(*conditions))
     rows = session.scalars(
-        query.order_by(Task.due_at.is_(None), Task.due_at, Task.created_at, Task.id)
+        query.order_by(Task.due_at.asc().nulls_last(), Task.id)
         .offset((page - 1) * page_size).limit(page_size)
     ).all()
     return rows, total
