@@ -9,6 +9,7 @@ import contextlib
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -59,6 +60,11 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def dialect_insert(session: Session):
+    """The INSERT construct with ON CONFLICT for this session's database (both have it)."""
+    return postgresql.insert if is_postgresql(session) else sqlite.insert
 
 
 @contextlib.contextmanager

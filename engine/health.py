@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from engine import calendar
-from engine.clock import SystemClock
-from engine.db import make_engine, make_session_factory, unit_of_work
+from engine.clock import SystemClock, as_utc
+from engine.db import dialect_insert, make_engine, make_session_factory, unit_of_work
 from engine.models import PlatformState
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -46,12 +46,13 @@ def head_revision() -> str | None:
 
 
 def record_sweep(session: Session, now: datetime) -> None:
-    """Remember the latest sweep (several processes sweep: keep the latest instant)."""
-    state = session.get(PlatformState, LAST_SWEEP_KEY)
-    if state is None:
-        session.add(PlatformState(key=LAST_SWEEP_KEY, value=now.isoformat()))
-    elif datetime.fromisoformat(state.value) < now:
-        state.value = now.isoformat()
+    """Remember the latest sweep. Several processes sweep at once: one upsert that keeps
+    the later instant (UTC ISO strings compare in time order)."""
+    stmt = dialect_insert(session)(PlatformState).values(key=LAST_SWEEP_KEY, value=as_utc(now).isoformat())
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[PlatformState.key], set_={"value": stmt.excluded.value},
+        where=PlatformState.value < stmt.excluded.value,
+    ))
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from engine import audit, codes
 from engine.access import Actor, project_filter, region_subtree, require_role
 from engine.clock import SHANGHAI
+from engine.db import dialect_insert
 from engine.errors import Conflict, Invalid, NotFound
 from engine.models import REGIMES, CodeSerial, Project, ProjectChange, Region
 
@@ -68,10 +68,8 @@ def list_projects(session: Session, actor: Actor, *, page: int, page_size: int, 
 def _next_serial(session: Session, year: int) -> int:
     """Take the year's next serial atomically; the row stays locked until commit, so
     concurrent declarations queue here and a rollback gives the serial back."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
-        insert(CodeSerial)
+        dialect_insert(session)(CodeSerial)
         .values(year=year, last_serial=1)
         .on_conflict_do_update(index_elements=[CodeSerial.year], set_={"last_serial": CodeSerial.last_serial + 1})
         .returning(CodeSerial.last_serial)
