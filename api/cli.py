@@ -5,13 +5,24 @@ import getpass
 import os
 import sys
 
+from pathlib import Path
+
 import click
-from engine import accounts, audit, seed
+
+from api import create_app
+from api.config import from_environment
+from api.scheduler import start_sweeper
+from engine import accounts, audit, calendar, seed
+from engine.access import Actor
 from engine.clock import SystemClock
 from engine.db import make_engine, make_session_factory, unit_of_work
 from engine.errors import DomainError
 from engine.health import upgrade
+from engine.platform import Platform
+from engine.procedures import deploy_directory
+from engine.projects import PlatformScope
 from engine.settings import default_database_url
+from engine.sweep import calendar_loaded, sweep
 
 
 def _factory():
@@ -94,11 +105,6 @@ def _refuse(exc: DomainError) -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False), default="bpmn")
 def deploy(directory: str) -> None:
     """Deploy every .bpmn and .dmn file of a folder (identical content is a no-op)."""
-    from pathlib import Path
-
-    from engine.access import Actor
-    from engine.procedures import deploy_directory
-
     operator = Actor.system("cli")
     try:
         with unit_of_work(_factory()) as session:
@@ -118,9 +124,6 @@ def calendar_group() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def calendar_load(path: str) -> None:
     """Load or correct a year's schedule from a simple text file; open clocks are recomputed."""
-    from engine import calendar
-    from engine.sweep import calendar_loaded
-
     now = SystemClock().now()
     try:
         with unit_of_work(_factory()) as session:
@@ -153,9 +156,6 @@ def audit_verify() -> None:
 @click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), show_default="$PORT or 8000")
 def serve(host: str, port: int) -> None:
     """Serve the API (with the clock sweep scheduled)."""
-    from api import create_app
-    from api.scheduler import start_sweeper
-
     app = create_app()
     start_sweeper(app)
     click.echo(f"API docs: http://{host}:{port}/api/v1/docs   OpenAPI: http://{host}:{port}/api/v1/openapi.json")
@@ -166,11 +166,6 @@ def serve(host: str, port: int) -> None:
 @main.command("sweep")
 def sweep_once() -> None:
     """Run one sweep now."""
-    from api.config import from_environment
-    from engine.platform import Platform
-    from engine.projects import PlatformScope
-    from engine.sweep import sweep
-
     config = from_environment()
     platform = Platform(_factory(), SystemClock(), PlatformScope(config["TZXM_PLATFORM_REGION"]), config["SECRET_KEY"])
     report = sweep(platform)

@@ -2,6 +2,7 @@
 yellow and red, pauses, the automatic outcomes, and a year with no schedule."""
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -186,7 +187,7 @@ def test_a_year_without_schedule_is_provisional_until_loaded(client, token, cloc
     # weekends only for 2027: Thursday 10:00 + 24h → Friday 2027-01-01 10:00
     assert dispatch_clock["due_at"] == at(2027, 1, 1, 10).astimezone(timezone.utc).isoformat()
     schedule = "year 2027\n2027-01-01 holiday 元旦\n"
-    r = client.post("/api/v1/admin/calendar/years", data={"file": (__import__("io").BytesIO(schedule.encode()), "2027.txt")},
+    r = client.post("/api/v1/admin/calendar/years", data={"file": (io.BytesIO(schedule.encode()), "2027.txt")},
                     headers=token("operator"), content_type="multipart/form-data")
     assert r.status_code == 201, r.get_json()
     loaded = clock_of(project(client, token, code), "dispatch")

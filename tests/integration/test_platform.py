@@ -1,6 +1,8 @@
 """The API shell: health, OpenAPI, JSON errors, migrations, the console script."""
 from __future__ import annotations
 
+from datetime import date
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
@@ -103,3 +105,23 @@ def test_unknown_query_parameters_are_refused(client, token):
     r = client.get("/api/v1/tasks?projectcode=2026", headers=token("drc"))
     assert r.status_code == 422 and "projectcode" in r.get_json()["errors"]
     assert client.get("/api/v1/projects?page=1", headers=token("drc")).status_code == 200
+
+
+def test_deploy_and_calendar_commands(database_url, monkeypatch, tmp_path, platform):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    runner = CliRunner()
+    deployed = runner.invoke(main, ["deploy", "bpmn"])
+    assert deployed.exit_code == 0 and "project_master v1 unchanged" in deployed.output
+    schedule = tmp_path / "2027.txt"
+    schedule.write_text("year 2027\n2027-01-01 holiday 元旦\n2027-02-07 workday 调休上班\n", encoding="utf-8")
+    loaded = runner.invoke(main, ["calendar", "load", str(schedule)])
+    assert loaded.exit_code == 0 and "calendar 2027 loaded" in loaded.output
+    bad = tmp_path / "bad.txt"
+    bad.write_text("year 2027\n2028-01-01 holiday 元旦\n", encoding="utf-8")
+    refused = runner.invoke(main, ["calendar", "load", str(bad)])
+    assert refused.exit_code == 2 and "file" in refused.output
+    from engine import calendar
+
+    with platform.session_factory() as s:
+        cal = calendar.current(s)
+    assert cal.is_loaded(2027) and not cal.is_workday(date(2027, 1, 1))
