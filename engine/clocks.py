@@ -118,7 +118,6 @@ def start(
     )
     recompute(clock, calendar)
     session.add(clock)
-    session.flush()
     fire_due_lights(session, clock, now)
     return clock
 
@@ -175,6 +174,8 @@ def fire_due_lights(session: Session, clock: Clock, now: datetime) -> list[Alert
 
 
 def _light(session: Session, clock: Clock, light: str, at: datetime) -> Alert:
+    if clock.id is None:
+        session.flush()  # the alert names its clock (only clocks started in the past get here)
     clock.light = light
     alert = Alert(
         clock_id=clock.id, light=light, clock_kind=clock.kind, project_code=clock.project_code,
