@@ -255,3 +255,36 @@ def test_yellow_fraction_is_configurable_per_kind_and_per_matter(client, token, 
     clock.set(at(2026, 3, 16, 0))  # Monday 00:00: half of 24 working hours is Monday noon
     code = declare(client, token)["project_code"]
     assert clock_of(project(client, token, code), "dispatch")["yellow_at"] == at(2026, 3, 16, 12).astimezone(timezone.utc).isoformat()
+
+
+def test_the_general_window_cancels_a_declaration(client, token):
+    code = declare(client, token, new_land_use=True)["project_code"]
+    window = tasks(client, token, "window", project_code=code)[0]
+    refused = client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"),
+                          json={"data": {"window_decision": "cancel"}, "version": window["version"]})
+    assert refused.status_code == 422 and "data.window_comment" in refused.get_json()["errors"]
+    r = client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"),
+                    json={"data": {"window_decision": "cancel", "window_comment": "重复申报"}, "version": window["version"]})
+    assert r.status_code == 200, r.get_json()
+    body = project(client, token, code)
+    assert body["status"] == "cancelled"
+    assert {m["status"] for m in body["matters"]} == {"cancelled"}
+    assert all(c["state"] == "stopped" for c in body["clocks"])
+    assert tasks(client, token, "window", project_code=code) == []
+
+
+def test_a_returned_declaration_pauses_then_restarts_the_dispatch_clock(client, token, clock):
+    code = declare(client, token, new_land_use=True)["project_code"]
+    window = tasks(client, token, "window", project_code=code)[0]
+    r = client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"),
+                    json={"data": {"window_decision": "return", "window_comment": "补充建设规模"}, "version": window["version"]})
+    assert r.status_code == 200, r.get_json()
+    assert clock_of(project(client, token, code), "dispatch")["state"] == "paused"
+    supply = [t for t in tasks(client, token, "applicant", project_code=code) if t["name"] == "complete_declaration"]
+    assert supply and supply[0]["context"]["window_comment"] == "补充建设规模"
+    assert [t for t in tasks(client, token, "applicant2") if t["project_code"] == code] == []
+    clock.advance(days=2)
+    complete(client, token, "applicant", "complete_declaration", {"completion_note": "已补充"}, code)
+    restarted = clock_of(project(client, token, code), "dispatch")
+    assert restarted["state"] == "running" and restarted["started_at"] == clock.now().isoformat()
+    assert [t["name"] for t in tasks(client, token, "window", project_code=code)] == ["window_review"]
