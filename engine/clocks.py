@@ -42,8 +42,11 @@ def yellow_fraction(session: Session, kind: str, matter_code: str | None) -> Dec
 
 
 def yellow_fractions(session: Session) -> dict[str, float]:
-    state = session.get(PlatformState, YELLOW_KEY)
-    return json.loads(state.value) if state else {}
+    """The configured table, read once per session (a unit of work starts several clocks)."""
+    if YELLOW_KEY not in session.info:
+        state = session.get(PlatformState, YELLOW_KEY)
+        session.info[YELLOW_KEY] = json.loads(state.value) if state else {}
+    return session.info[YELLOW_KEY]
 
 
 def set_yellow_fractions(session: Session, table: dict[str, float], *, now: datetime, actor: str) -> dict[str, float]:
@@ -62,6 +65,7 @@ def set_yellow_fractions(session: Session, table: dict[str, float], *, now: date
         session.add(PlatformState(key=YELLOW_KEY, value=value))
     else:
         state.value = value
+    session.info[YELLOW_KEY] = dict(table)
     audit.record(session, at=now, actor=actor, action="clocks.yellow_fractions", target="platform", summary=table)
     return table
 
