@@ -27,9 +27,6 @@ YELLOW_KEY = "yellow_fractions"
 #: The longest clock a diagram may start (ten years of working days): the arithmetic
 #: walks day by day, so an absurd limit would hold a request or the sweep.
 MAX_WORKING_DAYS = 2500
-#: 特别程序: 30 working days by default, at most 60.
-SPECIAL_PROCEDURE_DEFAULT_DAYS = 30
-SPECIAL_PROCEDURE_MAX_DAYS = 60
 
 
 def yellow_fraction(session: Session, kind: str, matter_code: str | None) -> Decimal:
@@ -151,12 +148,6 @@ def resume(clock: Clock, calendar: WorkCalendar, *, now: datetime) -> None:
     recompute(clock, calendar)
 
 
-def restart(clock: Clock, calendar: WorkCalendar, *, now: datetime) -> None:
-    """Restart from zero (the acceptance clock after the materials are complete)."""
-    clock.started_at, clock.pauses, clock.state = now, [], "running"
-    recompute(clock, calendar)
-
-
 def stop(session: Session, clock: Clock, *, now: datetime) -> None:
     """Stop the clock. A threshold passed before the stop is recorded first, even if no
     sweep saw it yet; a red light recorded stays recorded."""
@@ -189,15 +180,3 @@ def _light(session: Session, clock: Clock, light: str, at: datetime) -> Alert:
     session.add(alert)
     return alert
 
-
-def special_procedure_days(days: int | None) -> int:
-    """特别程序 pauses 30 working days by default, at most 60 (more → 422)."""
-    value = SPECIAL_PROCEDURE_DEFAULT_DAYS if days is None else days
-    if not 1 <= value <= SPECIAL_PROCEDURE_MAX_DAYS:
-        raise Invalid.field("days", f"特别程序时限须为1至{SPECIAL_PROCEDURE_MAX_DAYS}个工作日 (1–60 working days)")
-    return value
-
-
-def pause_end(calendar: WorkCalendar, now: datetime, working_days: int) -> datetime:
-    """When a pause of ``working_days`` started now ends."""
-    return calendar.add_working_days(now, working_days).instant

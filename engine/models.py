@@ -49,9 +49,6 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-#: Department kinds (Jilin 第九条: 综合管理部门, 应用管理部门, 建设运维部门 …).
-DEPARTMENT_KINDS = ("general_window", "approving", "coordinating", "supervision", "operator")
-
 #: Roles checked on every endpoint.
 ROLES = (
     "applicant",
@@ -66,10 +63,6 @@ ROLES = (
 
 #: The three management regimes: 审批 / 核准 / 备案.
 REGIMES = ("examination", "approval", "filing")
-
-#: A project's life: declared → dispatched → concluded; superseded (re-coded) and
-#: cancelled (by the general window) end it. Suspension is a flag beside the status.
-PROJECT_STATUSES = ("declared", "dispatched", "concluded", "superseded", "cancelled")
 
 
 class Region(Base):
@@ -89,6 +82,8 @@ class Department(Base):
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
+    #: general_window | approving | coordinating | supervision | operator
+    #: (Jilin 第九条: 综合窗口, 应用管理部门, 综合管理部门, 电子监察, 建设运维部门)
     kind: Mapped[str] = mapped_column(String(32))
 
     region: Mapped[Region] = relationship(lazy="joined")
@@ -168,6 +163,8 @@ class Project(Base):
     water_soil_impact: Mapped[bool] = mapped_column(Boolean, default=False)
     building_works: Mapped[bool] = mapped_column(Boolean, default=False)
     project_unit_id: Mapped[int] = mapped_column(ForeignKey("project_units.id"), index=True)
+    #: declared → dispatched → concluded; superseded (re-coded) and cancelled (by the
+    #: general window) end it. Suspension is a flag beside the status.
     status: Mapped[str] = mapped_column(String(16), default="declared")
     #: 暂停 (第十四条(一)): no new matter until resumed; clocks pause.
     suspended: Mapped[bool] = mapped_column(Boolean, default=False)
