@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from engine import audit, codes
 from engine.access import Actor, project_filter, region_subtree, require_role
@@ -36,32 +36,42 @@ class PlatformScope:
     region_code: str
 
 
-def find_project(session: Session, code: str) -> Project | None:
-    """A project by its project code or its legacy code (原编码)."""
-    normalised = codes.normalize_legacy_code(code) if code and code.strip() else ""
-    if not normalised:
+def _code_matches(code: str):
+    """The WHERE clause for a project code or legacy code (原编码), or None for input that
+    cannot be either (empty, over-long, control characters)."""
+    try:
+        normalised = codes.normalize_legacy_code(code)
+    except ValueError:
         return None
-    return session.scalar(
-        select(Project).where(or_(Project.project_code == normalised, Project.legacy_code == normalised))
-    )
+    return or_(Project.project_code == normalised, Project.legacy_code == normalised)
+
+
+def find_project(session: Session, code: str) -> Project | None:
+    """A project by its project code or its legacy code."""
+    matches = _code_matches(code)
+    return session.scalar(select(Project).where(matches)) if matches is not None else None
 
 
 def visible_project(session: Session, actor: Actor, code: str) -> Project:
     """The project if the actor may see it; otherwise 404, whether absent or not theirs."""
-    project = find_project(session, code)
-    if project is None or session.scalar(
-        select(Project.id).where(Project.id == project.id, project_filter(session, actor))
-    ) is None:
+    matches = _code_matches(code)
+    project = session.scalar(select(Project).where(matches, project_filter(session, actor))) if matches is not None else None
+    if project is None:
         raise NotFound("项目不存在 (no such project)")
     return project
 
 
 def list_projects(session: Session, actor: Actor, *, page: int, page_size: int, status: str | None = None):
+    """A page of the projects the actor may see, with what the project resource shows
+    loaded in one query per collection (not one per project)."""
     query = select(Project).where(project_filter(session, actor))
     if status:
         query = query.where(Project.status == status)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(Project.id.desc()).offset((page - 1) * page_size).limit(page_size)).all()
+    rows = session.scalars(
+        query.options(selectinload(Project.matters), selectinload(Project.clocks), selectinload(Project.notices))
+        .order_by(Project.id.desc()).offset((page - 1) * page_size).limit(page_size)
+    ).all()
     return rows, total
 
 

@@ -48,3 +48,10 @@ def test_full_width_input_is_normalised(client, token):
 def test_only_officials_verify(client, token):
     r = client.get("/api/v1/codes/2026-510411-30-03-000001/verify", headers=token("applicant"))
     assert r.status_code == 403
+
+
+def test_input_that_cannot_be_a_code_is_malformed_or_not_found_never_an_error(client, token):
+    long_code = "2026-510411-30-03-" + "1" * 80
+    body = verify(client, token, long_code)
+    assert body["result"] == "malformed" and "length" in body["problems"]
+    assert client.get(f"/api/v1/projects/{long_code}", headers=token("drc")).status_code == 404
