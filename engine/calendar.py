@@ -78,6 +78,11 @@ def load_year_text(session: Session, text: str, *, now: datetime, actor: str, so
     return year
 
 
+def years(session: Session) -> list[CalendarYear]:
+    """The loaded years and where each schedule came from."""
+    return list(session.scalars(select(CalendarYear).order_by(CalendarYear.year)))
+
+
 def current(session: Session) -> WorkCalendar:
     """The calendar as the database says now (rebuilt only when its revision changed)."""
     global _cache

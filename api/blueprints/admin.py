@@ -6,7 +6,6 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import validate
-from sqlalchemy import select
 
 from api.auth import current_actor, requires
 from api.schemas.common import StrictSchema
@@ -14,7 +13,6 @@ from api.transaction import end_request_transaction, platform, session
 from engine import calendar, clocks
 from engine.clock import ManualClock
 from engine.errors import Invalid, NotFound
-from engine.models import CalendarYear
 from engine.sweep import calendar_loaded, sweep
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", description="运维 (operator tools)")
@@ -84,7 +82,7 @@ class YellowFractions(MethodView):
 @requires("operator", "supervisor")
 @bp.response(200, CalendarYearSchema(many=True))
 def calendar_years():
-    return session().scalars(select(CalendarYear).order_by(CalendarYear.year)).all()
+    return calendar.years(session())
 
 
 @bp.route("/calendar/years", methods=["POST"])

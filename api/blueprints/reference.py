@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from api.auth import requires
 from api.transaction import session
-from engine import codes
-from engine.models import Department, Region
+from engine import codes, organisation
 
 bp = Blueprint("reference", __name__, url_prefix="/reference", description="基础数据 (reference data)")
 
@@ -37,7 +35,7 @@ class DepartmentSchema(ma.Schema):
 @requires()
 @bp.response(200, RegionSchema(many=True))
 def regions():
-    return session().scalars(select(Region).order_by(Region.code)).all()
+    return organisation.regions(session())
 
 
 @bp.route("/industries")
@@ -51,4 +49,4 @@ def industries():
 @requires()
 @bp.response(200, DepartmentSchema(many=True))
 def departments():
-    return session().scalars(select(Department).order_by(Department.code)).all()
+    return organisation.departments(session())
