@@ -19,6 +19,8 @@ from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.models import Clock, ProcessInstance, Project, ProjectMatter
 
 PREFIX = "prerequisite:"
+#: A matter in one of these states has ended: nothing waits on it any longer.
+ENDED = ("concluded", "refused", "no_matter", "cancelled")
 
 
 def _matter(session: Session, project: Project, matter_code: str) -> ProjectMatter:
@@ -41,7 +43,7 @@ def start_wait(session: Session, *, actor: Actor, project: Project, matter_code:
     other = _matter(session, project, prerequisite) if prerequisite != matter_code else None
     if other is None:
         raise Invalid.field("prerequisite", "前置事项须为本项目的另一事项 (another matter of this project)")
-    if other.status in ("concluded", "refused", "no_matter", "cancelled"):
+    if other.status in ENDED:
         raise Invalid.field("prerequisite", "前置事项已办结 (the prerequisite has already concluded)")
     cal = calendar.current(session)
     paused = 0
@@ -81,14 +83,16 @@ def end_wait(session: Session, *, actor: str, project: Project, matter_code: str
 
 
 def waits_to_end(session: Session) -> list[tuple[int, str]]:
-    """(project id, matter code) of every wait whose prerequisite has concluded."""
-    found = []
+    """(project id, matter code) of every wait whose prerequisite has concluded: the paused
+    clocks, then their prerequisites' states in one query."""
+    waiting: dict[tuple[int, str], str] = {}
     for clock in session.scalars(select(Clock).where(Clock.state == "paused", Clock.matter_code.is_not(None))):
         reason = str(((clock.pauses or [])[-1:] or [{}])[0].get("reason", ""))
-        if not reason.startswith(PREFIX):
-            continue
-        status = session.scalar(select(ProjectMatter.status).where(
-            ProjectMatter.project_id == clock.project_id, ProjectMatter.matter_code == reason[len(PREFIX):]))
-        if status in ("concluded", "refused", "no_matter", "cancelled"):
-            found.append((clock.project_id, clock.matter_code))
-    return list(dict.fromkeys(found))
+        if reason.startswith(PREFIX):
+            waiting[(clock.project_id, clock.matter_code)] = reason[len(PREFIX):]
+    if not waiting:
+        return []
+    ended = set(session.execute(select(ProjectMatter.project_id, ProjectMatter.matter_code).where(
+        ProjectMatter.project_id.in_({project for project, _ in waiting}),
+        ProjectMatter.status.in_(ENDED))).all())
+    return [(project, matter) for (project, matter), prerequisite in waiting.items() if (project, prerequisite) in ended]
