@@ -10,7 +10,6 @@ Each version is parsed once and its spec cached: no request parses XML.
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,10 +29,6 @@ FORMS_DIR = ROOT / "forms"
 BPMN_DIR = ROOT / "bpmn"
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MATTER_PREFIX = "matter_"
-_CALLED = re.compile(r'calledElement="([^"]+)"')
-#: String literals in a DMN table's output entries (the matter codes it names).
-_OUTPUT_STRINGS = re.compile(
-    r'<(?:\w+:)?outputEntry[^>]*?id="([^"]*)"[^>]*>\s*<(?:\w+:)?text>\s*(?:"|&quot;|\')([^"\'&<]+)(?:"|&quot;|\')\s*<')
 #: The decision table of the matters notice (应办事项告知).
 MATTERS_DECISION = "matters_notice"
 #: The functions the platform gives scripts and expressions (engine.runtime binds them).
@@ -94,7 +89,7 @@ def check(session: Session, filename: str, content: bytes) -> Checked:
     if problems:
         raise _problems_error(problems)
     # Only the processes this diagram's call activities name are frozen into its spec.
-    called = [deployed[pid] for pid in set(_CALLED.findall(content.decode("utf-8", "replace"))) if pid in deployed]
+    called = [deployed[pid] for pid in spiff_adapter.called_process_ids(content) if pid in deployed]
     try:
         compiled = spiff_adapter.compile_bpmn(content, dmn=list(dmn.values()), called=called)
     except spiff_adapter.DiagramRefused as exc:
@@ -107,7 +102,7 @@ def _check_catalogue(session: Session, content: bytes) -> None:
     outside it cannot be added to a project, so the table is refused, not the
     declarations that would hit it later."""
     known = set(session.scalars(select(Matter.matter_code))) | set(session.scalars(select(Department.code)))
-    unknown = {entry: value for entry, value in _OUTPUT_STRINGS.findall(content.decode("utf-8", "replace")) if value not in known}
+    unknown = {entry: value for entry, value in spiff_adapter.dmn_output_literals(content) if value not in known}
     if unknown:
         raise Invalid("决策表含目录外的事项 (the table names matters outside the catalogue)",
                       {entry or MATTERS_DECISION: [f"目录中没有此事项或部门 (not in the catalogue): {value}"]
@@ -184,8 +179,8 @@ def latest(session: Session, process_id: str) -> ProcedureVersion:
 
 
 def evaluate_decision(table: ProcedureVersion, decision_id: str, inputs: dict) -> list[dict]:
-    """Evaluate a deployed decision table (parsed once per version, like a BPMN spec)."""
-    return spiff_adapter.evaluate_loaded_decision(DECISIONS.get(table, decision_id), inputs)
+    """Evaluate a deployed decision table (the adapter parses each content once)."""
+    return spiff_adapter.evaluate_decision(table.xml.encode("utf-8"), decision_id, inputs)
 
 
 def list_versions(session: Session, *, process_id: str | None, page: int, page_size: int):
@@ -232,27 +227,6 @@ class SpecCache:
 
 
 SPECS = SpecCache()
-
-
-class DecisionCache:
-    """Parsed decision tables by (content hash, decision id)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._items: dict[tuple[str, str], object] = {}
-
-    def get(self, table: ProcedureVersion, decision_id: str):
-        key = (table.sha256, decision_id)
-        with self._lock:
-            found = self._items.get(key)
-        if found is None:
-            found = spiff_adapter.load_decision(table.xml.encode("utf-8"), decision_id)
-            with self._lock:
-                self._items[key] = found
-        return found
-
-
-DECISIONS = DecisionCache()
 
 
 def deploy_directory(session: Session, *, actor: Actor, now: datetime, directory: Path = BPMN_DIR) -> list[Deployed]:

@@ -1141,6 +1141,29 @@ def dmn_decision_ids(xml: bytes) -> list[str]:
     return [d.get("id") for d in root.iterfind(f"{{{namespace}}}decision") if d.get("id")]
 
 
+def dmn_output_literals(xml: bytes) -> list[tuple[str, str]]:
+    """(output entry id, value) for every output cell that is a plain string literal —
+    what a decision table names (the matters notice's matter codes and departments)."""
+    root, problem = _parse_xml(xml)
+    if problem is not None:
+        return []
+    found = []
+    for entry in root.iter():
+        if isinstance(entry.tag, str) and etree.QName(entry).localname == "outputEntry":
+            text = "".join(t.text or "" for t in entry if isinstance(t.tag, str) and etree.QName(t).localname == "text").strip()
+            if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" and text[0] not in text[1:-1]:
+                found.append((entry.get("id") or "", text[1:-1]))
+    return found
+
+
+def called_process_ids(xml: bytes) -> set[str]:
+    """The processes a diagram's call activities name."""
+    root, problem = _parse_xml(xml)
+    if problem is not None:
+        return set()
+    return {c.get("calledElement") for c in root.iterfind(".//bpmn:callActivity", _NS) if c.get("calledElement")}
+
+
 @functools.lru_cache(maxsize=64)
 def _decision_engine(dmn_xml: bytes, decision_id: str) -> DMNEngine:
     problems = validate_dmn(dmn_xml)
@@ -1156,27 +1179,8 @@ def _decision_engine(dmn_xml: bytes, decision_id: str) -> DMNEngine:
     return DMNEngine(dmn_parser.decision.decisionTables[0])
 
 
-@dataclass(frozen=True, eq=False)
-class LoadedDecision:
-    """A parsed decision table. Cache one per deployed version and share it; never modify."""
-
-    decision_id: str
-    engine: Any = field(repr=False)
-
-
-def load_decision(dmn_xml: bytes, decision_id: str) -> LoadedDecision:
-    """Parse a decision table once (the platform caches it per procedure version)."""
-    return LoadedDecision(decision_id, _decision_engine(bytes(dmn_xml), decision_id))
-
-
 def evaluate_decision(dmn_xml: bytes, decision_id: str, inputs: Mapping[str, Any], *,
                       functions: Functions | None = None) -> list[dict[str, Any]]:
-    """Parse and evaluate in one call (tests and one-off checks; the platform caches)."""
-    return evaluate_loaded_decision(load_decision(dmn_xml, decision_id), inputs, functions=functions)
-
-
-def evaluate_loaded_decision(decision: LoadedDecision, inputs: Mapping[str, Any], *,
-                             functions: Functions | None = None) -> list[dict[str, Any]]:
     """Evaluate a decision table on ``inputs``: the outputs of every matching row (hit
     policy COLLECT) or of the first one (UNIQUE), each as a dict.
 
@@ -1186,12 +1190,13 @@ def evaluate_loaded_decision(decision: LoadedDecision, inputs: Mapping[str, Any]
     engine's ``decide`` and each rule's outputs, because its COLLECT ``result`` merges the
     rows column by column.
     """
-    context = BpmnProcessSpec(name=decision.decision_id)
+    engine = _decision_engine(bytes(dmn_xml), decision_id)  # parsed once per content (lru_cache)
+    context = BpmnProcessSpec(name=decision_id)
     context.start.connect(context.end)
     workflow = BpmnWorkflow(context, script_engine=_ScriptEngine(functions))
     task = workflow.task_tree
     task.data = copy.deepcopy(dict(inputs))
     try:
-        return [dict(rule.output_as_dict(task)) for rule in decision.engine.decide(task)]
+        return [dict(rule.output_as_dict(task)) for rule in engine.decide(task)]
     except Exception as exc:
-        raise ProcedureError(decision.decision_id, _describe(exc)) from exc
+        raise ProcedureError(decision_id, _describe(exc)) from exc
