@@ -62,13 +62,17 @@ def require_role(actor: Actor, *roles: str) -> None:
 
 
 def region_subtree(session: Session, root: str) -> set[str]:
-    """A region and every region below it (the tree is small: a breadth-first walk)."""
-    found, frontier = {root}, [root]
-    while frontier:
-        children = session.scalars(select(Region.code).where(Region.parent_code.in_(frontier))).all()
-        frontier = [c for c in children if c not in found]
-        found.update(frontier)
-    return found
+    """A region and every region below it (the tree is small: a breadth-first walk,
+    done once per unit of work however often access is checked in it)."""
+    cache = session.info.setdefault("tzxm_region_subtrees", {})
+    if root not in cache:
+        found, frontier = {root}, [root]
+        while frontier:
+            children = session.scalars(select(Region.code).where(Region.parent_code.in_(frontier))).all()
+            frontier = [c for c in children if c not in found]
+            found.update(frontier)
+        cache[root] = frozenset(found)
+    return set(cache[root])
 
 
 def project_filter(session: Session, actor: Actor):
