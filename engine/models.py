@@ -297,6 +297,13 @@ class ProjectMatter(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the service guide version the project unit was told (a project keeps it)
+    guide_version: Mapped[int | None] = mapped_column(Integer)
+    #: progress instants for the portal and e-supervision: received by the department,
+    #: accepted (the promised clock's start, the pre-check instant when deemed), concluded
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    concluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     matter: Mapped[Matter] = relationship(lazy="joined")
 
@@ -490,3 +497,193 @@ class Notice(Base):
     number: Mapped[str] = mapped_column(String(64), unique=True)
     content: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the rendered PDF in the file store (content-addressed)
+    sha256: Mapped[str | None] = mapped_column(ForeignKey("stored_files.sha256"))
+
+
+class StoredFile(Base):
+    """Bytes kept outside the database under the configured folder, once per content.
+
+    Materials, notice PDFs and signed-document scans all point here by SHA-256, so the
+    same bytes uploaded twice are stored once.
+    """
+
+    __tablename__ = "stored_files"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    media_type: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ServiceGuide(Base):
+    """One version of a matter's service guide (办事指南); a project keeps the version it was told.
+
+    ``content`` holds the guide's sections (legal basis, content, acceptance conditions,
+    materials, process, promised working days, fees, supervision requirements, contact,
+    regimes); its shape is checked by ``engine.guides``.
+    """
+
+    __tablename__ = "service_guides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    matter_code: Mapped[str] = mapped_column(ForeignKey("matters.matter_code"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    published_by: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (UniqueConstraint("matter_code", "version", name="uq_service_guide_version"),)
+
+
+class Material(Base):
+    """A submitted material (申报材料) of a project's matter: one file under one guide item."""
+
+    __tablename__ = "materials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    project_code: Mapped[str] = mapped_column(String(24))
+    matter_code: Mapped[str] = mapped_column(String(64))
+    #: the material's code on the guide's list (or ``signed_document`` for a decision's scan)
+    material: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(ForeignKey("stored_files.sha256"))
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    media_type: Mapped[str] = mapped_column(String(128))
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: submitted → accepted (taken at acceptance) | replaced (a newer file for the same item)
+    status: Mapped[str] = mapped_column(String(16), default="submitted")
+
+    __table_args__ = (Index("ix_materials_project_matter", "project_id", "matter_code"),)
+
+
+class MaterialCommitment(Base):
+    """The project unit's commitment (承诺) to supply a tolerated-gap material by a deadline.
+
+    The matter ends if the deadline passes with the material still missing.
+    """
+
+    __tablename__ = "material_commitments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_matter_id: Mapped[int] = mapped_column(ForeignKey("project_matters.id"), index=True)
+    project_code: Mapped[str] = mapped_column(String(24))
+    matter_code: Mapped[str] = mapped_column(String(64))
+    material: Mapped[str] = mapped_column(String(64))
+    commitment: Mapped[str] = mapped_column(Text)
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    committed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    #: open → fulfilled | lapsed
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_material_commitments_open_deadline", "state", "deadline_at"),)
+
+
+class IntermediaryService(Base):
+    """A commissioned intermediary service (中介服务); its time is not counted on the matter's clock."""
+
+    __tablename__ = "intermediary_services"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_matter_id: Mapped[int] = mapped_column(ForeignKey("project_matters.id"), index=True)
+    project_code: Mapped[str] = mapped_column(String(24))
+    matter_code: Mapped[str] = mapped_column(String(64))
+    department_code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    qualification: Mapped[str] = mapped_column(String(200))
+    service: Mapped[str] = mapped_column(String(200))
+    deadline: Mapped[date] = mapped_column(Date)
+    #: commissioned → accepted → handling → completed
+    status: Mapped[str] = mapped_column(String(16), default="commissioned")
+    #: one entry per recorded stage: {stage, at, by, note}
+    events: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    result: Mapped[str] = mapped_column(Text, default="")
+    commissioned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class ImplementationReport(Base):
+    """The project unit's implementation report (实施情况): start, progress or completion."""
+
+    __tablename__ = "implementation_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    project_code: Mapped[str] = mapped_column(String(24))
+    #: start | progress | completion
+    kind: Mapped[str] = mapped_column(String(16))
+    #: the reporting period (YYYY-MM) for progress; the day it happened for start and completion
+    period: Mapped[str] = mapped_column(String(16))
+    percent_complete: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    investment_completed: Mapped[Decimal | None] = mapped_column(Numeric(18, 4))
+    content: Mapped[str] = mapped_column(Text, default="")
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reported_by: Mapped[str] = mapped_column(String(64))
+
+
+class SupervisionRecord(Base):
+    """A monitoring department's record on a project: inspection, rectification order, penalty.
+
+    A rectification order's deadline is a clock of kind ``rectification`` with yellow and
+    red lights; public records feed the disclosure lists.
+    """
+
+    __tablename__ = "supervision_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    project_code: Mapped[str] = mapped_column(String(24))
+    region_code: Mapped[str] = mapped_column(String(6))
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"), index=True)
+    #: inspection | rectification | penalty
+    kind: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)
+    #: penalty particulars (decision number, amount, legal basis) or inspection findings
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    clock_id: Mapped[int | None] = mapped_column(ForeignKey("clocks.id"))
+    #: open (a rectification not yet done) | closed
+    state: Mapped[str] = mapped_column(String(16), default="closed")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_supervision_records_public", "public", "recorded_at"),)
+
+
+class BackfilledAct(Base):
+    """An act entered later with an earlier effective date (补录, handled offline first).
+
+    Allowed only with a reason; e-supervision lists the departments that have them.
+    """
+
+    __tablename__ = "backfilled_acts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_code: Mapped[str] = mapped_column(String(24), index=True)
+    matter_code: Mapped[str | None] = mapped_column(String(64))
+    department_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    act: Mapped[str] = mapped_column(String(200))
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(64))
+
+
+class RateWindow(Base):
+    """Requests per client address in the current window: the portal's rate limit, shared
+    by every server process through the database."""
+
+    __tablename__ = "rate_windows"
+
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -86,6 +86,14 @@ def database_url(request, tmp_path):
     admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def file_store(tmp_path, monkeypatch):
+    """Each test keeps its files (materials, notice PDFs) in its own folder."""
+    root = tmp_path / "files"
+    monkeypatch.setenv("TZXM_FILES_DIR", str(root))
+    return root
+
+
 @pytest.fixture
 def clock():
     return ManualClock(START)

@@ -14,11 +14,15 @@ class StrictParser(FlaskParser):
 
 Blueprint.ARGUMENTS_PARSER = StrictParser()
 
-from api.blueprints import accounts, admin, alerts, codes, health, instances, procedures, projects, reference, tasks, tokens
+from api.blueprints import (
+    accounts, admin, alerts, codes, guides, health, implementation, instances, intermediaries, materials, notices, portal,
+    procedures, projects, reference, supervision, tasks, tokens,
+)
 
 ALL = (
     health.bp, tokens.bp, projects.bp, codes.bp, reference.bp, accounts.bp, procedures.bp, tasks.bp, instances.bp,
-    alerts.bp, admin.bp,
+    alerts.bp, admin.bp, guides.bp, materials.bp, notices.bp, intermediaries.bp, implementation.bp, portal.bp,
+    supervision.bp,
 )
 
 
