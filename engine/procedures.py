@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, spiff_adapter
+from engine import audit, spiff_adapter, task_guards
 from engine.access import Actor, require_role
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.models import Department, Matter, ProcedureVersion
@@ -94,6 +94,9 @@ def check(session: Session, filename: str, content: bytes) -> Checked:
         compiled = spiff_adapter.compile_bpmn(content, dmn=list(dmn.values()), called=called)
     except spiff_adapter.DiagramRefused as exc:
         raise _problems_error(exc.problems) from None
+    guard_problems = [spiff_adapter.Problem(t.element_id, p) for t in compiled.user_tasks for p in task_guards.property_problems(t.properties)]
+    if guard_problems:
+        raise _problems_error(guard_problems)
     return Checked("bpmn", compiled.process_id, compiled.spec_json)
 
 

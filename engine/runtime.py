@@ -23,11 +23,11 @@ import jsonschema
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, calendar, clocks, notices, procedures, projects, spiff_adapter
+from engine import audit, calendar, clocks, notices, procedures, projects, spiff_adapter, task_guards
 from engine.access import Actor
 from engine.db import is_postgresql
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
-from engine.models import Clock, Delivery, Matter, ProcessInstance, Project, ProjectMatter, Task, User
+from engine.models import BackfilledAct, Clock, Delivery, Matter, ProcessInstance, Project, ProjectMatter, Task, User
 from engine.projects import FACT_FIELDS, ensure_accepts_matters
 from engine.workcal import WorkCalendar
 
@@ -41,6 +41,8 @@ TASK_CONTEXT_KEYS = (
 )
 #: A timer whose clock is paused with no end waits "forever" until re-armed on resume.
 FAR_FUTURE = "9999-12-31T00:00:00+00:00"
+#: The clock that starts at acceptance (受理): its start is when the matter was accepted.
+ACCEPTED_CLOCK = "promised"
 
 
 # --- forms ------------------------------------------------------------------------------
@@ -165,6 +167,15 @@ class Run:
             scope_id=scope.scope_id,
         )
         self.all_clocks().append(clock)
+        if kind == ACCEPTED_CLOCK and self.row.kind == "matter":
+            self._accepted(clock.started_at)
+
+    def _accepted(self, at: datetime) -> None:
+        """The promised time limit runs from acceptance: its start is the matter's acceptance
+        instant (the pre-check instant when acceptance was deemed)."""
+        pm = self.session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == self.row.id))
+        if pm is not None and pm.accepted_at is None:
+            pm.accepted_at = at
 
     def _with_clock(self, scope, kind: str, action) -> None:
         clock = self._clock(scope, kind)
@@ -272,6 +283,7 @@ def _launch_matters(run: Run, instance: spiff_adapter.Instance) -> None:
             ProjectMatter.project_id == run.project.id, ProjectMatter.matter_code == matter_code))
         if project_matter is not None:
             project_matter.status, project_matter.instance_id, project_matter.updated_at = "handling", child.id, run.now
+            project_matter.received_at = run.now
 
 
 def _record_replies(run: Run, data: dict[str, Any]) -> None:
@@ -296,7 +308,7 @@ def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:
         pm = session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == row.id))
         if pm is not None:
             pm.status = "refused" if result.get("decision") == "refused" else "concluded"
-            pm.result, pm.updated_at = result, run.now
+            pm.result, pm.updated_at, pm.concluded_at = result, run.now, run.now
         for department in result.get("copy_to") or []:
             _read_only_task(run, f"抄送：{result.get('document_title') or row.matter_code}", department, "officer",
                             {"matter_result": result})
@@ -428,6 +440,28 @@ def lock_clocks(session: Session, instance_id: int) -> None:
 
 # --- officers and applicants working their tasks ---------------------------------------------
 
+@dataclass(frozen=True)
+class Backfill:
+    """补录: an act handled offline first and entered later, with its effective instant."""
+
+    effective_at: datetime
+    reason: str
+
+    def check(self, task: Task, now: datetime) -> None:
+        if self.effective_at > now:
+            raise Invalid.field("effective_at", "补录的办理时间不能晚于现在 (effective instant in the future)")
+        if self.effective_at < task.created_at:
+            raise Invalid.field("effective_at", "补录的办理时间不能早于任务产生的时间 (before the task existed)")
+        if not self.reason.strip():
+            raise Invalid.field("backfill_reason", "补录须说明理由 (a back-filled act needs a reason)")
+
+    def record(self, session: Session, task: Task, actor: Actor, now: datetime) -> dict[str, str]:
+        session.add(BackfilledAct(project_code=task.project_code, matter_code=task.matter_code,
+                                  department_code=task.department_code, act=f"task:{task.element_id}",
+                                  effective_at=self.effective_at, entered_at=now, reason=self.reason, actor=actor.username))
+        return {"effective_at": self.effective_at.isoformat(), "reason": self.reason}
+
+
 def _may_work(actor: Actor, task: Task) -> bool:
     if task.role == "applicant":
         return actor.has("applicant") and actor.project_unit_id == task.project_unit_id
@@ -454,8 +488,13 @@ def _locked_task(session: Session, task_id: str) -> Task | None:
 
 
 def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[str, Any], version: int,
-                  now: datetime) -> tuple[Task, ProcessInstance]:
-    """Validate against the form, complete, run to the next wait; all in one transaction."""
+                  now: datetime, backfill: Backfill | None = None) -> tuple[Task, ProcessInstance]:
+    """Validate against the form, complete, run to the next wait; all in one transaction.
+
+    ``backfill``: the act happened earlier, offline (补录); recorded with its effective
+    instant and reason and flagged for e-supervision. The procedure's clocks still run
+    on the platform's time: a back-filled act is flagged, never used to rewrite them.
+    """
     task = _locked_task(session, task_id)
     if task is None:
         raise NotFound("任务不存在 (no such task)")
@@ -476,12 +515,20 @@ def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[st
     project = session.get(Project, row.project_id)
     run = Run(session, now, row, project, actor.username)
 
+    if backfill is not None:
+        backfill.check(task, now)
+
     def step() -> spiff_adapter.Instance:
-        task.status, task.completed_at, task.completed_by = "completed", now, actor.username
-        audit.record(session, at=now, actor=actor.username, action="task.complete", project_code=project.project_code,
-                     target=f"task:{task.element_id}", summary={"task_id": task.id, "matter_code": task.matter_code, "data": data})
         instance = _load(row)
-        spiff_adapter.complete_user_task(instance, task_id, data, now=now, functions=run.functions)
+        checked = task_guards.apply(session, properties=spiff_adapter.user_task_properties(instance, task_id),
+                                    project=project, matter_code=task.matter_code, data=data, now=now)
+        task.status, task.completed_at, task.completed_by = "completed", now, actor.username
+        summary = {"task_id": task.id, "matter_code": task.matter_code, "data": checked}
+        if backfill is not None:
+            summary["backfilled"] = backfill.record(session, task, actor, now)
+        audit.record(session, at=now, actor=actor.username, action="task.complete", project_code=project.project_code,
+                     target=f"task:{task.element_id}", summary=summary)
+        spiff_adapter.complete_user_task(instance, task_id, checked, now=now, functions=run.functions)
         return instance
 
     error = _attempt(run, step)
@@ -603,6 +650,51 @@ def rearm(session: Session, row: ProcessInstance, *, now: datetime) -> None:
     project = session.get(Project, row.project_id)
     run = Run(session, now, row, project, "platform", rearm=True)
     _after_step(run, _load(row))
+
+
+#: A matter_result's keys (bpmn/CONVENTIONS.md), for results the platform itself gives.
+RESULT_KEYS = ("document_number", "document_title", "document_date", "main_content", "accepted_as")
+
+
+def _cancel_instance(session: Session, row: ProcessInstance, now: datetime) -> None:
+    """Stop an instance where it stands: its ready tasks and running clocks end with it."""
+    row.status, row.next_timer_at, row.updated_at = "cancelled", None, now
+    for task in session.scalars(select(Task).where(Task.instance_id == row.id, Task.status == "ready")):
+        task.status, task.completed_at = "cancelled", now
+    for clock in session.scalars(select(Clock).where(Clock.instance_id == row.id, Clock.state != "stopped")):
+        clocks.stop(session, clock, now=now)
+
+
+def terminate_matter(session: Session, pm: ProjectMatter, *, reason: str, now: datetime, actor: str) -> None:
+    """End a matter the platform must end (a tolerated-gap commitment lapsed: 容缺材料逾期未补):
+    its instance is cancelled, and the master hears a ``terminated`` result so the
+    project can still conclude."""
+    if pm.status != "handling" or pm.instance_id is None:
+        return
+    row = session.scalar(select(ProcessInstance).where(ProcessInstance.id == pm.instance_id).with_for_update(of=ProcessInstance))
+    _cancel_instance(session, row, now)
+    result = {"matter_code": pm.matter_code, "decision": "terminated", "stage": "handling", "reason": reason,
+              **{k: "" for k in RESULT_KEYS}, "copy_to": [], "consultations": []}
+    pm.status, pm.result, pm.updated_at, pm.concluded_at = "terminated", result, now, now
+    if row.parent_id is not None:
+        session.add(Delivery(target_instance_id=row.parent_id, target_task_id=row.parent_task_id, payload=result, created_at=now))
+    project = session.get(Project, pm.project_id)
+    audit.record(session, at=now, actor=actor, action="matter.terminated", project_code=project.project_code,
+                 target=f"matter:{pm.matter_code}", summary={"reason": reason})
+
+
+def close_project(session: Session, project: Project, *, reason: str, now: datetime, actor: str) -> None:
+    """A re-coded project's procedures stop: every running instance is cancelled and each open
+    matter closed with the reason; concluded matters stay as they were (their documents stand)."""
+    for row in session.scalars(select(ProcessInstance).where(ProcessInstance.project_id == project.id,
+                                                             ProcessInstance.status.in_(("running", "error")))
+                               .order_by(ProcessInstance.id).with_for_update(of=ProcessInstance)):
+        _cancel_instance(session, row, now)
+    for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
+                                                          ProjectMatter.status.in_(("notified", "dispatched", "handling")))):
+        pm.status, pm.updated_at, pm.result = "closed", now, {"matter_code": pm.matter_code, "decision": "closed", "reason": reason}
+    audit.record(session, at=now, actor=actor, action="project.procedures_closed", project_code=project.project_code,
+                 target=f"project:{project.project_code}", summary={"reason": reason})
 
 
 def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime) -> ProcessInstance:

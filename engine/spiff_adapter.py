@@ -1010,6 +1010,12 @@ def ready_user_tasks(instance: Instance) -> list[ReadyTask]:
     return ready
 
 
+def user_task_properties(instance: Instance, task_id: str) -> dict[str, str]:
+    """The ``spiffworkflow:properties`` of a ready user task (its form, its guards)."""
+    task = _find_task(instance, task_id, TaskState.READY, UserTaskMixin)
+    return dict(getattr(task.task_spec, "extensions", {}).get("properties", {}))
+
+
 def complete_user_task(instance: Instance, task_id: str, data: Mapping[str, Any], *, now: datetime,
                        functions: Functions) -> None:
     """Merge the submitted ``data`` (top-level keys replace) into a ready user task,

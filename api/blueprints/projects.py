@@ -15,7 +15,7 @@ from api.schemas.projects import (
     ProjectSchema,
 )
 from api.transaction import platform, session
-from engine import audit, projects, runtime, waits
+from engine import audit, changes, projects, runtime, waits
 
 bp = Blueprint("projects", __name__, url_prefix="/projects", description="项目申报与查询 (projects)")
 
@@ -57,7 +57,7 @@ def request_change(body, code):
     s = session()
     actor = current_actor()
     project = projects.visible_project(s, actor, code)
-    return projects.request_change(
+    return changes.request_change(
         s, actor=actor, scope=p.scope, now=p.clock.now(), project=project,
         kind=body["kind"], reason=body["reason"], changes=body["changes"],
     )

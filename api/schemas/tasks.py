@@ -4,7 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import PageQuery, StrictSchema
+from api.schemas.common import PageQuery, StrictSchema, Text
 from engine.runtime import form_schema
 
 
@@ -41,6 +41,13 @@ class TaskListQuery(PageQuery):
 class CompleteSchema(StrictSchema):
     data = ma.fields.Dict(required=True, keys=ma.fields.String(validate=validate.Length(max=64)), metadata={"description": "the form's fields"})
     version = ma.fields.Integer(required=True, strict=True, metadata={"description": "the task's version as listed (409 when stale)"})
+    effective_at = ma.fields.AwareDateTime(metadata={"description": "补录: when the act really happened (handled offline first); needs backfill_reason; flagged for e-supervision"})
+    backfill_reason = Text(500, metadata={"description": "why the act is entered later (补录理由)"})
+
+    @ma.validates_schema
+    def _reason_with_instant(self, data, **kwargs):
+        if "backfill_reason" in data and "effective_at" not in data:
+            raise ma.ValidationError("补录理由须与补录时间一起提交 (reason without effective_at)", "effective_at")
 
 
 class DelegateSchema(StrictSchema):

@@ -1,0 +1,35 @@
+"""What a change request does to a project's procedures (第十四条(一), 第十二条).
+
+``engine.projects`` records the change itself; this module carries it into the
+running procedures: a suspended project's clocks stop counting until it resumes,
+and a major change that re-codes the project closes the old code's open matters
+with that reason and starts the new code's declaration flow, so its matters restart
+under the new code.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine import holds, projects, runtime
+from engine.access import Actor
+from engine.models import Project
+
+SUSPENSION = "suspension"
+
+
+def request_change(session: Session, *, actor: Actor, scope, now: datetime, project: Project, kind: str, reason: str,
+                   changes: dict[str, Any]) -> Project:
+    result = projects.request_change(session, actor=actor, scope=scope, now=now, project=project, kind=kind,
+                                     reason=reason, changes=changes)
+    if kind == "suspension":
+        holds.hold_project(session, project.id, SUSPENSION, now=now)
+    elif kind == "resumption":
+        holds.release_project(session, project.id, SUSPENSION, now=now)
+    elif kind == "major_change":
+        runtime.close_project(session, project, reason=f"重新赋码为 {result.project_code}：{reason}", now=now,
+                              actor=actor.username)
+        runtime.start_project(session, project=result, now=now, actor=actor)
+    return result

@@ -1,0 +1,120 @@
+"""What changes, suspensions and back-filled acts do to the running procedures, and the
+progress instants every matter carries (issue: the matter lifecycle)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from engine.models import AuditEvent, BackfilledAct, ProcessInstance, ProjectMatter, Task
+from tests.integration.helpers import declare
+from tests.integration.test_clocks import _to_acceptance, at, clock_of, complete, dispatch, project, set_now, tasks
+
+
+def change(client, token, code, body, user="applicant"):
+    return client.post(f"/api/v1/projects/{code}/changes", json=body, headers=token(user))
+
+
+def test_a_suspended_projects_clocks_stop_counting_until_it_resumes(client, token, clock):
+    clock.set(at(2026, 3, 2, 9))  # Monday
+    code = declare(client, token)["project_code"]
+    due = datetime.fromisoformat(clock_of(project(client, token, code), "dispatch")["due_at"])
+    assert due == at(2026, 3, 3, 9)
+    clock.set(at(2026, 3, 2, 15))
+    assert change(client, token, code, {"kind": "suspension", "reason": "资金未落实"}).status_code == 201
+    paused = clock_of(project(client, token, code), "dispatch")
+    assert paused["state"] == "paused" and paused["due_at"] is None
+    # suspended across a weekend: Monday 15:00 to Wednesday 15:00 is two working days not counted
+    set_now(client, token, at(2026, 3, 4, 15))
+    assert not [a for a in client.get("/api/v1/alerts", query_string={"project_code": code},
+                                       headers=token("supervisor")).get_json()["items"]]
+    assert change(client, token, code, {"kind": "resumption", "reason": "资金已落实"}).status_code == 201
+    resumed = clock_of(project(client, token, code), "dispatch")
+    assert resumed["state"] == "running"
+    assert datetime.fromisoformat(resumed["due_at"]) == at(2026, 3, 5, 9)  # 18 hours were left at the suspension
+
+
+def test_a_major_change_closes_the_old_codes_matters_and_restarts_them_under_the_new_code(client, token, platform):
+    code = declare(client, token, new_land_use=True)["project_code"]
+    _to_acceptance(client, token, code)
+    assert tasks(client, token, "land", project_code=code)
+    r = change(client, token, code, {"kind": "major_change", "reason": "建设规模重大调整", "changes": {"investment": "50000"}})
+    assert r.status_code == 201, r.get_json()
+    new_code = r.get_json()["project_code"]
+    assert new_code != code
+    old = project(client, token, code)
+    assert old["status"] == "superseded"
+    assert {m["status"] for m in old["matters"]} == {"closed"}
+    assert all(c["state"] == "stopped" for c in old["clocks"])
+    assert not tasks(client, token, "land", project_code=code)
+    with platform.session_factory() as s:
+        old_id = s.scalar(select(ProcessInstance.project_id).join(Task, Task.instance_id == ProcessInstance.id)
+                          .where(Task.project_code == code).limit(1))
+        statuses = set(s.scalars(select(ProcessInstance.status).where(ProcessInstance.project_id == old_id)))
+        reasons = {pm.result["reason"] for pm in s.scalars(select(ProjectMatter).where(ProjectMatter.project_id == old_id))}
+    assert statuses == {"cancelled"}
+    assert reasons == {f"重新赋码为 {new_code}：建设规模重大调整"}
+    new = project(client, token, new_code)
+    assert new["status"] == "declared" and {m["status"] for m in new["matters"]} == {"notified"}
+    assert [t["name"] for t in tasks(client, token, "window", project_code=new_code)] == ["window_review"]
+
+
+def test_a_back_filled_act_needs_a_reason_and_is_flagged(client, token, platform, clock):
+    clock.set(at(2026, 3, 2, 9))
+    code = declare(client, token)["project_code"]
+    window = tasks(client, token, "window", project_code=code)[0]
+    data = {"window_decision": "dispatch", "departments": window["context"]["departments"]}
+
+    def submit(**extra):
+        return client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"),
+                           json={"data": data, "version": window["version"], **extra})
+
+    clock.set(at(2026, 3, 2, 16))
+    with platform.session_factory() as s:
+        events = s.scalar(select(func.count()).select_from(AuditEvent))
+    no_reason = submit(effective_at=at(2026, 3, 2, 10).isoformat())
+    assert no_reason.status_code == 422 and "backfill_reason" in no_reason.get_json()["errors"]
+    future = submit(effective_at=at(2026, 3, 2, 17).isoformat(), backfill_reason="线下已办")
+    assert future.status_code == 422 and "effective_at" in future.get_json()["errors"]
+    before_task = submit(effective_at=at(2026, 3, 1, 10).isoformat(), backfill_reason="线下已办")
+    assert before_task.status_code == 422 and "effective_at" in before_task.get_json()["errors"]
+    orphan_reason = submit(backfill_reason="线下已办")
+    assert orphan_reason.status_code == 422 and "effective_at" in orphan_reason.get_json()["errors"]
+    with platform.session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) == events
+        assert s.scalar(select(func.count()).select_from(BackfilledAct)) == 0
+
+    ok = submit(effective_at=at(2026, 3, 2, 10).isoformat(), backfill_reason="系统故障，上午已在窗口线下批分")
+    assert ok.status_code == 200, ok.get_json()
+    with platform.session_factory() as s:
+        act = s.scalars(select(BackfilledAct)).one()
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "task.complete",
+                                                   AuditEvent.project_code == code)).one()
+    assert (act.project_code, act.department_code, act.act, act.actor) == (code, "window", "task:window_review", "window")
+    assert act.effective_at == at(2026, 3, 2, 10) and act.entered_at == at(2026, 3, 2, 16)
+    assert act.reason == "系统故障，上午已在窗口线下批分"
+    assert event.summary["backfilled"] == {"effective_at": at(2026, 3, 2, 10).isoformat(), "reason": act.reason}
+
+
+def test_matters_carry_received_accepted_and_concluded_instants(client, token, platform, clock):
+    clock.set(at(2026, 3, 2, 9))
+    code = declare(client, token, new_land_use=True)["project_code"]
+    dispatch(client, token, code, departments=["drc", "land"])
+    clock.set(at(2026, 3, 2, 10))
+    for user in ("drc", "land"):
+        complete(client, token, user, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
+    clock.set(at(2026, 3, 2, 11))
+    complete(client, token, "land", "pre_check", {"precheck_result": "pass", "code_verified": True, "within_competence": True},
+             code, "land_pre_review")
+    acceptance = clock_of(project(client, token, code), "acceptance")
+    set_now(client, token, datetime.fromisoformat(acceptance["due_at"]) + timedelta(minutes=5))  # deemed acceptance
+    clock.set(at(2026, 3, 16, 9))
+    complete(client, token, "land", "handling", {"handling_action": "decide", "handling_opinion": "同意"}, code)
+    complete(client, token, "land", "decision", {"decision": "approve", "document_number": "川自然资预〔2026〕3号",
+                                                 "document_title": "用地预审与选址意见书", "document_date": "2026-03-16",
+                                                 "main_content": "同意"}, code)
+    with platform.session_factory() as s:
+        land = s.scalars(select(ProjectMatter).where(ProjectMatter.matter_code == "land_pre_review")).one()
+    assert land.received_at == at(2026, 3, 2, 10)
+    assert land.accepted_at == at(2026, 3, 2, 11)  # deemed: the pre-check-passed instant
+    assert land.concluded_at == at(2026, 3, 16, 9) and land.status == "concluded"
