@@ -8,6 +8,7 @@ from flask_smorest import Api
 
 from api import blueprints, errors, transaction
 from api.config import from_environment
+from engine import files
 from engine.clock import ManualClock, SystemClock
 from engine.db import make_engine, make_session_factory
 from engine.platform import Platform
@@ -28,7 +29,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             "security": [{"bearerAuth": []}],
             "info": {"description": "固定资产投资项目在线申报、并联审批、电子监察。See ../shared/API.md for the stable surface."},
         },
-        MAX_CONTENT_LENGTH=64 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=files.max_upload_bytes() + 1024 * 1024,  # the upload limit plus multipart overhead
     )
     app.config.update(test_config if test_config is not None else from_environment())
     app.json.ensure_ascii = False

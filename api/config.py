@@ -28,4 +28,6 @@ def from_environment() -> dict:
         "TZXM_CLOCK_START": os.environ.get("TZXM_CLOCK_START"),
         "TZXM_PLATFORM_REGION": os.environ.get("TZXM_PLATFORM_REGION", "510411"),
         "TZXM_SWEEP_SECONDS": float(os.environ.get("TZXM_SWEEP_SECONDS", "5")),
+        "TZXM_PORTAL_RATE": os.environ.get("TZXM_PORTAL_RATE"),
+        "TZXM_TRUSTED_PROXY_HOPS": os.environ.get("TZXM_TRUSTED_PROXY_HOPS", "0"),
     }

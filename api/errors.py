@@ -63,6 +63,8 @@ def init_app(app: Flask) -> None:
         message = data.get("message") or err.description or err.name
         if errors and err.code == 422:
             message = "请求数据有误 (invalid request)"
+        if err.code == 413:
+            message = "请求体过大 (request too large)"
         body = payload(err.code or 500, message, flatten(errors) if errors else None)
         return body, err.code, data.get("headers", {})
 

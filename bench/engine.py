@@ -7,6 +7,7 @@ list at 100,000 open tasks.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import uuid
@@ -16,11 +17,11 @@ from pathlib import Path
 from sqlalchemy import insert, select
 
 from bench.common import START, median, percentile, postgres, prepare, timed
-from engine import procedures, runtime, spiff_adapter
+from engine import guides, materials, procedures, runtime, spiff_adapter
 from engine.access import Actor
 from engine.clock import ManualClock
 from engine.db import unit_of_work
-from engine.models import Project, Task, User
+from engine.models import Project, ProjectMatter, Task, User
 from engine.platform import Platform
 from engine.projects import PlatformScope
 from engine.sweep import sweep
@@ -50,11 +51,22 @@ def _actors(factory) -> dict[str, Actor]:
         return {u.username: Actor.of(u) for u in s.scalars(select(User))}
 
 
+def supply_materials(session, applicant: Actor, project: Project, now) -> None:
+    """The project unit uploads every required material of its matters (acceptance needs them)."""
+    for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id)):
+        for item in guides.for_project_matter(session, pm).content["materials"]:
+            if item["required"]:
+                materials.upload(session, actor=applicant, project=project, matter_code=pm.matter_code, material=item["code"],
+                                 filename=f"{item['name']}.pdf", data=b"%PDF-1.4\n" + item["code"].encode(), now=now)
+
+
 def service_flow(factory, actors: dict[str, Actor], platform: Platform) -> None:
     """One project from declaration to conclusion notice through engine.runtime."""
     now = platform.clock.now()
     with unit_of_work(factory) as s:
-        code = runtime.declare(s, actor=actors["applicant"], scope=platform.scope, now=now, fields=dict(DECLARATION)).project_code
+        project = runtime.declare(s, actor=actors["applicant"], scope=platform.scope, now=now, fields=dict(DECLARATION))
+        code = project.project_code
+        supply_materials(s, actors["applicant"], project, now)
     by_department = {a.department_code: a for a in actors.values() if a.has("officer", "window_officer")}
     while True:
         with factory() as s:
@@ -181,6 +193,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("TZXM_FILES_DIR", str(Path(tmp) / "files"))  # uploaded materials and notice PDFs
         sqlite_rate = bench_flows(f"sqlite:///{Path(tmp) / 'flows.sqlite3'}", args.projects)
         memory_rate = bench_memory(f"sqlite:///{Path(tmp) / 'memory.sqlite3'}", args.projects)
         sqlite_list = bench_task_list(f"sqlite:///{Path(tmp) / 'tasks.sqlite3'}", args.tasks)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from engine.errors import Invalid
+from engine.db import dialect_insert
+from engine.errors import DomainError, Invalid
 from engine.models import StoredFile
 from engine.settings import VAR
 
@@ -39,8 +41,14 @@ OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def max_upload_bytes() -> int:
-    """TZXM_MAX_UPLOAD_BYTES, 50 MB when unset."""
-    return int(os.environ.get("TZXM_MAX_UPLOAD_BYTES", DEFAULT_MAX_BYTES))
+    """TZXM_MAX_UPLOAD_BYTES, 50 MB when unset (a value that is not a positive integer
+    is a configuration error, reported as such rather than silently replaced)."""
+    raw = os.environ.get("TZXM_MAX_UPLOAD_BYTES", "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"TZXM_MAX_UPLOAD_BYTES must be a positive integer, not {raw!r}")
+    return int(raw)
 
 
 def store_root() -> Path:
@@ -49,10 +57,17 @@ def store_root() -> Path:
 
 
 def _zip_kind(data: bytes) -> str | None:
-    """OOXML (DOCX/XLSX) and OFD are zip containers: tell them apart by their parts."""
+    """OOXML (DOCX/XLSX) and OFD are zip containers: tell them apart by their parts.
+
+    Only the central directory is read (nothing is decompressed, so a zip bomb costs
+    nothing). A macro-enabled document (a ``vbaProject.bin`` part: DOCM/XLSM) is not
+    among the accepted kinds: material is read by people, never run.
+    """
     try:
         names = set(zipfile.ZipFile(BytesIO(data)).namelist())
-    except (zipfile.BadZipFile, ValueError):
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError):
+        return None
+    if any(n.lower().endswith("vbaproject.bin") for n in names):
         return None
     if "OFD.xml" in names:
         return "application/ofd"
@@ -64,11 +79,31 @@ def _zip_kind(data: bytes) -> str | None:
     return None
 
 
+#: OLE2 directory entries are 128 bytes, aligned on 128 within sectors of 512 or 4096
+#: bytes after the 512-byte header: the name (UTF-16LE, NUL-terminated, 64 bytes), its
+#: length in bytes including the NUL (uint16 at +64), the object type (+66, 2 = stream).
+_OLE_ENTRY = 128
+_OLE_STREAM = 2
+
+
+def _ole_stream(data: bytes, name: str) -> bool:
+    """Whether a directory entry names a stream ``name`` (not merely those bytes anywhere)."""
+    encoded = name.encode("utf-16-le") + b"\x00\x00"
+    for match in re.finditer(re.escape(encoded), data):
+        at = match.start()
+        if at < 512 or at % _OLE_ENTRY or at + 67 > len(data):
+            continue
+        if int.from_bytes(data[at + 64:at + 66], "little") == len(encoded) and data[at + 66] == _OLE_STREAM:
+            return True
+    return False
+
+
 def _ole_kind(data: bytes) -> str | None:
-    """Legacy Word and Excel are OLE2 compound files; their stream names tell which."""
-    if b"W\x00o\x00r\x00d\x00D\x00o\x00c\x00u\x00m\x00e\x00n\x00t" in data:
+    """Legacy Word and Excel are OLE2 compound files; their stream names tell which
+    (an MSI installer or an Outlook message is OLE2 too, and is refused)."""
+    if _ole_stream(data, "WordDocument"):
         return "application/msword"
-    if b"W\x00o\x00r\x00k\x00b\x00o\x00o\x00k" in data or b"B\x00o\x00o\x00k" in data:
+    if _ole_stream(data, "Workbook") or _ole_stream(data, "Book"):
         return "application/vnd.ms-excel"
     return None
 
@@ -119,14 +154,31 @@ class FileStore:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, target)
-        row = session.get(StoredFile, digest)
-        if row is None:
-            row = StoredFile(sha256=digest, size=len(data), media_type=media_type, created_at=now)
-            session.add(row)
-        return row
+        # Two requests storing the same new bytes at once both insert: the second is a no-op.
+        session.execute(
+            dialect_insert(session)(StoredFile)
+            .values(sha256=digest, size=len(data), media_type=media_type, created_at=now)
+            .on_conflict_do_nothing(index_elements=["sha256"])
+        )
+        return session.get(StoredFile, digest)
 
     def read(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
+        """The stored bytes, checked against their name. A missing or altered file raises
+        FileNotFoundError alike: it is never served as though it were what was uploaded
+        (a notice is rendered again; a material is reported as FileDamaged)."""
+        data = self.path(sha256).read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise FileNotFoundError(f"stored file altered: {sha256}")
+        return data
+
+
+class FileDamaged(DomainError):
+    """500: the file store lost or altered bytes the database points at (an operator's matter)."""
+
+    status = 500
+
+    def __init__(self, sha256: str):
+        super().__init__(f"存储的文件缺失或已损坏 (the stored file is missing or damaged): {sha256}")
 
 
 def store() -> FileStore:

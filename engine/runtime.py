@@ -23,7 +23,7 @@ import jsonschema
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, calendar, clocks, notices, procedures, projects, spiff_adapter, task_guards
+from engine import audit, calendar, clocks, guides, holds, materials, notices, procedures, projects, spiff_adapter, task_guards
 from engine.access import Actor
 from engine.db import is_postgresql
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
@@ -223,11 +223,13 @@ def _project_tasks(run: Run, instance: spiff_adapter.Instance) -> None:
             task.status = "cancelled"
             task.completed_at = run.now
     for task_id, ready_task in ready.items():
-        if task_id in existing:
-            continue
-        department, role = _lane_owner(ready_task.lane, ready_task.data)
         running = [c for c in run.all_clocks() if c.scope_id == ready_task.scope_id and c.state != "stopped"]
         clock = min(running, key=lambda c: (c.due_at is None, c.due_at or run.now), default=None)
+        if task_id in existing:  # a pause or a loaded calendar year may have moved its deadline
+            task = existing[task_id]
+            task.due_at, task.light = (clock.due_at, clock.light) if clock else (task.due_at, task.light)
+            continue
+        department, role = _lane_owner(ready_task.lane, ready_task.data)
         session.add(Task(
             id=task_id, instance_id=row.id, element_id=ready_task.element_id, scope_id=ready_task.scope_id,
             title=(ready_task.title or ready_task.element_id)[:200], lane=ready_task.lane or "",
@@ -284,6 +286,8 @@ def _launch_matters(run: Run, instance: spiff_adapter.Instance) -> None:
         if project_matter is not None:
             project_matter.status, project_matter.instance_id, project_matter.updated_at = "handling", child.id, run.now
             project_matter.received_at = run.now
+            if materials.open_commitment(session, project_matter):  # committed before the department received it
+                holds.hold_matter(session, project_matter, materials.HOLD_REASON, now=run.now)
 
 
 def _record_replies(run: Run, data: dict[str, Any]) -> None:
@@ -412,8 +416,9 @@ def start_project(session: Session, *, project: Project, now: datetime, actor: A
     """After a declaration: record the matters notice and start the master process."""
     ensure_accepts_matters(project)
     notice = matters_notice(session, project)
+    told = guides.current_versions(session, [m.matter_code for m in notice])  # a project keeps the guide it was told
     for matter in notice:
-        session.add(ProjectMatter(project_id=project.id, matter_code=matter.matter_code,
+        session.add(ProjectMatter(project_id=project.id, matter_code=matter.matter_code, guide_version=told.get(matter.matter_code),
                                   department_code=matter.department_code, status="notified", updated_at=now))
     data = {
         "project_code": project.project_code, "name": project.name, "regime": project.regime,

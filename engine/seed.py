@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import accounts, audit
+from engine import accounts, audit, guides
 from engine.models import Department, Matter, ProjectUnit, Region, User
 
 CATALOGUE = Path(__file__).resolve().parent / "data" / "matters.json"
@@ -68,6 +68,7 @@ def seed_demo(session: Session, *, now: datetime, password: str) -> list[str]:
         if session.get(Department, code) is None:
             session.add(Department(code=code, name=name, region_code="510411", kind=kind))
     seed_catalogue(session)
+    guides.load_seed(session, now)
     unit_ids = []
     for name, credit_code, contact, phone in UNITS:
         unit = session.scalar(select(ProjectUnit).where(ProjectUnit.credit_code == credit_code))

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import calendar, clocks, runtime, waits
+from engine import calendar, clocks, materials, runtime, waits
 from engine.db import is_postgresql, unit_of_work
 from engine.health import record_sweep
 from engine.models import Clock, Delivery, ProcessInstance, Project, ProjectMatter, Task
@@ -60,6 +60,8 @@ def sweep(platform: Platform) -> SweepReport:
     _fire_timers(platform, now, report)
     _deliver(platform, now, report)
     _end_prerequisite_waits(platform, now, report)
+    _end_lapsed_commitments(platform, now, report)
+    _deliver(platform, now, report)
     _change_lights(platform, now, report)
     with unit_of_work(platform.session_factory) as session:
         record_sweep(session, now)
@@ -100,6 +102,16 @@ def _fire_timers(platform: Platform, now: datetime, report: SweepReport) -> None
                     report.count("timers", runtime.fire_timers(session, claimed[0], until=now))
         except Exception:  # noqa: BLE001 - one failing instance must not stop the sweep
             log.exception("firing timers of instance %s failed; retried on the next sweep", instance_id)
+
+
+def _end_lapsed_commitments(platform: Platform, now: datetime, report: SweepReport) -> None:
+    """容缺: a tolerated-gap material not supplied by the committed deadline ends its matter."""
+    with unit_of_work(platform.session_factory) as session:
+        for commitment in materials.lapsed_commitments(session, now=now, limit=BATCH):
+            pm = session.get(ProjectMatter, commitment.project_matter_id)
+            runtime.terminate_matter(session, pm, now=now, actor="platform",
+                                     reason=f"容缺材料“{commitment.material}”逾期未补交 (committed material not supplied by the deadline)")
+            report.count("commitments_lapsed")
 
 
 def _end_prerequisite_waits(platform: Platform, now: datetime, report: SweepReport) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import materials
 from engine.models import Project, ProjectMatter
 
 MATERIALS_COMPLETE_WHEN = "materialsCompleteWhen"
@@ -59,9 +60,6 @@ def apply(session: Session, *, properties: dict[str, str], project: Project, mat
     pm = _project_matter(session, project, matter_code)
     if pm is None:
         return data
-    # materials re-arms timers through the runtime, which calls this module: importing it
-    # here, when a guard runs, keeps the import graph free of cycles.
-    from engine import materials
     data = dict(data)
     field_name = properties.get(CORRECTION_ITEMS_FIELD)
     if field_name and data.get(field_name):

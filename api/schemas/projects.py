@@ -61,6 +61,13 @@ class ProjectMatterSchema(ma.Schema):
     status = ma.fields.String()
     light = ma.fields.String()
     result = ma.fields.Dict()
+    guide_version = ma.fields.Integer(allow_none=True, metadata={"description": "the service guide version the project unit was told"})
+    guide = ma.fields.Function(
+        lambda pm: f"/api/v1/portal/guides/{pm.matter_code}" + (f"?version={pm.guide_version}" if pm.guide_version else ""),
+        metadata={"description": "the service guide (办事指南) as told"})
+    received_at = ma.fields.AwareDateTime(allow_none=True)
+    accepted_at = ma.fields.AwareDateTime(allow_none=True)
+    concluded_at = ma.fields.AwareDateTime(allow_none=True)
 
 
 class ClockSchema(ma.Schema):
@@ -85,6 +92,9 @@ class NoticeSchema(ma.Schema):
     matter_code = ma.fields.String(allow_none=True)
     issued_at = ma.fields.AwareDateTime()
     content = ma.fields.Dict()
+    url = ma.fields.Function(lambda n: f"/api/v1/notices/{n.id}/pdf",
+                             metadata={"description": "download the notice's PDF (attachment)"})
+    title = ma.fields.Function(lambda n: (n.content or {}).get("title"))
 
 
 class ProjectSchema(ma.Schema):

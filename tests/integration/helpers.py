@@ -1,6 +1,8 @@
 """Small helpers the HTTP tests share."""
 from __future__ import annotations
 
+from io import BytesIO
+
 from sqlalchemy import func, select
 
 from engine.models import AuditEvent, CodeSerial, Project
@@ -42,3 +44,28 @@ def declare(client, token, user="applicant", **overrides):
     response = client.post("/api/v1/projects", json=declaration(**overrides), headers=token(user))
     assert response.status_code == 201, response.get_json()
     return response.get_json()
+
+
+#: The smallest file the platform accepts as a PDF (its type is read from the bytes).
+TINY_PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def supply_materials(client, token, code, matter_code, user="applicant"):
+    """Upload every required material on the matter's guide (what acceptance needs)."""
+    guide = client.get(f"/api/v1/portal/guides/{matter_code}")
+    assert guide.status_code == 200, guide.get_json()
+    for item in guide.get_json()["materials"]:
+        if item["required"]:
+            r = client.post(f"/api/v1/projects/{code}/materials", headers=token(user), content_type="multipart/form-data",
+                            data={"matter_code": matter_code, "material": item["code"],
+                                  "file": (BytesIO(TINY_PDF + item["code"].encode()), f"{item['name']}.pdf")})
+            assert r.status_code == 201, r.get_json()
+    return guide.get_json()
+
+
+def supply_all_materials(client, token, code, user="applicant"):
+    """Every notified matter's required materials, as a project unit does after the matters notice."""
+    r = client.get(f"/api/v1/projects/{code}", headers=token(user))
+    assert r.status_code == 200, r.get_json()
+    for matter in r.get_json()["matters"]:
+        supply_materials(client, token, code, matter["matter_code"], user)

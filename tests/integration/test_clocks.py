@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.integration.helpers import declare
+from tests.integration.helpers import declare, supply_all_materials
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -120,6 +120,7 @@ def test_silent_department_gets_the_automatic_reply_and_no_matter(client, token,
 
 
 def _to_acceptance(client, token, code, user="land", matter="land_pre_review"):
+    supply_all_materials(client, token, code)
     dispatch(client, token, code, departments=sorted({"drc", user}))
     for u in {"drc", user}:
         complete(client, token, u, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
@@ -144,11 +145,11 @@ def test_correction_request_stops_the_acceptance_clock_which_restarts_from_zero(
     code = declare(client, token, new_land_use=True)["project_code"]
     _to_acceptance(client, token, code)
     clock.advance(hours=2)
-    complete(client, token, "land", "acceptance", {"acceptance_decision": "correction", "correction_items": "补充用地红线图"}, code)
+    complete(client, token, "land", "acceptance", {"acceptance_decision": "correction", "correction_items": [{"material": "site_plan", "note": "补充用地红线图"}]}, code)
     body = project(client, token, code)
     assert clock_of(body, "acceptance")["state"] == "paused"
     supply = [t for t in tasks(client, token, "applicant", project_code=code) if t["name"] == "supply_materials"]
-    assert supply and supply[0]["context"]["correction_items"] == "补充用地红线图"
+    assert supply and [i["note"] for i in supply[0]["context"]["correction_items"]] == ["补充用地红线图"]
     clock.set(at(2026, 3, 20, 9))  # long after the first 5 days would have run out
     complete(client, token, "applicant", "supply_materials", {"supplement_note": "已补充"}, code)
     restarted = clock_of(project(client, token, code), "acceptance")
@@ -219,6 +220,7 @@ def test_admin_clock_is_for_the_operator_on_a_manual_clock_only(client, token, d
 
 def test_waiting_for_a_prerequisite_pauses_until_it_concludes_or_the_officer_ends_it(client, token, clock):
     code = declare(client, token, new_land_use=True, environment_sensitive=True, building_works=False)["project_code"]
+    supply_all_materials(client, token, code)
     dispatch(client, token, code, departments=["drc", "env", "land"])
     for user in ("drc", "env", "land"):
         complete(client, token, user, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)

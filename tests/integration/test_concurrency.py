@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from engine import audit
 from engine.models import AuditEvent, Delivery, Notice, Task
 from engine.sweep import sweep
-from tests.integration.helpers import declare
+from tests.integration.helpers import declare, supply_all_materials
 
 PRE_CHECK_PASS = {"precheck_result": "pass", "code_verified": True, "within_competence": True}
 ACCEPT = {"acceptance_decision": "accept"}
@@ -70,6 +70,7 @@ def at_once(app, calls):
 
 def to_matters(client, token, **facts):
     code = declare(client, token, **facts)["project_code"]
+    supply_all_materials(client, token, code)
     window = find(client, token("window"), "window_review", code)
     r = complete(client, token("window"), window,
                  {"window_decision": "dispatch", "departments": window["context"]["departments"]})

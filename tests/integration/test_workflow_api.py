@@ -20,7 +20,7 @@ from sqlalchemy import select
 from engine import scripting
 from engine.models import Alert, Clock, ProcessInstance, Task, User
 from engine.sweep import sweep
-from tests.integration.helpers import declare, snapshot
+from tests.integration.helpers import declare, snapshot, supply_all_materials
 
 BPMN = Path(__file__).resolve().parents[2] / "bpmn"
 LAND = "matter_land_pre_review.bpmn"
@@ -87,6 +87,7 @@ def dispatch(client, token, code):
 def to_matters(client, token, user="applicant", **facts):
     """Declare, dispatch, every department replies accepted: the matters are running."""
     code = declare(client, token, user=user, **facts)["project_code"]
+    supply_all_materials(client, token, code, user)
     for department in dispatch(client, token, code):
         work(client, token, department, "department_reply", code, REPLY_ACCEPTED)
     return code
@@ -119,6 +120,7 @@ def test_declare_dispatch_reply_handle_and_conclude(client, token, platform):
         ("enterprise_filing", "drc", "notified"), ("land_pre_review", "land", "notified"),
         ("construction_permit", "housing", "notified")]
 
+    supply_all_materials(client, token, code)
     window = find(client, token, "window", "window_review", code)
     assert window["context"]["departments"] == ["drc", "land", "housing"]
     assert window["form"]["properties"]["window_decision"]["enum"] == ["dispatch", "return", "cancel"]
@@ -250,11 +252,13 @@ def test_correction_request_goes_to_the_applicant_and_back_to_the_officer(client
     code = to_matters(client, token, **LAND_PROJECT)
     work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, "land_pre_review")
     work(client, token, "land", "acceptance", code,
-         {"acceptance_decision": "correction", "correction_items": "补充用地红线图"}, "land_pre_review")
+         {"acceptance_decision": "correction", "correction_items": [{"material": "site_plan", "note": "补充用地红线图"}]},
+         "land_pre_review")
     assert [t["name"] for t in tasks(client, token, "land", project_code=code)] == []
     supply = find(client, token, "applicant", "supply_materials", code, "land_pre_review")
     assert supply["lane"] == "applicant" and supply["role"] == "applicant" and supply["department"] is None
-    assert supply["context"]["correction_items"] == "补充用地红线图"
+    assert supply["context"]["correction_items"] == [{"material": "site_plan", "name": "拟选址位置图及用地范围勘测定界图",
+                                                      "note": "补充用地红线图"}]
     assert "supplement_note" in supply["form"]["properties"]
     p = project(client, token, code)
     assert [n["kind"] for n in p["notices"] if n["matter_code"] == "land_pre_review"] == ["correction"]

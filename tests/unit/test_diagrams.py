@@ -679,7 +679,7 @@ def test_matter_correction_deemed_acceptance_consultation_special_procedure(plat
     assert platform.calls("start_clock")[-1] == ("acceptance", 5, None)
 
     run.advance(days=2)
-    run.complete("acceptance", {"acceptance_decision": "correction", "correction_items": "补充环评文件"})
+    run.complete("acceptance", {"acceptance_decision": "correction", "correction_items": [{"material": "eia_document", "note": "补充环评文件"}]})
     assert run.ready_names() == ["supply_materials"] and run.lane(run.ready()[0]) == "applicant"
     assert platform.calls("pause_clock") == [("acceptance", "correction")]
     assert ("correction",) in platform.calls("issue_notice")
@@ -768,7 +768,7 @@ def test_matter_refused_at_acceptance(platform, after_correction):
     run.complete("pre_check", PASS)
     step = "acceptance"
     if after_correction:
-        run.complete("acceptance", {"acceptance_decision": "correction", "correction_items": "补充施工图审查合格书"})
+        run.complete("acceptance", {"acceptance_decision": "correction", "correction_items": [{"material": "drawing_review", "note": "补充施工图审查合格书"}]})
         run.complete("supply_materials", {"supplement_note": "已补充"})
         step = "acceptance_after_correction"
     run.complete(step, {"acceptance_decision": "refuse", "refusal_reason": "未取得建设工程规划许可证"})
@@ -783,7 +783,7 @@ def test_filing_correction_stops_the_clock_then_filed(platform):
     assert run.lane(run.ready()[0]) == "drc:officer"
     run.advance(days=1)
     run.complete("filing_check", {"filing_decision": "correction", "filing_comment": "建设内容不完整",
-                                  "correction_items": "补充建设规模"})
+                                  "correction_items": [{"material": "filing_form", "note": "补充建设规模"}]})
     assert run.ready_names() == ["supply_materials"]
     run.advance(days=20)
     run.complete("supply_materials", {"supplement_note": "已补充建设规模"})

@@ -1,0 +1,356 @@
+"""申报材料 (materials): upload, list, download, tolerated gaps (容缺) and what acceptance needs.
+
+The project unit uploads each material its matter's service guide lists (第十四条(一):
+materials are submitted "根据在线平台所公开的办事指南"); the matter's department
+uploads the scan of its signed decision (``signed_document``). A file's type is read
+from its bytes, its size is capped, and its bytes are kept once in the file store,
+named by SHA-256; the database keeps who uploaded what, when, under which item.
+
+A required material may be missing at acceptance only if the guide tolerates its gap
+(容缺受理): the project unit then commits (承诺) to supply it by a deadline. While such a
+commitment is open the matter's clocks do not count (容缺预审环节不计); supplying the
+material fulfils it, and a deadline that passes lapses it, which ends the matter (the
+sweep does that). Acceptance takes the submitted materials: an accepted material is
+final, so a correction notice (补正) can no longer ask for it.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine import audit, files, guides, holds
+from engine.access import Actor, project_filter
+from engine.db import is_postgresql
+from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from engine.models import Material, MaterialCommitment, ProcessInstance, Project, ProjectMatter, ServiceGuide
+
+#: The material code of a decision's signed scan, uploaded by the matter's department.
+SIGNED_DOCUMENT = "signed_document"
+HOLD_REASON = "tolerated_gap"
+#: A tolerated gap is short by nature: a commitment's deadline is at most this far ahead.
+MAX_COMMITMENT_DAYS = 90
+MAX_COMMITMENT_CHARS = 2000
+MAX_FILENAME = 255
+#: Matter statuses in which the project unit may still submit materials.
+OPEN_STATUSES = ("notified", "dispatched", "handling")
+#: A signed decision exists only once the matter is being or has been decided.
+SIGNED_STATUSES = ("handling", "concluded")
+#: Material rows that count as "submitted" for acceptance and commitments.
+PRESENT = ("submitted", "accepted")
+
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029<>:"|?*]')
+
+
+class TooLarge(DomainError):
+    """413: the upload exceeds the configured size limit (TZXM_MAX_UPLOAD_BYTES)."""
+
+    status = 413
+
+    def __init__(self, limit: int):
+        super().__init__(
+            f"文件超过大小上限 {limit} 字节 (the file exceeds the {limit}-byte limit)",
+            {"file": [f"文件不得超过 {limit} 字节 (at most {limit} bytes)"]},
+        )
+
+
+def _is_owner(actor: Actor, project: Project) -> bool:
+    return actor.has("applicant") and actor.project_unit_id is not None and actor.project_unit_id == project.project_unit_id
+
+
+def _require_visible(session: Session, actor: Actor, project: Project) -> None:
+    """The project unit and the officials of the project's region (as ``projects.visible_project``)."""
+    if session.scalar(select(Project.id).where(Project.id == project.id, project_filter(session, actor))) is None:
+        raise NotFound("项目不存在 (no such project)")
+
+
+def _matter(session: Session, project: Project, matter_code: str) -> ProjectMatter:
+    pm = session.scalar(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
+                                                    ProjectMatter.matter_code == matter_code))
+    if pm is None:
+        raise Invalid.field("matter_code", f"项目的应办事项告知中没有此事项 (not on the project's matters notice): {matter_code}")
+    return pm
+
+
+def _lock(session: Session, pm: ProjectMatter) -> None:
+    """Serialise writers of one matter's materials: its instance row first (the lock order
+    every writer keeps: instance, then the rest), then the matter row itself."""
+    if pm.instance_id is not None:
+        session.execute(select(ProcessInstance.id).where(ProcessInstance.id == pm.instance_id).with_for_update())
+    session.execute(select(ProjectMatter.id).where(ProjectMatter.id == pm.id).with_for_update())
+
+
+def _guide(session: Session, pm: ProjectMatter) -> ServiceGuide | None:
+    return guides.for_project_matter(session, pm)
+
+
+def _guide_item(session: Session, pm: ProjectMatter, code: str, field: str = "material") -> dict[str, Any]:
+    guide = _guide(session, pm)
+    item = guides.material(guide, code) if guide is not None else None
+    if item is None:
+        raise Invalid.field(field, f"不是此事项办事指南所列的材料 (not a material on the matter's service guide): {code}")
+    return item
+
+
+def _present(session: Session, pm: ProjectMatter) -> dict[str, str]:
+    """Each guide material submitted or accepted for the matter → its status."""
+    rows = session.execute(select(Material.material, Material.status).where(
+        Material.project_id == pm.project_id, Material.matter_code == pm.matter_code, Material.status.in_(PRESENT)))
+    found: dict[str, str] = {}
+    for code, status in rows:
+        if found.get(code) != "accepted":
+            found[code] = status
+    return found
+
+
+def _open_commitments(session: Session, pm: ProjectMatter, material: str | None = None) -> list[MaterialCommitment]:
+    query = select(MaterialCommitment).where(MaterialCommitment.project_matter_id == pm.id,
+                                             MaterialCommitment.state == "open")
+    if material is not None:
+        query = query.where(MaterialCommitment.material == material)
+    return list(session.scalars(query.order_by(MaterialCommitment.id)))
+
+
+def open_commitment(session: Session, pm: ProjectMatter) -> bool:
+    """Whether a tolerated gap of the matter is still open (its clocks must not count)."""
+    return bool(_open_commitments(session, pm))
+
+
+def clean_filename(filename: str | None) -> str:
+    """The uploaded name as plain text: its last path segment only (a browser may send a
+    whole path), without control or markup characters, at most 255 characters with the
+    extension kept. The name is only shown and offered back on download, never used as a path."""
+    name = unicodedata.normalize("NFC", filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE_NAME.sub("_", name).strip().strip(".").strip()
+    if not name:
+        raise Invalid.field("file", "缺少文件名 (the file has no name)")
+    if len(name) > MAX_FILENAME:
+        stem, dot, ext = name.rpartition(".")
+        ext = f".{ext}" if dot and stem and len(ext) <= 16 else ""
+        name = name[: MAX_FILENAME - len(ext)] + ext
+    return name
+
+
+def _authorise_upload(session: Session, actor: Actor, project: Project, pm: ProjectMatter, material: str) -> None:
+    if material == SIGNED_DOCUMENT:
+        if not (actor.has("officer") and actor.department_code == pm.department_code):
+            raise Forbidden("签署的决定文件由事项所属部门的经办人上传 (the matter's department's officers upload the signed document)")
+        if pm.status not in SIGNED_STATUSES:
+            raise Conflict("事项尚未进入办理，不能上传签署文件 (the matter is not being handled)")
+        return
+    if not _is_owner(actor, project):
+        raise Forbidden("申报材料由项目单位上传 (the project unit uploads its materials)")
+    if pm.status not in OPEN_STATUSES:
+        raise Conflict(f"事项已结束，不能再提交材料 (the matter has ended: {pm.status})")
+    _guide_item(session, pm, material)
+
+
+def upload(session: Session, *, actor: Actor, project: Project, matter_code: str, material: str, filename: str | None,
+           data: bytes, now: datetime) -> Material:
+    """Store one file under one item of the matter's material list.
+
+    A newer file for the same item replaces the previous submitted one (kept, marked
+    ``replaced``); an accepted one is final. Supplying a material the project unit
+    committed to fulfils the commitment, and when the matter has no other open
+    commitment its clocks count on.
+    """
+    _require_visible(session, actor, project)
+    pm = _matter(session, project, matter_code)
+    _authorise_upload(session, actor, project, pm, material)
+    limit = files.max_upload_bytes()
+    if len(data) > limit:
+        raise TooLarge(limit)
+    media_type = files.accepted_type(data)
+    name = clean_filename(filename)
+    _lock(session, pm)
+    previous = list(session.scalars(select(Material).where(
+        Material.project_id == project.id, Material.matter_code == matter_code, Material.material == material,
+        Material.status.in_(PRESENT)).order_by(Material.id)))
+    if material != SIGNED_DOCUMENT and any(m.status == "accepted" for m in previous):
+        raise Conflict("该材料已受理，不能替换 (the material was accepted and is final)")
+    stored = files.store().put(session, data, media_type, now=now)
+    row = Material(project_id=project.id, project_code=project.project_code, matter_code=matter_code,
+                   material=material, filename=name, sha256=stored.sha256, size=len(data), media_type=media_type,
+                   uploaded_by=actor.username, uploaded_at=now, status="submitted")
+    session.add(row)
+    for old in previous:
+        old.status = "replaced"
+    session.flush()
+    fulfilled = _fulfil(session, pm, material, now) if material != SIGNED_DOCUMENT else []
+    audit.record(session, at=now, actor=actor.username, action="material.upload", project_code=project.project_code,
+                 target=f"material:{row.id}",
+                 summary={"matter_code": matter_code, "material": material, "filename": name, "sha256": stored.sha256,
+                          "size": len(data), "media_type": media_type, "replaced": [m.id for m in previous],
+                          "fulfilled_commitments": [c.id for c in fulfilled]})
+    return row
+
+
+def _fulfil(session: Session, pm: ProjectMatter, material: str, now: datetime) -> list[MaterialCommitment]:
+    fulfilled = _open_commitments(session, pm, material)
+    for commitment in fulfilled:
+        commitment.state, commitment.closed_at = "fulfilled", now
+    if fulfilled:
+        session.flush()
+        if not _open_commitments(session, pm):
+            holds.release_matter(session, pm, HOLD_REASON, now=now)
+    return fulfilled
+
+
+def list_for(session: Session, actor: Actor, project: Project, *, matter_code: str | None = None, page: int,
+             page_size: int) -> tuple[list[Material], int]:
+    """The project's materials (every upload, replaced ones included), oldest first."""
+    _require_visible(session, actor, project)
+    query = select(Material).where(Material.project_id == project.id)
+    if matter_code:
+        query = query.where(Material.matter_code == matter_code)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(Material.id).offset((page - 1) * page_size).limit(page_size)).all()
+    return list(rows), total
+
+
+def read(session: Session, actor: Actor, project: Project, material_id: int) -> tuple[Material, bytes]:
+    """One material and its bytes, for download by those who may see the project."""
+    _require_visible(session, actor, project)
+    row = session.scalar(select(Material).where(Material.id == material_id, Material.project_id == project.id))
+    if row is None:
+        raise NotFound("材料不存在 (no such material)")
+    try:
+        return row, files.store().read(row.sha256)
+    except FileNotFoundError:
+        raise files.FileDamaged(row.sha256) from None
+
+
+def commit(session: Session, *, actor: Actor, project: Project, matter_code: str, material: str, commitment: str,
+           deadline: datetime, now: datetime) -> MaterialCommitment:
+    """容缺承诺: the project unit commits to supply a missing required material the guide
+    tolerates, by a deadline no more than 90 days ahead. The matter's first open
+    commitment stops the count of its running clocks."""
+    _require_visible(session, actor, project)
+    if not _is_owner(actor, project):
+        raise Forbidden("容缺承诺由项目单位作出 (the project unit makes the commitment)")
+    pm = _matter(session, project, matter_code)
+    if pm.status not in OPEN_STATUSES:
+        raise Conflict(f"事项已结束，不能作出承诺 (the matter has ended: {pm.status})")
+    item = _guide_item(session, pm, material)
+    if not item.get("required"):
+        raise Invalid.field("material", "非必要材料无需容缺承诺 (the material is not required)")
+    if not item.get("gap_tolerable"):
+        raise Invalid.field("material", "办事指南未允许此材料容缺 (the guide does not tolerate this material's gap)")
+    text = (commitment or "").strip()
+    if not text or len(text) > MAX_COMMITMENT_CHARS:
+        raise Invalid.field("commitment", f"承诺内容须为1至{MAX_COMMITMENT_CHARS}个字符 (1..{MAX_COMMITMENT_CHARS} characters)")
+    if deadline.tzinfo is None:
+        raise Invalid.field("deadline", "须带时区 (must include a time zone)")
+    if deadline <= now:
+        raise Invalid.field("deadline", "补交期限须晚于当前时间 (the deadline must be in the future)")
+    if deadline > now + timedelta(days=MAX_COMMITMENT_DAYS):
+        raise Invalid.field("deadline", f"补交期限至多为{MAX_COMMITMENT_DAYS}日内 (at most {MAX_COMMITMENT_DAYS} days ahead)")
+    _lock(session, pm)
+    if material in _present(session, pm):
+        raise Invalid.field("material", "该材料已提交，无需承诺 (the material was already submitted)")
+    open_before = _open_commitments(session, pm)
+    if any(c.material == material for c in open_before):
+        raise Invalid.field("material", "该材料已有未到期的承诺 (an open commitment for this material exists)")
+    row = MaterialCommitment(project_matter_id=pm.id, project_code=project.project_code, matter_code=matter_code,
+                             material=material, commitment=text, deadline_at=deadline, committed_at=now,
+                             recorded_by=actor.username, state="open")
+    session.add(row)
+    session.flush()
+    if not open_before and pm.status == "handling":
+        holds.hold_matter(session, pm, HOLD_REASON, now=now)
+    audit.record(session, at=now, actor=actor.username, action="material.commit", project_code=project.project_code,
+                 target=f"commitment:{row.id}",
+                 summary={"matter_code": matter_code, "material": material, "commitment": text,
+                          "deadline": deadline.isoformat()})
+    return row
+
+
+def commitments_for(session: Session, actor: Actor, project: Project, *, matter_code: str | None = None, page: int,
+                    page_size: int) -> tuple[list[MaterialCommitment], int]:
+    """The project's commitments, oldest first (open, fulfilled and lapsed)."""
+    _require_visible(session, actor, project)
+    query = (select(MaterialCommitment).join(ProjectMatter, ProjectMatter.id == MaterialCommitment.project_matter_id)
+             .where(ProjectMatter.project_id == project.id))
+    if matter_code:
+        query = query.where(MaterialCommitment.matter_code == matter_code)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(MaterialCommitment.id).offset((page - 1) * page_size).limit(page_size)).all()
+    return list(rows), total
+
+
+def check_acceptance(session: Session, *, project_matter: ProjectMatter, now: datetime, actor: str = "platform") -> None:
+    """受理: every required material on the matter's guide is submitted or covered by an
+    open commitment, else 422 naming each missing one; then the submitted materials
+    become ``accepted`` (final). A matter with no guide has no list to check."""
+    pm = project_matter
+    guide = _guide(session, pm)
+    if guide is None:
+        return
+    present, committed = _present(session, pm), {c.material for c in _open_commitments(session, pm)}
+    missing = [f"缺少必要材料：{item['name']} ({item['code']})" for item in guide.content.get("materials", ())
+               if item.get("required") and item["code"] not in present and item["code"] not in committed]
+    if missing:
+        raise Invalid("缺少必要材料，不能受理 (required materials are missing)", {"materials": missing})
+    accepted = list(session.scalars(select(Material).where(
+        Material.project_id == pm.project_id, Material.matter_code == pm.matter_code, Material.status == "submitted",
+        Material.material != SIGNED_DOCUMENT).order_by(Material.id)))
+    for row in accepted:
+        row.status = "accepted"
+    if accepted:
+        project = session.get(Project, pm.project_id)
+        audit.record(session, at=now, actor=actor, action="material.accepted", project_code=project.project_code,
+                     target=f"matter:{pm.matter_code}",
+                     summary={"materials": [{"id": m.id, "material": m.material} for m in accepted],
+                              "committed": sorted(committed)})
+
+
+def check_correction_items(session: Session, *, project_matter: ProjectMatter, items: list[dict]) -> list[dict]:
+    """补正: a correction notice may ask only for materials on the matter's guide list, each
+    once, and never for one already accepted. Returns the items with each material's
+    name (for the notice text); 422 names each offending item."""
+    pm = project_matter
+    guide = _guide(session, pm)
+    present = _present(session, pm)
+    problems: dict[str, list[str]] = {}
+    enriched, seen = [], set()
+    for index, item in enumerate(items):
+        field = f"correction_items.{index}.material"
+        code = item.get("material")
+        entry = guides.material(guide, code) if guide is not None and isinstance(code, str) else None
+        if entry is None:
+            problems[field] = [f"不是此事项办事指南所列的材料 (not a material on the matter's service guide): {code}"]
+        elif present.get(code) == "accepted":
+            problems[field] = [f"该材料已受理，不能要求补正 (the material was already accepted): {entry['name']}"]
+        elif code in seen:
+            problems[field] = [f"重复要求补正同一材料 (the same material twice): {entry['name']}"]
+        else:
+            seen.add(code)
+            enriched.append({**item, "name": entry["name"]})
+    if problems:
+        raise Invalid("补正材料有误 (the correction items are invalid)", problems)
+    return enriched
+
+
+def lapsed_commitments(session: Session, *, now: datetime, limit: int = 100) -> list[MaterialCommitment]:
+    """Open commitments whose deadline has passed, marked ``lapsed`` at their deadline.
+
+    On PostgreSQL the rows are claimed with ``FOR UPDATE SKIP LOCKED``, so two sweepers
+    never lapse the same commitment; the caller ends each one's matter.
+    """
+    query = (select(MaterialCommitment)
+             .where(MaterialCommitment.state == "open", MaterialCommitment.deadline_at <= now)
+             .order_by(MaterialCommitment.deadline_at, MaterialCommitment.id).limit(limit))
+    if is_postgresql(session):
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.scalars(query))
+    for row in rows:
+        row.state, row.closed_at = "lapsed", row.deadline_at
+        audit.record(session, at=now, actor="sweep", action="material.commitment_lapsed",
+                     project_code=row.project_code, target=f"commitment:{row.id}",
+                     summary={"matter_code": row.matter_code, "material": row.material,
+                              "deadline": row.deadline_at.isoformat()})
+    return rows
