@@ -3,11 +3,12 @@ progress instants every matter carries (issue: the matter lifecycle)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from io import BytesIO
 
 from sqlalchemy import func, select
 
 from engine.models import AuditEvent, BackfilledAct, ProcessInstance, ProjectMatter, Task
-from tests.integration.helpers import declare
+from tests.integration.helpers import TINY_PDF, declare, supply_materials
 from tests.integration.test_clocks import _to_acceptance, at, clock_of, complete, dispatch, project, set_now, tasks
 
 
@@ -118,3 +119,53 @@ def test_matters_carry_received_accepted_and_concluded_instants(client, token, p
     assert land.received_at == at(2026, 3, 2, 10)
     assert land.accepted_at == at(2026, 3, 2, 11)  # deemed: the pre-check-passed instant
     assert land.concluded_at == at(2026, 3, 16, 9) and land.status == "concluded"
+
+
+def _upload(client, token, code, matter, material):
+    r = client.post(f"/api/v1/projects/{code}/materials", headers=token("applicant"), content_type="multipart/form-data",
+                    data={"matter_code": matter, "material": material, "file": (BytesIO(TINY_PDF + material.encode()), "材料.pdf")})
+    assert r.status_code == 201, r.get_json()
+
+
+def test_missing_materials_block_acceptance_a_tolerated_gap_is_not_counted_and_a_lapsed_commitment_ends_the_matter(
+        client, token, platform, clock):
+    clock.set(at(2026, 3, 2, 9))
+    code = declare(client, token, new_land_use=True, building_works=False)["project_code"]
+    supply_materials(client, token, code, "enterprise_filing")
+    guide = client.get("/api/v1/portal/guides/land_pre_review").get_json()
+    for item in guide["materials"]:
+        if item["required"] and not item["gap_tolerable"]:
+            _upload(client, token, code, "land_pre_review", item["code"])
+    dispatch(client, token, code, departments=["drc", "land"])
+    for user in ("drc", "land"):
+        complete(client, token, user, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
+    complete(client, token, "land", "pre_check", {"precheck_result": "pass", "code_verified": True, "within_competence": True},
+             code, "land_pre_review")
+    acceptance = [t for t in tasks(client, token, "land", project_code=code) if t["name"] == "acceptance"][0]
+    refused = client.post(f"/api/v1/tasks/{acceptance['id']}/complete", headers=token("land"),
+                          json={"data": {"acceptance_decision": "accept"}, "version": acceptance["version"]})
+    assert refused.status_code == 422
+    missing = refused.get_json()["errors"]["materials"]
+    assert len(missing) == 1 and missing[0].startswith("缺少必要材料：") and missing[0].endswith("(land_ownership)")
+
+    # the project unit commits to supply the tolerated-gap material: the matter's clocks stop counting
+    clock.set(at(2026, 3, 3, 9))
+    r = client.post(f"/api/v1/projects/{code}/materials/commitments", headers=token("applicant"), json={
+        "matter_code": "land_pre_review", "material": "land_ownership", "commitment": "承诺十个工作日内补交土地权属证明",
+        "deadline": at(2026, 3, 10, 17).isoformat()})
+    assert r.status_code == 201, r.get_json()
+    held = clock_of(project(client, token, code), "acceptance")
+    assert held["state"] == "paused" and held["due_at"] is None
+    complete(client, token, "land", "acceptance", {"acceptance_decision": "accept"}, code)  # 容缺受理
+    with platform.session_factory() as s:
+        land = s.scalars(select(ProjectMatter).where(ProjectMatter.matter_code == "land_pre_review")).one()
+        assert land.accepted_at == at(2026, 3, 3, 9) and land.status == "handling"
+
+    set_now(client, token, at(2026, 3, 10, 18))  # the deadline passed with the material still missing
+    with platform.session_factory() as s:
+        land = s.scalars(select(ProjectMatter).where(ProjectMatter.matter_code == "land_pre_review")).one()
+        instance = s.get(ProcessInstance, land.instance_id)
+    assert land.status == "terminated" and land.result["decision"] == "terminated" and "land_ownership" in land.result["reason"]
+    assert instance.status == "cancelled"
+    assert not tasks(client, token, "land", project_code=code)
+    assert all(c["state"] == "stopped" for c in project(client, token, code)["clocks"] if c["matter_code"] == "land_pre_review")
