@@ -119,7 +119,8 @@ def test_not_an_object_is_refused():
 
 @pytest.mark.parametrize("template", ["", "申请表.docx", "https://www.example.gov.cn/templates/a.pdf"])
 def test_templates_accepted(template):
-    guides.validate(edit("materials.0.template", template), department_code="land")
+    assert guides.template_problem(template) is None
+    assert guides.validate(edit("materials.0.template", template), department_code="land")["materials"][0]["template"] == template
 
 
 def test_statutory_limit_may_be_null_and_process_may_span_lines():
