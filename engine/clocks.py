@@ -14,11 +14,12 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import audit
 from engine.errors import Invalid
-from engine.models import Alert, Clock, PlatformState
+from engine.models import Alert, Clock, PlatformState, ProjectMatter, Task
 from engine.workcal import WorkCalendar
 
 CLOCK_KINDS = ("dispatch", "reply", "filing", "pre_review", "acceptance", "promised", "rectification")
@@ -180,3 +181,22 @@ def _light(session: Session, clock: Clock, light: str, at: datetime) -> Alert:
     session.add(alert)
     return alert
 
+
+
+def show_light(session: Session, clock: Clock) -> None:
+    """The light reaches the task list and the matter's progress (a query, not a workflow)."""
+    if clock.instance_id is None:
+        return
+    for task in session.scalars(select(Task).where(
+            Task.instance_id == clock.instance_id, Task.status == "ready", Task.scope_id.is_(clock.scope_id)
+            if clock.scope_id is None else Task.scope_id == clock.scope_id)):
+        task.light = clock.light
+    if clock.matter_code:
+        pm = session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == clock.instance_id))
+        if pm is not None and _worse(clock.light, pm.light):
+            pm.light = clock.light
+
+
+def _worse(a: str, b: str) -> bool:
+    order = {"green": 0, "yellow": 1, "red": 2}
+    return order.get(a, 0) > order.get(b, 0)

@@ -119,6 +119,7 @@ class Run:
                 scope, kind, lambda c: clocks.pause(c, self.calendar, now=self.now, reason=str(reason))),
             "resume_clock": lambda kind: self._resume(scope, kind),
             "issue_notice": lambda kind: self._issue_notice(scope, kind),
+            "record_light": lambda kind: self._record_light(scope, kind),
         }
 
     def _working_days(self, n) -> str:
@@ -185,6 +186,19 @@ class Run:
 
     def _resume(self, scope, kind: str) -> None:
         self._with_clock(scope, kind, lambda c: clocks.resume(c, self.calendar, now=self.now))
+
+    def _record_light(self, scope, kind: str) -> str:
+        """黄灯预警 / 红灯: a diagram's non-interrupting timer at ``clock_yellow(kind)`` or
+        ``clock_due(kind)`` records the light of this instance's clock, at the instant the
+        threshold passed, on the clock, its tasks and its matter. Recording twice is a
+        no-op, so the sweep's own light changes (for clocks no diagram watches) and a
+        timer never record one threshold twice. Returns the clock's light."""
+        clock = self._clock(scope, str(kind))
+        if clock is None:
+            return "green"
+        if clocks.fire_due_lights(self.session, clock, self.now):
+            clocks.show_light(self.session, clock)
+        return clock.light
 
     def _issue_notice(self, scope, kind: str) -> str:
         notice = notices.issue(

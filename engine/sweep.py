@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from engine import calendar, clocks, materials, runtime, waits
 from engine.db import is_postgresql, unit_of_work
 from engine.health import record_sweep
-from engine.models import Clock, Delivery, ProcessInstance, Project, ProjectMatter, Task
+from engine.models import Clock, Delivery, ProcessInstance, Project, ProjectMatter
 from engine.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -139,31 +139,12 @@ def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> No
                     alerts = clocks.fire_due_lights(session, clock, now)
                     report.count("alerts", len(alerts))
                     if alerts:
-                        _show_light(session, clock)
+                        clocks.show_light(session, clock)
         except Exception:  # noqa: BLE001 - rolled back whole; the next sweep does it
             log.exception("changing lights failed; retried on the next sweep")
             return
         if len(ids) < BATCH:
             return
-
-
-def _show_light(session: Session, clock: Clock) -> None:
-    """The light reaches the task list and the matter's progress (a query, not a workflow)."""
-    if clock.instance_id is None:
-        return
-    for task in session.scalars(select(Task).where(
-            Task.instance_id == clock.instance_id, Task.status == "ready", Task.scope_id.is_(clock.scope_id)
-            if clock.scope_id is None else Task.scope_id == clock.scope_id)):
-        task.light = clock.light
-    if clock.matter_code:
-        pm = session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == clock.instance_id))
-        if pm is not None and _worse(clock.light, pm.light):
-            pm.light = clock.light
-
-
-def _worse(a: str, b: str) -> bool:
-    order = {"green": 0, "yellow": 1, "red": 2}
-    return order.get(a, 0) > order.get(b, 0)
 
 
 def calendar_loaded(session: Session, now: datetime) -> int:
