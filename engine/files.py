@@ -139,8 +139,9 @@ class FileStore:
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
-    def put(self, session: Session, data: bytes, media_type: str, *, now: datetime) -> StoredFile:
-        """Store the bytes once (same content, same file) and return their row.
+    def put(self, session: Session, data: bytes, media_type: str, *, now: datetime) -> str:
+        """Store the bytes once (same content, same file) and return their SHA-256 (the
+        row's key: nobody needs the row itself, so it is not read back).
 
         The file is written before the row, atomically by rename, so a row never points
         at a half-written file; a rolled-back request leaves at most an unreferenced
@@ -160,7 +161,7 @@ class FileStore:
             .values(sha256=digest, size=len(data), media_type=media_type, created_at=now)
             .on_conflict_do_nothing(index_elements=["sha256"])
         )
-        return session.get(StoredFile, digest)
+        return digest
 
     def read(self, sha256: str) -> bytes:
         """The stored bytes, checked against their name. A missing or altered file raises

@@ -172,9 +172,9 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
         Material.status.in_(PRESENT)).order_by(Material.id)))
     if material != SIGNED_DOCUMENT and any(m.status == "accepted" for m in previous):
         raise Conflict("该材料已受理，不能替换 (the material was accepted and is final)")
-    stored = files.store().put(session, data, media_type, now=now)
+    sha256 = files.store().put(session, data, media_type, now=now)
     row = Material(project_id=project.id, project_code=project.project_code, matter_code=matter_code,
-                   material=material, filename=name, sha256=stored.sha256, size=len(data), media_type=media_type,
+                   material=material, filename=name, sha256=sha256, size=len(data), media_type=media_type,
                    uploaded_by=actor.username, uploaded_at=now, status="submitted")
     session.add(row)
     for old in previous:
@@ -183,7 +183,7 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
     fulfilled = _fulfil(session, pm, material, now) if material != SIGNED_DOCUMENT else []
     audit.record(session, at=now, actor=actor.username, action="material.upload", project_code=project.project_code,
                  target=f"material:{row.id}",
-                 summary={"matter_code": matter_code, "material": material, "filename": name, "sha256": stored.sha256,
+                 summary={"matter_code": matter_code, "material": material, "filename": name, "sha256": sha256,
                           "size": len(data), "media_type": media_type, "replaced": [m.id for m in previous],
                           "fulfilled_commitments": [c.id for c in fulfilled]})
     return row

@@ -115,11 +115,10 @@ def issue(session: Session, *, project: Project, matter_code: str | None, kind: 
                **{k: particulars.get(k) for k in PARTICULARS[kind]}}
     notice = Notice(project_id=project.id, project_code=project.project_code, matter_code=matter_code, kind=kind,
                     number=number, content=content, issued_at=now)
-    stored = files.store().put(session, pdf.render(_document(notice, content)), "application/pdf", now=now)
-    notice.sha256 = stored.sha256
+    notice.sha256 = files.store().put(session, pdf.render(_document(notice, content)), "application/pdf", now=now)
     session.add(notice)
     audit.record(session, at=now, actor="platform", action=f"notice.{kind}", project_code=project.project_code,
-                 target=f"notice:{number}", summary={"matter_code": matter_code, "sha256": stored.sha256})
+                 target=f"notice:{number}", summary={"matter_code": matter_code, "sha256": notice.sha256})
     return notice
 
 

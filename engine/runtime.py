@@ -496,13 +496,15 @@ def visible_task(session: Session, actor: Actor, task_id: str) -> Task:
 
 def _locked_task(session: Session, task_id: str) -> Task | None:
     """The task, locked after its instance and the instance's clocks: every writer takes
-    instance → clocks → tasks in that order (the sweep too), so none deadlocks."""
+    instance → clocks → tasks in that order (the sweep too), so none deadlocks. SQLite
+    serializes writers: the task is simply read."""
+    if not is_postgresql(session):
+        return session.get(Task, task_id)
     instance_id = session.scalar(select(Task.instance_id).where(Task.id == task_id))
     if instance_id is None:
         return None
-    if is_postgresql(session):
-        session.execute(select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update())
-        lock_clocks(session, instance_id)
+    session.execute(select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update())
+    lock_clocks(session, instance_id)
     return session.scalar(select(Task).where(Task.id == task_id).with_for_update())
 
 
