@@ -259,7 +259,9 @@ class ProcedureVersion(Base):
 
     The XML is kept as deployed; ``spec_json`` is the parsed spec serialized once per
     version (never per instance). Identical content is one version; new content for
-    the same process id becomes version N+1.
+    the same process id becomes version N+1. Both texts are deferred (read only when
+    asked for): every instance load joins its version, and the parsed spec is cached
+    by ``sha256``, so a step never needs the 100 KB of XML and spec again.
     """
 
     __tablename__ = "procedure_versions"
@@ -271,8 +273,8 @@ class ProcedureVersion(Base):
     department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
     filename: Mapped[str] = mapped_column(String(200))
     sha256: Mapped[str] = mapped_column(String(64))
-    xml: Mapped[str] = mapped_column(Text)
-    spec_json: Mapped[str | None] = mapped_column(Text)
+    xml: Mapped[str] = mapped_column(Text, deferred=True)
+    spec_json: Mapped[str | None] = mapped_column(Text, deferred=True)
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deployed_by: Mapped[str] = mapped_column(String(64))
 

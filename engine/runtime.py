@@ -282,8 +282,11 @@ def _after_step(run: Run, instance: spiff_adapter.Instance) -> None:
 def _launch_matters(run: Run, instance: spiff_adapter.Instance) -> None:
     """Start a matter instance for every waiting `matter_stage` that has none yet."""
     session = run.session
+    stages = spiff_adapter.waiting_receive_tasks(instance, MATTER_STAGE)
+    if not stages:
+        return
     launched = set(session.scalars(select(ProcessInstance.parent_task_id).where(ProcessInstance.parent_id == run.row.id)))
-    for stage in spiff_adapter.waiting_receive_tasks(instance, MATTER_STAGE):
+    for stage in stages:
         if stage.id in launched:
             continue
         matter_code = stage.data.get("matter_code")
@@ -503,7 +506,8 @@ def _locked_task(session: Session, task_id: str) -> Task | None:
     instance_id = session.scalar(select(Task.instance_id).where(Task.id == task_id))
     if instance_id is None:
         return None
-    session.execute(select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update())
+    session.scalars(select(ProcessInstance).where(ProcessInstance.id == instance_id)
+                    .with_for_update(of=ProcessInstance)).one()  # loaded and locked: the get() that follows reads no row
     lock_clocks(session, instance_id)
     return session.scalar(select(Task).where(Task.id == task_id).with_for_update())
 
