@@ -89,4 +89,9 @@ def release_project(session: Session, project_id: int, reason: str, *, now: date
 
 def held(session: Session, pm: ProjectMatter, reason: str) -> bool:
     """Whether any of the matter's clocks is paused for ``reason`` right now."""
-    return any(_open_reason(c) == reason for c in _matter_clocks(session, pm) if c.state == "paused")
+    return reason in reasons(session, pm)
+
+
+def reasons(session: Session, pm: ProjectMatter) -> set[str]:
+    """The reasons the matter's clocks are paused for right now."""
+    return {r for c in _matter_clocks(session, pm) if c.state == "paused" and (r := _open_reason(c)) is not None}

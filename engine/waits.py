@@ -4,7 +4,8 @@ prerequisite matter of the same project concludes, or the officer ends the wait.
 This is clock mechanism, not procedure: any matter's diagram can be waiting, so the
 officer starts the wait on the matter, and the sweep ends it once the prerequisite
 has concluded (in its own transaction: the concluding matter never writes the
-waiting matter's rows).
+waiting matter's rows). The wait is a hold (``engine.holds``) whose reason names the
+prerequisite; this module holds only the rules of when a wait starts and ends.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit, calendar, clocks, runtime
+from engine import audit, holds
 from engine.access import Actor
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
-from engine.models import Clock, ProcessInstance, Project, ProjectMatter
+from engine.models import Clock, Project, ProjectMatter
 
 PREFIX = "prerequisite:"
 #: A matter in one of these states has ended: nothing waits on it any longer.
@@ -30,10 +31,6 @@ def _matter(session: Session, project: Project, matter_code: str) -> ProjectMatt
     return pm
 
 
-def _running_clocks(session: Session, instance_id: int) -> list[Clock]:
-    return list(session.scalars(select(Clock).where(Clock.instance_id == instance_id, Clock.state != "stopped")))
-
-
 def start_wait(session: Session, *, actor: Actor, project: Project, matter_code: str, prerequisite: str, now: datetime) -> ProjectMatter:
     pm = _matter(session, project, matter_code)
     if not actor.has("officer") or actor.department_code != pm.department_code:
@@ -45,13 +42,7 @@ def start_wait(session: Session, *, actor: Actor, project: Project, matter_code:
         raise Invalid.field("prerequisite", "前置事项须为本项目的另一事项 (another matter of this project)")
     if other.status in ENDED:
         raise Invalid.field("prerequisite", "前置事项已办结 (the prerequisite has already concluded)")
-    cal = calendar.current(session)
-    paused = 0
-    for clock in _running_clocks(session, pm.instance_id):
-        if clock.state == "running":
-            clocks.pause(clock, cal, now=now, reason=PREFIX + prerequisite)
-            paused += 1
-    if not paused:
+    if not holds.hold_matter(session, pm, PREFIX + prerequisite, now=now):
         raise Conflict("事项没有正在计时的时钟 (no running clock to pause)")
     audit.record(session, at=now, actor=actor.username, action="matter.wait_prerequisite", project_code=project.project_code,
                  target=f"matter:{matter_code}", summary={"prerequisite": prerequisite})
@@ -68,15 +59,11 @@ def end_wait_by_officer(session: Session, *, actor: Actor, project: Project, mat
 def end_wait(session: Session, *, actor: str, project: Project, matter_code: str, now: datetime) -> ProjectMatter:
     """End the wait: the clocks paused for a prerequisite count on; timers are re-armed."""
     pm = _matter(session, project, matter_code)
-    resumed = 0
-    for clock in _running_clocks(session, pm.instance_id or 0):
-        open_pause = (clock.pauses or [])[-1:] or [{}]
-        if clock.state == "paused" and str(open_pause[0].get("reason", "")).startswith(PREFIX):
-            clocks.resume(clock, calendar.current(session), now=now)
-            resumed += 1
-    if not resumed:
+    waits = [reason for reason in holds.reasons(session, pm) if reason.startswith(PREFIX)]
+    if not waits:
         raise Conflict("事项不在等待前置 (the matter is not waiting for a prerequisite)")
-    runtime.rearm(session, session.get(ProcessInstance, pm.instance_id), now=now)
+    for reason in waits:
+        holds.release_matter(session, pm, reason, now=now)
     audit.record(session, at=now, actor=actor, action="matter.wait_ended", project_code=project.project_code,
                  target=f"matter:{matter_code}", summary={})
     return pm

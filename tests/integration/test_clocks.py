@@ -245,6 +245,28 @@ def test_waiting_for_a_prerequisite_pauses_until_it_concludes_or_the_officer_end
     assert client.delete(url, headers=token("land")).status_code == 409  # no longer waiting
 
 
+def test_a_wait_for_a_prerequisite_moves_the_deemed_acceptance_timer_with_the_clock(client, token, clock):
+    """The wait is a hold: the diagram's timers that read the paused clock are re-armed,
+    so deemed acceptance does not happen at the old instant while the matter waits."""
+    code = declare(client, token, new_land_use=True)["project_code"]
+    _to_acceptance(client, token, code)
+    old_due = datetime.fromisoformat(clock_of(project(client, token, code), "acceptance")["due_at"])
+    clock.advance(hours=1)
+    url = f"/api/v1/projects/{code}/matters/land_pre_review/prerequisite-wait"
+    r = client.post(url, json={"prerequisite": "enterprise_filing"}, headers=token("land"))
+    assert r.status_code == 200, r.get_json()
+    set_now(client, token, old_due + timedelta(days=3))
+    body = project(client, token, code)
+    assert clock_of(body, "acceptance")["state"] == "paused"
+    assert not [c for c in body["clocks"] if c["kind"] == "promised" and c["matter_code"] == "land_pre_review"]
+    assert [t["name"] for t in tasks(client, token, "land", project_code=code)] == ["acceptance"]
+    assert client.delete(url, headers=token("land")).status_code == 200
+    moved_due = datetime.fromisoformat(clock_of(project(client, token, code), "acceptance")["due_at"])
+    assert moved_due > old_due + timedelta(days=3)
+    set_now(client, token, moved_due + timedelta(minutes=1))
+    assert [t["name"] for t in tasks(client, token, "land", project_code=code)] == ["handling"]  # deemed accepted
+
+
 def test_yellow_fraction_is_configurable_per_kind_and_per_matter(client, token, clock):
     url = "/api/v1/admin/yellow-fractions"
     for bad in ({"dispatch": 1.5}, {"lunch": 0.5}, {"dispatch": "half"}):
