@@ -51,7 +51,7 @@ NON_FILING = sorted(code for code in MATTERS if code != "enterprise_filing")
 #: The platform functions diagrams may call (bpmn/CONVENTIONS.md, "Clocks and timers").
 PLATFORM_FUNCTIONS = {
     "working_days", "clock_due", "clock_yellow", "start_clock", "stop_clock",
-    "pause_clock", "resume_clock", "issue_notice",
+    "pause_clock", "resume_clock", "issue_notice", "record_light",
 }
 CLOCK_KINDS = {"dispatch", "reply", "filing", "pre_review", "acceptance", "promised"}
 #: Each notice kind and the task-data variable its particulars come from (CONVENTIONS.md, "Notices").
@@ -332,7 +332,7 @@ def test_scripts_stay_within_the_restricted_engine(path):
                 assert isinstance(node.func, ast.Name) and node.func.id in PLATFORM_FUNCTIONS, \
                     f"{element}: calls {ast.unparse(node.func)}"
                 if node.func.id in {"start_clock", "stop_clock", "pause_clock", "resume_clock", "clock_due",
-                                    "clock_yellow"}:
+                                    "clock_yellow", "record_light"}:
                     assert node.args[0].value in CLOCK_KINDS, f"{element}: unknown clock {node.args[0].value}"
                 if node.func.id == "issue_notice":
                     assert node.args[0].value in NOTICE_KINDS, f"{element}: unknown notice {node.args[0].value}"
@@ -349,6 +349,88 @@ def test_scripts_pass_the_platform_policy(path):
     for mode, element, text in expressions(path):
         check = scripting.check_script if mode == "exec" else scripting.check_expression
         assert check(text, PLATFORM_FUNCTIONS) is None, f"{element}: {check(text, PLATFORM_FUNCTIONS)}"
+
+
+# -- lights: non-interrupting timers ----------------------------------------------------
+
+#: Which clock runs while each user task waits, read from the procedures themselves
+#: (bpmn/README.md, "Clocks and automatic outcomes"), not from the timers drawn on them:
+#: the officer's and window's tasks run on a clock; the applicant's and the special
+#: procedure's tasks wait with their clock paused.
+APPROVAL_CLOCKS = {
+    "pre_check": "pre_review", "acceptance": "acceptance", "acceptance_after_correction": "acceptance",
+    "handling": "promised", "consultation": "promised", "decision": "promised",
+}
+CLOCK_DURING = {
+    "project_master": {"window_review": "dispatch", "department_reply": "reply"},
+    "matter_enterprise_filing": {"filing_check": "filing"},
+    **{f"matter_{code}": APPROVAL_CLOCKS for code in NON_FILING},
+}
+PAUSED_DURING = {"complete_declaration", "supply_materials", "special_procedure"}
+
+
+def started_clocks(path: Path) -> set[str]:
+    scripts = "\n".join(t for mode, _, t in expressions(path) if mode == "exec")
+    return set(re.findall(r"start_clock\('(\w+)'", scripts))
+
+
+def boundary_timers(tree, task_id: str) -> list:
+    return tree.xpath(f"//bpmn:boundaryEvent[@attachedToRef='{task_id}'][bpmn:timerEventDefinition]",
+                      namespaces=BPMN_NS)
+
+
+def timer_text(event) -> str:
+    return event.findtext("bpmn:timerEventDefinition/bpmn:timeDate", namespaces=BPMN_NS).strip()
+
+
+def lane_name_of(tree, element_id: str) -> str:
+    (lane,) = tree.xpath(f"//bpmn:lane[bpmn:flowNodeRef='{element_id}']/@name", namespaces=BPMN_NS)
+    return lane
+
+
+def follow(tree, element_id: str):
+    (flow,) = tree.xpath(f"//bpmn:sequenceFlow[@sourceRef='{element_id}']", namespaces=BPMN_NS)
+    (target,) = tree.xpath(f"//*[@id='{flow.get('targetRef')}']")
+    return target
+
+
+@pytest.mark.parametrize("path", BPMN_FILES, ids=lambda p: p.name)
+def test_clock_tasks_carry_their_light_timers(path):
+    """Yellow and red are non-interrupting timers on every task during which a clock
+    runs (bpmn/CONVENTIONS.md, "Clocks and timers"): `clock_yellow(kind)` and, unless an
+    interrupting timer at `clock_due(kind)` already ends the task (and its stop_clock
+    records the red), `clock_due(kind)`; each leads to a `record_light(kind)` script and
+    an end event, all in the task's lane."""
+    tree = etree.parse(str(path))
+    expected = CLOCK_DURING[path.stem]
+    user_tasks = set(tree.xpath("//bpmn:userTask/@id", namespaces=BPMN_NS))
+    assert user_tasks == set(expected) | (user_tasks & PAUSED_DURING), "a user task whose clock nobody stated"
+    assert set(expected.values()) == started_clocks(path), "a clock the diagram starts that no task watches, or vice versa"
+    for task_id in user_tasks & PAUSED_DURING:
+        assert not [e for e in boundary_timers(tree, task_id) if e.get("cancelActivity") == "false"], \
+            f"{task_id}: its clock is paused, it has no light to record"
+    recorded = set()
+    for task_id, kind in expected.items():
+        timers = boundary_timers(tree, task_id)
+        interrupting_due = any(e.get("cancelActivity", "true") == "true" and timer_text(e) == f"clock_due('{kind}')"
+                               for e in timers)
+        lights = {"yellow": f"clock_yellow('{kind}')", **({} if interrupting_due else {"red": f"clock_due('{kind}')"})}
+        watching = {e.get("id"): e for e in timers if e.get("cancelActivity") == "false"}
+        assert set(watching) == {f"{task_id}_{light}" for light in lights}, task_id
+        lane = lane_name_of(tree, task_id)
+        for light, expression in lights.items():
+            event = watching[f"{task_id}_{light}"]
+            assert timer_text(event) == expression, f"{event.get('id')}: {timer_text(event)}"
+            script = follow(tree, event.get("id"))
+            assert script.get("id") == f"{task_id}_{light}_light" and etree.QName(script).localname == "scriptTask"
+            assert script.findtext("bpmn:script", namespaces=BPMN_NS).strip() == f"record_light('{kind}')"
+            end = follow(tree, script.get("id"))
+            assert end.get("id") == f"{task_id}_{light}_recorded" and etree.QName(end).localname == "endEvent"
+            for node in (event, script, end):
+                assert lane_name_of(tree, node.get("id")) == lane, f"{node.get('id')} outside {task_id}'s lane"
+            recorded.add(script.get("id"))
+    stray = {i for _, i, t in expressions(path) if "record_light" in t} - recorded
+    assert not stray, f"record_light outside a light timer's path: {stray}"
 
 
 # -- catalogue -------------------------------------------------------------------------
@@ -471,6 +553,14 @@ class FakePlatform:
             c = clock(kind)
             return (c.due - (c.due - c.start) / 5).isoformat()
 
+        def record_light(kind):
+            # a light timer fires only while its clock runs, and never before its threshold
+            c = clock(kind)
+            assert c.state == "running", f"record_light on a {c.state} {kind} clock"
+            assert self.now > datetime.fromisoformat(clock_yellow(kind)), f"record_light before {kind}'s yellow"
+            self.log.append(("record_light", kind, "red" if self.now > c.due else "yellow"))
+            return "red" if self.now > c.due else "yellow"
+
         def issue_notice(kind):
             assert kind in NOTICE_KINDS
             assert NOTICE_PARTICULARS[kind] in task.data, f"{kind} notice without {NOTICE_PARTICULARS[kind]}"
@@ -479,7 +569,7 @@ class FakePlatform:
         return {
             "working_days": working_days, "start_clock": start_clock, "stop_clock": stop_clock,
             "pause_clock": pause_clock, "resume_clock": resume_clock, "clock_due": clock_due,
-            "clock_yellow": clock_yellow, "issue_notice": issue_notice,
+            "clock_yellow": clock_yellow, "issue_notice": issue_notice, "record_light": record_light,
         }
 
     def open_clocks(self):
@@ -556,9 +646,27 @@ class Run:
         return task
 
     def advance(self, **delta):
-        self.platform.now += timedelta(**delta)
+        """Move the clock like the platform's sweep does: each waiting timer fires a
+        microsecond after its own instant, in time order, so a timer cancelled by an
+        earlier one (an automatic outcome) never fires late."""
+        target = self.platform.now + timedelta(**delta)
+        while True:
+            self.workflow.refresh_timers()
+            self.workflow.do_engine_steps()
+            pending = [at for at in self.timer_instants() if at < target]
+            if not pending:
+                break
+            self.platform.now = max(self.platform.now, min(pending) + timedelta(microseconds=1))
+        self.platform.now = target
         self.workflow.refresh_timers()
         self.workflow.do_engine_steps()
+
+    def timer_instants(self):
+        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+            value = task.internal_data.get("event_value")
+            if isinstance(task.task_spec.event_definition if hasattr(task.task_spec, "event_definition") else None,
+                          TimerEventDefinition) and value is not None:
+                yield TimerEventDefinition.parse_time_or_duration(value)
 
     def waiting(self, name):
         return [t for t in self.workflow.get_tasks(state=TaskState.WAITING) if t.task_spec.bpmn_id == name]
@@ -616,6 +724,8 @@ def test_master_return_dispatch_replies_overdue_and_conclusion(platform):
     assert run.ready_names() == ["department_reply"]  # land has not replied and is not yet overdue
     run.advance(days=1, minutes=1)  # 3 working days after dispatch: the automatic reply
     assert run.ready_names() == []
+    # land's yellow was recorded by its own timer; its red by the automatic reply's stop, not a second timer
+    assert platform.calls("record_light") == [("reply", "yellow")]
 
     stages = run.waiting("matter_stage")
     assert sorted(t.data["matter_code"] for t in stages) == ["eia_approval", "enterprise_filing"]
@@ -710,7 +820,7 @@ def test_matter_correction_deemed_acceptance_consultation_special_procedure(plat
     run.advance(days=1, minutes=1)  # the pause ran out: the clock resumes, due moved by the pause
     assert run.ready_names() == ["handling"]
     assert platform.calls("resume_clock") == [("promised",)]
-    assert promised.due == materials_completed + timedelta(days=days + 30, minutes=1)
+    assert promised.due == materials_completed + timedelta(days=days + 30, microseconds=1)  # fired at its instant
 
     run.complete("handling", {"handling_action": "decide", "handling_opinion": "符合条件"})
     run.complete("decision", {"decision": "approve", "document_number": "仁审批〔2025〕8号",
@@ -749,6 +859,28 @@ def test_matter_accepted_by_notice_special_procedure_ended_by_officer_and_denied
     assert result["decision"] == "denied" and result["reason"] == "不符合国土空间规划"
     assert result["accepted_as"] == "notice" and result["consultations"] == []
     assert platform.open_clocks() == []
+
+
+def test_lights_are_recorded_while_the_officer_keeps_the_task(platform):
+    """Yellow and red do not interrupt: the timers record the light and handling stays ready."""
+    days = MATTERS["land_pre_review"]["promised_working_days"]
+    run = start_matter(platform, "land_pre_review")
+    run.complete("pre_check", PASS)
+    run.complete("acceptance", {"acceptance_decision": "accept"})
+    assert run.ready_names() == ["handling"]
+    run.advance(days=days * 0.8 - 0.01)
+    assert platform.calls("record_light") == []
+    run.advance(days=0.02)
+    assert platform.calls("record_light") == [("promised", "yellow")] and run.ready_names() == ["handling"]
+    run.advance(days=days * 0.2)
+    assert platform.calls("record_light") == [("promised", "yellow"), ("promised", "red")]
+    assert run.ready_names() == ["handling"]
+    run.complete("handling", {"handling_action": "decide", "handling_opinion": "符合条件"})
+    assert run.ready_names() == ["decision"]  # entered after due: its yellow and red timers fire at once (nothing new to record)
+    assert platform.calls("record_light")[-2:] == [("promised", "red"), ("promised", "red")]
+    run.complete("decision", {"decision": "approve", "document_number": "仁自然资〔2025〕4号", "document_title": "用地预审意见",
+                              "document_date": "2025-03-20", "main_content": "同意"})
+    assert run.data["matter_result"]["decision"] == "approved" and platform.open_clocks() == []
 
 
 def test_matter_pre_check_fails(platform):
