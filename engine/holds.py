@@ -1,11 +1,14 @@
 """Holds: time that is not counted on a matter's or a project's clocks.
 
-An intermediary service (中介服务), a tolerated gap (容缺), a suspended project (暂停): each
-stops the count of the running clocks with its own reason, and only the end of that
-same reason lets them count on. A clock already paused for another reason (a
-correction request, a special procedure) is left to that pause. After the due
-instants move, the instances' timers are re-armed so that a boundary timer reading
-``clock_due`` fires at the moved instant.
+An intermediary service (中介服务), a tolerated gap (容缺), a suspended project (暂停), a
+wait for a prerequisite (等待前置): each is a ``Hold`` row from its start to its end, and
+stops the count of the running clocks with its own reason. A clock already paused for
+another reason (a correction request, a special procedure, another hold) is left to
+that pause. When a hold ends, its clocks count on unless another hold still open
+covers them, which then holds them from that instant. A clock a diagram starts while
+a hold is open starts held (``hold_new_clock``). After the due instants move, the
+instances' timers are re-armed so that a boundary timer reading ``clock_due`` fires
+at the moved instant.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import calendar, clocks, runtime
-from engine.models import Clock, ProcessInstance, ProjectMatter
+from engine.models import Clock, Hold, ProcessInstance, ProjectMatter
 
 
 def _open_reason(clock: Clock) -> str | None:
@@ -45,9 +48,34 @@ def _release(session: Session, rows: list[Clock], reason: str, now: datetime) ->
     for clock in rows:
         if clock.state == "paused" and _open_reason(clock) == reason:
             clocks.resume(clock, cal, now=now)
+            still = _open_holds(session, clock.project_id, clock.matter_code)
+            if still:
+                clocks.pause(clock, cal, now=now, reason=still[0].reason)
             touched.add(clock.instance_id)
     _rearm(session, {i for i in touched if i is not None}, now)
     return len(touched)
+
+
+def _open_holds(session: Session, project_id: int, matter_code: str | None) -> list[Hold]:
+    """The open holds covering a clock of this project and matter: the project's own
+    (a suspension) and, for a matter's clock, the matter's; oldest first."""
+    scope = Hold.matter_code.is_(None) if matter_code is None else (Hold.matter_code.is_(None) | (Hold.matter_code == matter_code))
+    return list(session.scalars(select(Hold).where(Hold.project_id == project_id, Hold.ended_at.is_(None), scope)
+                                .order_by(Hold.id)))
+
+
+def _begin(session: Session, project_id: int, matter_code: str | None, reason: str, now: datetime) -> None:
+    """Record the hold once: a reason already holding this scope is not opened twice."""
+    if not any(h.reason == reason and h.matter_code == matter_code for h in _open_holds(session, project_id, matter_code)):
+        session.add(Hold(project_id=project_id, matter_code=matter_code, reason=reason, started_at=now))
+        session.flush()
+
+
+def _end(session: Session, project_id: int, matter_code: str | None, reason: str, now: datetime) -> None:
+    for hold in _open_holds(session, project_id, matter_code):
+        if hold.reason == reason and hold.matter_code == matter_code:
+            hold.ended_at = now
+    session.flush()
 
 
 def _lock_instances(session: Session, where) -> None:
@@ -70,28 +98,41 @@ def _project_clocks(session: Session, project_id: int) -> list[Clock]:
 
 
 def hold_matter(session: Session, pm: ProjectMatter, reason: str, *, now: datetime) -> int:
-    """Stop counting the matter's running clocks for ``reason``; returns how many instances were touched."""
+    """Stop counting the matter's clocks for ``reason`` (also those it starts later, until
+    released); returns how many instances were touched now."""
+    _begin(session, pm.project_id, pm.matter_code, reason, now)
     return _hold(session, _matter_clocks(session, pm), reason, now)
 
 
 def release_matter(session: Session, pm: ProjectMatter, reason: str, *, now: datetime) -> int:
+    _end(session, pm.project_id, pm.matter_code, reason, now)
     return _release(session, _matter_clocks(session, pm), reason, now)
 
 
 def hold_project(session: Session, project_id: int, reason: str, *, now: datetime) -> int:
-    """Every running clock of the project (dispatch, replies, every matter's), e.g. while suspended."""
+    """Every clock of the project (dispatch, replies, every matter's), e.g. while suspended."""
+    _begin(session, project_id, None, reason, now)
     return _hold(session, _project_clocks(session, project_id), reason, now)
 
 
 def release_project(session: Session, project_id: int, reason: str, *, now: datetime) -> int:
+    _end(session, project_id, None, reason, now)
     return _release(session, _project_clocks(session, project_id), reason, now)
 
 
-def held(session: Session, pm: ProjectMatter, reason: str) -> bool:
-    """Whether any of the matter's clocks is paused for ``reason`` right now."""
-    return reason in reasons(session, pm)
+def hold_new_clock(session: Session, clock: Clock, calendar_, *, now: datetime) -> None:
+    """A clock started while a hold covering it is open starts held: its count begins
+    when the hold ends (容缺预审环节不计 also for the acceptance clock the pre-check starts)."""
+    open_holds = _open_holds(session, clock.project_id, clock.matter_code)
+    if open_holds:
+        clocks.pause(clock, calendar_, now=now, reason=open_holds[0].reason)
 
 
 def reasons(session: Session, pm: ProjectMatter) -> set[str]:
-    """The reasons the matter's clocks are paused for right now."""
-    return {r for c in _matter_clocks(session, pm) if c.state == "paused" and (r := _open_reason(c)) is not None}
+    """The reasons the matter's own holds are open for right now."""
+    return {h.reason for h in _open_holds(session, pm.project_id, pm.matter_code) if h.matter_code == pm.matter_code}
+
+
+def held(session: Session, pm: ProjectMatter, reason: str) -> bool:
+    """Whether the matter is held for ``reason`` right now."""
+    return reason in reasons(session, pm)

@@ -115,11 +115,6 @@ def _open_commitments(session: Session, pm: ProjectMatter, material: str | None 
     return list(session.scalars(query.order_by(MaterialCommitment.id)))
 
 
-def open_commitment(session: Session, pm: ProjectMatter) -> bool:
-    """Whether a tolerated gap of the matter is still open (its clocks must not count)."""
-    return bool(_open_commitments(session, pm))
-
-
 def clean_filename(filename: str | None) -> str:
     """The uploaded name as plain text: its last path segment only (a browser may send a
     whole path), without control or markup characters, at most 255 characters with the
@@ -260,7 +255,7 @@ def commit(session: Session, *, actor: Actor, project: Project, matter_code: str
                              recorded_by=actor.username, state="open")
     session.add(row)
     session.flush()
-    if not open_before and pm.status == "handling":
+    if not open_before:  # before the department received the matter too: its clocks will start held
         holds.hold_matter(session, pm, HOLD_REASON, now=now)
     audit.record(session, at=now, actor=actor.username, action="material.commit", project_code=project.project_code,
                  target=f"commitment:{row.id}",

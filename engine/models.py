@@ -689,3 +689,24 @@ class RateWindow(Base):
     client: Mapped[str] = mapped_column(String(64), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime())
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Hold(Base):
+    """Time not counted on a project's or a matter's clocks (容缺, 中介服务, 暂停, 等待前置),
+    from its start to its end.
+
+    A hold is a row, not only pauses on clock rows, so that a clock a diagram starts
+    while the hold is open starts paused for it, and a clock that two holds overlap
+    counts on only when the last of them ends.
+    """
+
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_holds_open", "ended_at", "project_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    #: None: the whole project (a suspension); else one matter of it
+    matter_code: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(80))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -23,7 +23,7 @@ import jsonschema
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, calendar, clocks, guides, holds, materials, notices, procedures, projects, spiff_adapter, task_guards
+from engine import audit, calendar, clocks, guides, holds, notices, procedures, projects, spiff_adapter, task_guards
 from engine.access import Actor
 from engine.db import is_postgresql
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
@@ -167,6 +167,7 @@ class Run:
             department_code=self._department(scope), instance_id=self.row.id, started_at=started_at,
             scope_id=scope.scope_id,
         )
+        holds.hold_new_clock(self.session, clock, self.calendar, now=self.now)
         self.all_clocks().append(clock)
         if kind == ACCEPTED_CLOCK and self.row.kind == "matter":
             self._accepted(clock.started_at)
@@ -303,8 +304,6 @@ def _launch_matters(run: Run, instance: spiff_adapter.Instance) -> None:
         if project_matter is not None:
             project_matter.status, project_matter.instance_id, project_matter.updated_at = "handling", child.id, run.now
             project_matter.received_at = run.now
-            if materials.open_commitment(session, project_matter):  # committed before the department received it
-                holds.hold_matter(session, project_matter, materials.HOLD_REASON, now=run.now)
 
 
 def _record_replies(run: Run, data: dict[str, Any]) -> None:

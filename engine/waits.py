@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from engine import audit, holds
 from engine.access import Actor
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
-from engine.models import Clock, Project, ProjectMatter
+from engine.models import Hold, Project, ProjectMatter
 
 PREFIX = "prerequisite:"
 #: A matter in one of these states has ended: nothing waits on it any longer.
@@ -70,13 +70,10 @@ def end_wait(session: Session, *, actor: str, project: Project, matter_code: str
 
 
 def waits_to_end(session: Session) -> list[tuple[int, str]]:
-    """(project id, matter code) of every wait whose prerequisite has concluded: the paused
-    clocks, then their prerequisites' states in one query."""
-    waiting: dict[tuple[int, str], str] = {}
-    for clock in session.scalars(select(Clock).where(Clock.state == "paused", Clock.matter_code.is_not(None))):
-        reason = str(((clock.pauses or [])[-1:] or [{}])[0].get("reason", ""))
-        if reason.startswith(PREFIX):
-            waiting[(clock.project_id, clock.matter_code)] = reason[len(PREFIX):]
+    """(project id, matter code) of every wait whose prerequisite has concluded: the open
+    waits, then their prerequisites' states in one query."""
+    waiting = {(h.project_id, h.matter_code): h.reason[len(PREFIX):] for h in session.scalars(
+        select(Hold).where(Hold.ended_at.is_(None), Hold.matter_code.is_not(None), Hold.reason.startswith(PREFIX)))}
     if not waiting:
         return []
     ended = set(session.execute(select(ProjectMatter.project_id, ProjectMatter.matter_code).where(

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from engine import calendar
 from engine.models import IntermediaryService
+from engine.workcal import WorkCalendar
 from tests.integration.test_workflow_api import ACCEPT, LAND_PROJECT, PRE_CHECK_PASS, FILE, project, to_matters, work
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -166,3 +167,37 @@ def test_who_may_commission_and_what_is_refused(client, token, platform, clock):
     r = client.post(url(code, LAND, 999999, "events"), headers=token("land"), json={"stage": "accepted", "version": 1})
     assert r.status_code == 404
     assert count() == 1
+
+
+def test_a_clock_started_during_a_hold_starts_held_and_overlapping_holds_release_only_when_the_last_ends(
+        client, token, clock):
+    """An intermediary commissioned before acceptance: the promised clock the acceptance
+    starts is held from its start. A suspension overlapping it: resuming the project
+    leaves the clock held by the intermediary, whose completion lets it count."""
+    code = to_matters(client, token, **LAND_PROJECT)
+    work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, LAND)
+    row = commission(client, token, code).get_json()
+    work(client, token, "land", "acceptance", code, ACCEPT, LAND)
+    started = promised(client, token, code)
+    assert started["state"] == "paused" and started["due_at"] is None
+    assert [p["reason"] for p in started["pauses"]] == ["intermediary"]
+
+    clock.advance(hours=1)
+    r = client.post(f"/api/v1/projects/{code}/changes", headers=token("applicant"),
+                    json={"kind": "suspension", "reason": "资金未落实"})
+    assert r.status_code == 201, r.get_json()
+    clock.advance(hours=1)
+    r = client.post(f"/api/v1/projects/{code}/changes", headers=token("applicant"),
+                    json={"kind": "resumption", "reason": "资金已落实"})
+    assert r.status_code == 201, r.get_json()
+    assert promised(client, token, code)["state"] == "paused"  # the intermediary still holds it
+
+    for name in ("accepted", "handling"):
+        row = stage(client, token, code, row, name).get_json()
+    clock.advance(hours=1)
+    assert stage(client, token, code, row, "completed", result="踏勘完成").status_code == 200
+    counting = promised(client, token, code)
+    assert counting["state"] == "running" and counting["due_at"] is not None
+    # 10 working days from the end of the hold: nothing before it was counted
+    due = WorkCalendar.from_chinese_calendar([2026]).add_working_days(clock.now(), 10).instant
+    assert datetime.fromisoformat(counting["due_at"]) == due
