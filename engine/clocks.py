@@ -191,7 +191,12 @@ def show_light(session: Session, clock: Clock) -> None:
             Task.instance_id == clock.instance_id, Task.status == "ready", Task.scope_id.is_(clock.scope_id)
             if clock.scope_id is None else Task.scope_id == clock.scope_id)):
         task.light = clock.light
-    if clock.matter_code:
+    show_on_matter(session, clock)
+
+
+def show_on_matter(session: Session, clock: Clock) -> None:
+    """The matter shows the worst light any of its clocks reached."""
+    if clock.matter_code and clock.instance_id is not None:
         pm = session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == clock.instance_id))
         if pm is not None and _worse(clock.light, pm.light):
             pm.light = clock.light

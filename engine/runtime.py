@@ -198,7 +198,7 @@ class Run:
         if clock is None:
             return "green"
         if clocks.fire_due_lights(self.session, clock, self.now):
-            clocks.show_light(self.session, clock)
+            clocks.show_on_matter(self.session, clock)  # the step's task projection shows it on the tasks
         return clock.light
 
     def _issue_notice(self, scope, kind: str) -> str:
