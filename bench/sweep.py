@@ -2,10 +2,11 @@
 
 1. clock rows: one sweep over 10,000, 100,000 and 1,000,000 open clocks with 1,000 of
    them due (each turns yellow on its row: a clock no diagram watches);
-2. light timers: one sweep over 10,000, 100,000 and 1,000,000 open instances of which
-   1,000 are real matters (a filing at ``filing_check``, an EIA at ``pre_check``) whose
-   diagram's yellow timer is due: each is a workflow step (restore, fire,
-   ``record_light``, save).
+2. light timers: 10,000, 100,000 and 1,000,000 open instances of which 1,000 are real
+   matters (a filing at ``filing_check``, an EIA at ``pre_check``) whose diagram's
+   yellow timer is due: the first sweep (the clock-row step lights all 1,000 at once;
+   at most ``engine.sweep.BATCH`` timers fire per sweep, each a workflow step: restore,
+   fire, ``record_light``, save), and the sweeps until every timer has fired.
 
     .venv/bin/python -m bench.sweep [--sizes 10000,100000,1000000] [--due 1000] [--runs 5]
                                     [--due-timers 1000] [--timer-runs 3]
@@ -125,8 +126,10 @@ def _snapshot(engine, restore: bool) -> None:
             conn.execute(text("DELETE FROM alerts"))
 
 
-def bench_light_timers(url: str, sizes: list[int], due: int, runs: int) -> dict[int, tuple[float, int]]:
-    """Median sweep time and timers fired per size of open instances."""
+def bench_light_timers(url: str, sizes: list[int], due: int, runs: int) -> dict[int, tuple[float, float, int, int]]:
+    """Per size of open instances (medians): the first sweep after the timers came due
+    (it fires at most ``engine.sweep.BATCH`` of them; the clock-row step lights the
+    rest at once), the sweeps until every timer has fired, how many timers, how many sweeps."""
     engine, factory = prepare(url)
     platform = Platform(factory, ManualClock(START), PlatformScope("510411"), "bench-secret" * 4)
     _waiting_matters(engine, platform, due)
@@ -138,16 +141,24 @@ def bench_light_timers(url: str, sizes: list[int], due: int, runs: int) -> dict[
     results = {}
     for size in sizes:
         _fill_instances(engine, size)
-        times, fired = [], 0
+        first, total, sweeps = [], [], 0
         for _ in range(runs):
             _snapshot(engine, restore=True)
+            fired, sweeps = 0, 0
             t0 = time.perf_counter()
-            report = sweep(platform)
-            times.append(time.perf_counter() - t0)
-            fired = report.fired.get("timers", 0)
+            while True:
+                report = sweep(platform)
+                sweeps += 1
+                if sweeps == 1:
+                    first.append(time.perf_counter() - t0)
+                    assert _count(engine, "SELECT count(*) FROM alerts WHERE light = 'yellow'") == due  # lit at once
+                if not report.fired.get("timers"):
+                    break
+                fired += report.fired["timers"]
+            total.append(time.perf_counter() - t0)
             alerts = _count(engine, "SELECT count(*) FROM alerts WHERE light = 'yellow'")
             assert fired == due and alerts == due, (fired, alerts)
-        results[size] = (median(times), fired)
+        results[size] = (median(first), median(total), due, sweeps)
     engine.dispose()
     return results
 
@@ -190,13 +201,12 @@ def main() -> None:
     base = results[sizes[0]]
     for size in sizes:
         print(f"  {size:>9,} open clocks: {results[size] * 1000:8.1f} ms   ratio to {sizes[0]:,}: {results[size] / base:5.2f}x")
-    print(f"one sweep on PostgreSQL with {args.due_timers:,} diagram light timers due (median of {args.timer_runs})")
+    print(f"PostgreSQL with {args.due_timers:,} diagram light timers due (median of {args.timer_runs})")
     base = timers[sizes[0]][0]
     for size in sizes:
-        elapsed, fired = timers[size]
-        print(f"  {size:>9,} open instances: {elapsed * 1000:8.1f} ms   ratio to {sizes[0]:,}: {elapsed / base:5.2f}x"
-              f"   {elapsed / fired * 1000:5.2f} ms per timer")
-
+        first, total, fired, sweeps = timers[size]
+        print(f"  {size:>9,} open instances: first sweep {first * 1000:8.1f} ms (ratio to {sizes[0]:,}: {first / base:5.2f}x)"
+              f"   all {fired:,} timers fired in {sweeps} sweeps, {total * 1000:8.1f} ms, {total / fired * 1000:5.2f} ms per timer")
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine import audit
@@ -183,23 +183,40 @@ def _light(session: Session, clock: Clock, light: str, at: datetime) -> Alert:
 
 
 
-def show_light(session: Session, clock: Clock) -> None:
-    """The light reaches the task list and the matter's progress (a query, not a workflow)."""
-    if clock.instance_id is None:
+def show_lights(session: Session, lit: list[Clock]) -> None:
+    """The lights of a batch of clocks reach the task lists and the matters' progress: a
+    few set-based statements for the whole batch (a query, not a workflow). Where two
+    clocks of one scope changed, the worse light shows."""
+    lit = [c for c in lit if c.instance_id is not None]
+    if not lit:
         return
-    for task in session.scalars(select(Task).where(
-            Task.instance_id == clock.instance_id, Task.status == "ready", Task.scope_id.is_(clock.scope_id)
-            if clock.scope_id is None else Task.scope_id == clock.scope_id)):
-        task.light = clock.light
-    show_on_matter(session, clock)
+    by_scope: dict[tuple[int, str | None], str] = {}
+    for clock in lit:
+        key = (clock.instance_id, clock.scope_id)
+        if key not in by_scope or _worse(clock.light, by_scope[key]):
+            by_scope[key] = clock.light
+    changes: dict[str, list[str]] = {}
+    for task_id, instance_id, scope_id, light in session.execute(select(Task.id, Task.instance_id, Task.scope_id, Task.light).where(
+            Task.instance_id.in_({c.instance_id for c in lit}), Task.status == "ready")):
+        new = by_scope.get((instance_id, scope_id))
+        if new is not None and new != light:
+            changes.setdefault(new, []).append(task_id)
+    for light, task_ids in changes.items():
+        session.execute(update(Task).where(Task.id.in_(task_ids)).values(light=light, version=Task.version + 1)
+                        .execution_options(synchronize_session=False))
+    show_on_matters(session, lit)
 
 
-def show_on_matter(session: Session, clock: Clock) -> None:
-    """The matter shows the worst light any of its clocks reached."""
-    if clock.matter_code and clock.instance_id is not None:
-        pm = session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == clock.instance_id))
-        if pm is not None and _worse(clock.light, pm.light):
-            pm.light = clock.light
+def show_on_matters(session: Session, lit: list[Clock]) -> None:
+    """Each matter shows the worst light any of its clocks reached."""
+    worst: dict[int, str] = {}
+    for clock in lit:
+        if clock.matter_code and clock.instance_id is not None and _worse(clock.light, worst.get(clock.instance_id, "green")):
+            worst[clock.instance_id] = clock.light
+    if worst:
+        for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.instance_id.in_(worst))):
+            if _worse(worst[pm.instance_id], pm.light):
+                pm.light = worst[pm.instance_id]
 
 
 def _worse(a: str, b: str) -> bool:

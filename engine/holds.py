@@ -136,3 +136,13 @@ def reasons(session: Session, pm: ProjectMatter) -> set[str]:
 def held(session: Session, pm: ProjectMatter, reason: str) -> bool:
     """Whether the matter is held for ``reason`` right now."""
     return reason in reasons(session, pm)
+
+
+def end_all(session: Session, project_id: int, *, matter_code: str | None = None, now: datetime) -> None:
+    """A matter's procedure (``matter_code``) or the whole project's ended: the holds on
+    it end with it, so none stays open on work that is over."""
+    query = select(Hold).where(Hold.project_id == project_id, Hold.ended_at.is_(None))
+    if matter_code is not None:
+        query = query.where(Hold.matter_code == matter_code)
+    for hold in session.scalars(query):
+        hold.ended_at = now

@@ -198,7 +198,7 @@ class Run:
         if clock is None:
             return "green"
         if clocks.fire_due_lights(self.session, clock, self.now):
-            clocks.show_on_matter(self.session, clock)  # the step's task projection shows it on the tasks
+            clocks.show_on_matters(self.session, [clock])  # the step's task projection shows it on the tasks
         return clock.light
 
     def _issue_notice(self, scope, kind: str) -> str:
@@ -329,6 +329,7 @@ def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:
         if pm is not None:
             pm.status = "refused" if result.get("decision") == "refused" else "concluded"
             pm.result, pm.updated_at, pm.concluded_at = result, run.now, run.now
+        holds.end_all(session, row.project_id, matter_code=row.matter_code, now=run.now)
         for department in result.get("copy_to") or []:
             _read_only_task(run, f"抄送：{result.get('document_title') or row.matter_code}", department, "officer",
                             {"matter_result": result})
@@ -341,6 +342,7 @@ def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:
         return
     outcome = data.get("declaration_outcome")
     run.project.status = "cancelled" if outcome == "cancelled" else "concluded"
+    holds.end_all(session, row.project_id, now=run.now)
     for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == run.project.id,
                                                           ProjectMatter.status == "notified")):
         pm.status, pm.updated_at = "no_matter" if outcome != "cancelled" else "cancelled", run.now
@@ -700,6 +702,7 @@ def terminate_matter(session: Session, pm: ProjectMatter, *, reason: str, now: d
     result = {"matter_code": pm.matter_code, "decision": "terminated", "stage": "handling", "reason": reason,
               **{k: "" for k in RESULT_KEYS}, "copy_to": [], "consultations": []}
     pm.status, pm.result, pm.updated_at, pm.concluded_at = "terminated", result, now, now
+    holds.end_all(session, pm.project_id, matter_code=pm.matter_code, now=now)
     if row.parent_id is not None:
         session.add(Delivery(target_instance_id=row.parent_id, target_task_id=row.parent_task_id, payload=result, created_at=now))
     project = session.get(Project, pm.project_id)
@@ -717,6 +720,7 @@ def close_project(session: Session, project: Project, *, reason: str, now: datet
     for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
                                                           ProjectMatter.status.in_(("notified", "dispatched", "handling")))):
         pm.status, pm.updated_at, pm.result = "closed", now, {"matter_code": pm.matter_code, "decision": "closed", "reason": reason}
+    holds.end_all(session, project.id, now=now)
     audit.record(session, at=now, actor=actor, action="project.procedures_closed", project_code=project.project_code,
                  target=f"project:{project.project_code}", summary={"reason": reason})
 

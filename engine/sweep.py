@@ -135,11 +135,13 @@ def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> No
             return
         try:
             with unit_of_work(platform.session_factory) as session:
+                lit = []
                 for clock in _claim(session, Clock, Clock.id.in_(ids), Clock.next_check_at <= now, order_by=Clock.next_check_at):
                     alerts = clocks.fire_due_lights(session, clock, now)
                     report.count("alerts", len(alerts))
                     if alerts:
-                        clocks.show_light(session, clock)
+                        lit.append(clock)
+                clocks.show_lights(session, lit)
         except Exception:  # noqa: BLE001 - rolled back whole; the next sweep does it
             log.exception("changing lights failed; retried on the next sweep")
             return

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import pytest
-
 from tests.integration.helpers import declare, supply_all_materials
 
 PASS = {"precheck_result": "pass", "code_verified": True, "within_competence": True}

@@ -7,7 +7,7 @@ from io import BytesIO
 
 from sqlalchemy import func, select
 
-from engine.models import AuditEvent, BackfilledAct, ProcessInstance, ProjectMatter, Task
+from engine.models import AuditEvent, BackfilledAct, Hold, ProcessInstance, ProjectMatter, Task
 from tests.integration.helpers import TINY_PDF, declare, supply_materials
 from tests.integration.test_clocks import _to_acceptance, at, clock_of, complete, dispatch, project, set_now, tasks
 
@@ -169,3 +169,6 @@ def test_missing_materials_block_acceptance_a_tolerated_gap_is_not_counted_and_a
     assert instance.status == "cancelled"
     assert not tasks(client, token, "land", project_code=code)
     assert all(c["state"] == "stopped" for c in project(client, token, code)["clocks"] if c["matter_code"] == "land_pre_review")
+    with platform.session_factory() as s:  # the tolerated gap's hold ended with the matter
+        assert [(h.reason, h.ended_at) for h in s.scalars(select(Hold).where(Hold.matter_code == "land_pre_review"))] == [
+            ("tolerated_gap", at(2026, 3, 10, 18))]

@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import runtime
-from engine.models import Alert, Clock, ProcessInstance
+from engine.db import unit_of_work
+from engine.models import Alert, Clock, ProcessInstance, ProjectMatter, Task
 from engine.sweep import sweep
 from tests.integration.helpers import declare
+from tests.integration.test_light_timers import to_handling
 
 
 def _dispatched_projects(client, token, n):
@@ -105,4 +107,20 @@ def test_sweep_reads_only_due_rows(client, token, platform, clock):
     assert report.fired == {}
     clock.advance(hours=1)
     assert sweep(platform).fired == {}
-    assert timedelta  # time moves only by the injected clock
+
+
+def test_the_clock_rows_light_what_no_timer_fired_on_the_task_and_the_matter(client, token, platform, clock):
+    """An instance stopped by an error fires no timer; its clock still turns yellow at its
+    instant, and the light reaches the task list and the matter (the clock-row step)."""
+    to_handling(client, token)
+    with unit_of_work(platform.session_factory) as s:
+        row = s.scalars(select(ProcessInstance).where(ProcessInstance.matter_code == "land_pre_review")).one()
+        row.status, row.error_message = "error", "a broken expression in a new version"
+        promised = s.scalars(select(Clock).where(Clock.kind == "promised")).one()
+        yellow_at = promised.yellow_at
+    clock.set(yellow_at + timedelta(minutes=1))
+    assert sweep(platform).fired == {"alerts": 1}
+    with platform.session_factory() as s:
+        assert [(a.light, a.at) for a in s.scalars(select(Alert))] == [("yellow", yellow_at)]
+        assert s.scalars(select(Task).where(Task.element_id == "handling")).one().light == "yellow"
+        assert s.scalars(select(ProjectMatter).where(ProjectMatter.matter_code == "land_pre_review")).one().light == "yellow"
