@@ -181,6 +181,7 @@ class Project(Base):
     matters: Mapped[list["ProjectMatter"]] = relationship(order_by="ProjectMatter.id", viewonly=True)
     clocks: Mapped[list["Clock"]] = relationship(order_by="Clock.id", viewonly=True)
     notices: Mapped[list["Notice"]] = relationship(order_by="Notice.id", viewonly=True)
+    holds: Mapped[list["Hold"]] = relationship(order_by="Hold.id", viewonly=True)
 
     __mapper_args__ = {"version_id_col": version}
 

@@ -69,7 +69,8 @@ def list_projects(session: Session, actor: Actor, *, page: int, page_size: int, 
         query = query.where(Project.status == status)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     rows = session.scalars(
-        query.options(selectinload(Project.matters), selectinload(Project.clocks), selectinload(Project.notices))
+        query.options(selectinload(Project.matters), selectinload(Project.clocks), selectinload(Project.notices),
+                      selectinload(Project.holds))
         .order_by(Project.id.desc()).offset((page - 1) * page_size).limit(page_size)
     ).all()
     return rows, total

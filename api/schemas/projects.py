@@ -85,6 +85,13 @@ class ClockSchema(ma.Schema):
     calendar_provisional = ma.fields.Boolean()
 
 
+class HoldSchema(ma.Schema):
+    matter_code = ma.fields.String(allow_none=True, metadata={"description": "null: the whole project (a suspension)"})
+    reason = ma.fields.String(metadata={"description": "tolerated_gap | intermediary | suspension | prerequisite:<matter>"})
+    started_at = ma.fields.AwareDateTime()
+    ended_at = ma.fields.AwareDateTime(allow_none=True, metadata={"description": "null: still open"})
+
+
 class NoticeSchema(ma.Schema):
     id = ma.fields.Integer()
     kind = ma.fields.String()
@@ -127,6 +134,7 @@ class ProjectSchema(ma.Schema):
     )
     matters = ma.fields.List(ma.fields.Nested(ProjectMatterSchema), metadata={"description": "the matters notice and each matter's progress"})
     clocks = ma.fields.List(ma.fields.Nested(ClockSchema))
+    holds = ma.fields.List(ma.fields.Nested(HoldSchema), metadata={"description": "time not counted on the clocks (容缺, 中介服务, 暂停, 等待前置)"})
     notices = ma.fields.List(ma.fields.Nested(NoticeSchema))
 
 

@@ -201,3 +201,5 @@ def test_a_clock_started_during_a_hold_starts_held_and_overlapping_holds_release
     # 10 working days from the end of the hold: nothing before it was counted
     due = WorkCalendar.from_chinese_calendar([2026]).add_working_days(clock.now(), 10).instant
     assert datetime.fromisoformat(counting["due_at"]) == due
+    holds = [(h["matter_code"], h["reason"], h["ended_at"] is not None) for h in project(client, token, code)["holds"]]
+    assert holds == [(LAND, "intermediary", True), (None, "suspension", True)]
