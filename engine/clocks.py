@@ -208,17 +208,21 @@ def show_lights(session: Session, lit: list[Clock]) -> None:
 
 
 def show_on_matters(session: Session, lit: list[Clock]) -> None:
-    """Each matter shows the worst light any of its clocks reached."""
+    """Each matter shows the worst light any of its clocks reached (one conditional
+    UPDATE per light: a matter already as bad or worse is left as it is)."""
     worst: dict[int, str] = {}
     for clock in lit:
         if clock.matter_code and clock.instance_id is not None and _worse(clock.light, worst.get(clock.instance_id, "green")):
             worst[clock.instance_id] = clock.light
-    if worst:
-        for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.instance_id.in_(worst))):
-            if _worse(worst[pm.instance_id], pm.light):
-                pm.light = worst[pm.instance_id]
+    for light in set(worst.values()):
+        better = [other for other in _ORDER if _ORDER[other] < _ORDER[light]]
+        session.execute(update(ProjectMatter).where(
+            ProjectMatter.instance_id.in_([i for i, l in worst.items() if l == light]), ProjectMatter.light.in_(better))
+            .values(light=light).execution_options(synchronize_session="evaluate"))
+
+
+_ORDER = {"green": 0, "yellow": 1, "red": 2}
 
 
 def _worse(a: str, b: str) -> bool:
-    order = {"green": 0, "yellow": 1, "red": 2}
-    return order.get(a, 0) > order.get(b, 0)
+    return _ORDER.get(a, 0) > _ORDER.get(b, 0)

@@ -343,6 +343,8 @@ class ProcessInstance(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     procedure_version: Mapped[ProcedureVersion] = relationship(lazy="joined")
+    #: every step needs its project: loaded with the instance (locks name the instances table only)
+    project: Mapped["Project"] = relationship(lazy="joined", innerjoin=True, viewonly=True)
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (Index("ix_process_instances_status", "status"),)
