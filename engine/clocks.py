@@ -107,7 +107,10 @@ def start(
     instance_id: int | None = None,
     scope_id: str | None = None,
     started_at: datetime | None = None,
+    pauses: list[dict[str, str | None]] | None = None,
 ) -> Clock:
+    """A running clock, or a paused one when one of ``pauses`` (time not counted from
+    the start: ``engine.holds``) is still open. Thresholds already passed are recorded."""
     if kind not in CLOCK_KINDS:
         raise Invalid.field("kind", f"unknown clock kind {kind!r}")
     if not 0 < float(working_days) <= MAX_WORKING_DAYS:
@@ -116,7 +119,8 @@ def start(
         kind=kind, project_id=project_id, project_code=project_code, matter_code=matter_code,
         department_code=department_code, instance_id=instance_id, scope_id=scope_id, started_at=started_at or now,
         limit_days=Decimal(str(working_days)), yellow_fraction=yellow_fraction(session, kind, matter_code),
-        pauses=[], state="running", light="green",
+        pauses=list(pauses or []), state="paused" if any(p["end"] is None for p in pauses or []) else "running",
+        light="green",
     )
     recompute(clock, calendar)
     session.add(clock)
@@ -185,8 +189,8 @@ def _light(session: Session, clock: Clock, light: str, at: datetime) -> Alert:
 
 def show_lights(session: Session, lit: list[Clock]) -> None:
     """The lights of a batch of clocks reach the task lists and the matters' progress: a
-    few set-based statements for the whole batch (a query, not a workflow). Where two
-    clocks of one scope changed, the worse light shows."""
+    few set-based statements for the whole batch (a query, not a workflow). A task takes
+    a light only if it is worse than the one it shows (two clocks of one scope)."""
     lit = [c for c in lit if c.instance_id is not None]
     if not lit:
         return
@@ -199,7 +203,7 @@ def show_lights(session: Session, lit: list[Clock]) -> None:
     for task_id, instance_id, scope_id, light in session.execute(select(Task.id, Task.instance_id, Task.scope_id, Task.light).where(
             Task.instance_id.in_({c.instance_id for c in lit}), Task.status == "ready")):
         new = by_scope.get((instance_id, scope_id))
-        if new is not None and new != light:
+        if new is not None and _worse(new, light):  # a later threshold never makes a task look better
             changes.setdefault(new, []).append(task_id)
     for light, task_ids in changes.items():
         session.execute(update(Task).where(Task.id.in_(task_ids)).values(light=light, version=Task.version + 1)

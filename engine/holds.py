@@ -6,7 +6,7 @@ stops the count of the running clocks with its own reason. A clock already pause
 another reason (a correction request, a special procedure, another hold) is left to
 that pause. When a hold ends, its clocks count on unless another hold still open
 covers them, which then holds them from that instant. A clock a diagram starts while
-a hold is open starts held (``hold_new_clock``). After the due instants move, the
+a hold is open starts held (``pauses_for_new_clock``). After the due instants move, the
 instances' timers are re-armed so that a boundary timer reading ``clock_due`` fires
 at the moved instant.
 """
@@ -48,20 +48,22 @@ def _release(session: Session, rows: list[Clock], reason: str, now: datetime) ->
     for clock in rows:
         if clock.state == "paused" and _open_reason(clock) == reason:
             clocks.resume(clock, cal, now=now)
-            still = _open_holds(session, clock.project_id, clock.matter_code)
-            if still:
-                clocks.pause(clock, cal, now=now, reason=still[0].reason)
+            hold_if_open(session, clock, cal, now=now)
             touched.add(clock.instance_id)
     _rearm(session, {i for i in touched if i is not None}, now)
     return len(touched)
 
 
+def _scope(matter_code: str | None):
+    """The holds covering a clock of this matter: the project's own (a suspension) and,
+    for a matter's clock, the matter's."""
+    return Hold.matter_code.is_(None) if matter_code is None else (Hold.matter_code.is_(None) | (Hold.matter_code == matter_code))
+
+
 def _open_holds(session: Session, project_id: int, matter_code: str | None) -> list[Hold]:
-    """The open holds covering a clock of this project and matter: the project's own
-    (a suspension) and, for a matter's clock, the matter's; oldest first."""
-    scope = Hold.matter_code.is_(None) if matter_code is None else (Hold.matter_code.is_(None) | (Hold.matter_code == matter_code))
-    return list(session.scalars(select(Hold).where(Hold.project_id == project_id, Hold.ended_at.is_(None), scope)
-                                .order_by(Hold.id)))
+    """The open holds covering a clock of this project and matter, oldest first."""
+    return list(session.scalars(select(Hold).where(Hold.project_id == project_id, Hold.ended_at.is_(None),
+                                                   _scope(matter_code)).order_by(Hold.id)))
 
 
 def _begin(session: Session, project_id: int, matter_code: str | None, reason: str, now: datetime) -> None:
@@ -99,33 +101,51 @@ def _project_clocks(session: Session, project_id: int) -> list[Clock]:
 
 def hold_matter(session: Session, pm: ProjectMatter, reason: str, *, now: datetime) -> int:
     """Stop counting the matter's clocks for ``reason`` (also those it starts later, until
-    released); returns how many instances were touched now."""
+    released); returns how many instances were touched now. The instance and its clocks
+    are locked before the hold row is written: the lock order every writer keeps."""
+    rows = _matter_clocks(session, pm)
     _begin(session, pm.project_id, pm.matter_code, reason, now)
-    return _hold(session, _matter_clocks(session, pm), reason, now)
+    return _hold(session, rows, reason, now)
 
 
 def release_matter(session: Session, pm: ProjectMatter, reason: str, *, now: datetime) -> int:
+    rows = _matter_clocks(session, pm)
     _end(session, pm.project_id, pm.matter_code, reason, now)
-    return _release(session, _matter_clocks(session, pm), reason, now)
+    return _release(session, rows, reason, now)
 
 
 def hold_project(session: Session, project_id: int, reason: str, *, now: datetime) -> int:
     """Every clock of the project (dispatch, replies, every matter's), e.g. while suspended."""
+    rows = _project_clocks(session, project_id)
     _begin(session, project_id, None, reason, now)
-    return _hold(session, _project_clocks(session, project_id), reason, now)
+    return _hold(session, rows, reason, now)
 
 
 def release_project(session: Session, project_id: int, reason: str, *, now: datetime) -> int:
+    rows = _project_clocks(session, project_id)
     _end(session, project_id, None, reason, now)
-    return _release(session, _project_clocks(session, project_id), reason, now)
+    return _release(session, rows, reason, now)
 
 
-def hold_new_clock(session: Session, clock: Clock, calendar_, *, now: datetime) -> None:
-    """A clock started while a hold covering it is open starts held: its count begins
-    when the hold ends (容缺预审环节不计 also for the acceptance clock the pre-check starts)."""
-    open_holds = _open_holds(session, clock.project_id, clock.matter_code)
-    if open_holds:
-        clocks.pause(clock, calendar_, now=now, reason=open_holds[0].reason)
+def pauses_for_new_clock(session: Session, *, project_id: int, matter_code: str | None, started_at: datetime,
+                         now: datetime) -> list[dict[str, str | None]]:
+    """The holds a clock starting now does not count, as its first pauses: one started
+    under an open hold starts held (容缺预审环节不计 also for the acceptance clock the
+    pre-check starts); one counted from an earlier instant (deemed acceptance: the
+    promised limit from the pre-check) leaves out the holds between that instant and now."""
+    covering = session.scalars(select(Hold).where(
+        Hold.project_id == project_id, _scope(matter_code), Hold.started_at <= now,
+        Hold.ended_at.is_(None) | (Hold.ended_at > started_at)).order_by(Hold.started_at, Hold.id))
+    return [{"start": max(h.started_at, started_at).isoformat(), "end": h.ended_at.isoformat() if h.ended_at else None,
+             "reason": h.reason} for h in covering]
+
+
+def hold_if_open(session: Session, clock: Clock, calendar_, *, now: datetime) -> None:
+    """A clock counts on after its own pause ended (a special procedure, a correction);
+    a hold still open on it (an intermediary, a suspension) holds it from now."""
+    still_open = _open_holds(session, clock.project_id, clock.matter_code)
+    if still_open:
+        clocks.pause(clock, calendar_, now=now, reason=still_open[0].reason)
 
 
 def reasons(session: Session, pm: ProjectMatter) -> set[str]:

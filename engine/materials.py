@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, files, guides, holds
+from engine import audit, files, guides, holds, runtime
 from engine.access import Actor, project_filter
 from engine.db import is_postgresql
 from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -77,11 +77,14 @@ def _matter(session: Session, project: Project, matter_code: str) -> ProjectMatt
 
 
 def _lock(session: Session, pm: ProjectMatter) -> None:
-    """Serialise writers of one matter's materials: its instance row first (the lock order
-    every writer keeps: instance, then the rest), then the matter row itself."""
+    """Serialise writers of one matter's materials in the lock order every writer keeps:
+    its instance, the instance's clocks, then the matter row, read again under the lock
+    (the department may have received the matter, starting its instance, meanwhile)."""
     if pm.instance_id is not None:
         session.execute(select(ProcessInstance.id).where(ProcessInstance.id == pm.instance_id).with_for_update())
-    session.execute(select(ProjectMatter.id).where(ProjectMatter.id == pm.id).with_for_update())
+        runtime.lock_clocks(session, pm.instance_id)
+    session.scalars(select(ProjectMatter).where(ProjectMatter.id == pm.id).with_for_update(of=ProjectMatter)
+                    .execution_options(populate_existing=True)).one()
 
 
 def _guide(session: Session, pm: ProjectMatter) -> ServiceGuide | None:
@@ -190,9 +193,15 @@ def _fulfil(session: Session, pm: ProjectMatter, material: str, now: datetime) -
         commitment.state, commitment.closed_at = "fulfilled", now
     if fulfilled:
         session.flush()
-        if not _open_commitments(session, pm):
-            holds.release_matter(session, pm, HOLD_REASON, now=now)
+        end_gap_if_closed(session, pm, now=now)
     return fulfilled
+
+
+def end_gap_if_closed(session: Session, pm: ProjectMatter, *, now: datetime) -> None:
+    """The tolerated gap ends when no commitment of the matter is open any longer
+    (supplied, or lapsed before the department received the matter): its clocks count."""
+    if not _open_commitments(session, pm):
+        holds.release_matter(session, pm, HOLD_REASON, now=now)
 
 
 def list_for(session: Session, actor: Actor, project: Project, *, matter_code: str | None = None, page: int,

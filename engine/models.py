@@ -298,7 +298,7 @@ class ProjectMatter(Base):
     status: Mapped[str] = mapped_column(String(16), default="notified")
     light: Mapped[str] = mapped_column(String(8), default="green")
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: the service guide version the project unit was told (a project keeps it)
     guide_version: Mapped[int | None] = mapped_column(Integer)
@@ -707,7 +707,7 @@ class Hold(Base):
     __table_args__ = (Index("ix_holds_open", "ended_at", "project_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     #: None: the whole project (a suspension); else one matter of it
     matter_code: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(80))

@@ -165,9 +165,10 @@ class Run:
             self.session, self.calendar, now=self.now, kind=kind, project_id=self.project.id,
             project_code=self.project.project_code, working_days=float(working_days), matter_code=self.row.matter_code,
             department_code=self._department(scope), instance_id=self.row.id, started_at=started_at,
-            scope_id=scope.scope_id,
+            scope_id=scope.scope_id, pauses=holds.pauses_for_new_clock(
+                self.session, project_id=self.project.id, matter_code=self.row.matter_code, started_at=started_at,
+                now=self.now),
         )
-        holds.hold_new_clock(self.session, clock, self.calendar, now=self.now)
         self.all_clocks().append(clock)
         if kind == ACCEPTED_CLOCK and self.row.kind == "matter":
             self._accepted(clock.started_at)
@@ -186,7 +187,12 @@ class Run:
             self.rearm = True
 
     def _resume(self, scope, kind: str) -> None:
-        self._with_clock(scope, kind, lambda c: clocks.resume(c, self.calendar, now=self.now))
+        """The diagram's own pause ends (a special procedure, a correction); a hold still
+        open on the clock (an intermediary, a suspension) keeps it from counting."""
+        def resume(clock: Clock) -> None:
+            clocks.resume(clock, self.calendar, now=self.now)
+            holds.hold_if_open(self.session, clock, self.calendar, now=self.now)
+        self._with_clock(scope, kind, resume)
 
     def _record_light(self, scope, kind: str) -> str:
         """黄灯预警 / 红灯: a diagram's non-interrupting timer at ``clock_yellow(kind)`` or
@@ -294,13 +300,16 @@ def _launch_matters(run: Run, instance: spiff_adapter.Instance) -> None:
         matter = session.get(Matter, matter_code) if matter_code else None
         if matter is None:
             raise spiff_adapter.ProcedureError(MATTER_STAGE, f"matter {matter_code!r} is not in the published catalogue")
+        # The matter row first, locked: a commitment (容缺) being made for it commits its hold
+        # before the matter's first clock starts and looks for holds.
+        project_matter = session.scalar(select(ProjectMatter).where(
+            ProjectMatter.project_id == run.project.id, ProjectMatter.matter_code == matter_code)
+            .with_for_update(of=ProjectMatter).execution_options(populate_existing=True))
         child = _start_instance(
             session, project=run.project, process_id=f"matter_{matter_code}", kind="matter", matter_code=matter_code,
             data={"project_code": run.project.project_code, "matter_code": matter_code, "regime": run.project.regime},
             now=run.now, actor=run.actor, parent=(run.row.id, stage.id),
         )
-        project_matter = session.scalar(select(ProjectMatter).where(
-            ProjectMatter.project_id == run.project.id, ProjectMatter.matter_code == matter_code))
         if project_matter is not None:
             project_matter.status, project_matter.instance_id, project_matter.updated_at = "handling", child.id, run.now
             project_matter.received_at = run.now
@@ -316,6 +325,7 @@ def _record_replies(run: Run, data: dict[str, Any]) -> None:
             ProjectMatter.project_id == run.project.id, ProjectMatter.department_code.in_(silent),
             ProjectMatter.status == "notified")):
         pm.status, pm.updated_at = "no_matter", run.now
+        holds.end_all(run.session, pm.project_id, matter_code=pm.matter_code, now=run.now)
 
 
 def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:

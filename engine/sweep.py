@@ -105,12 +105,16 @@ def _fire_timers(platform: Platform, now: datetime, report: SweepReport) -> None
 
 
 def _end_lapsed_commitments(platform: Platform, now: datetime, report: SweepReport) -> None:
-    """容缺: a tolerated-gap material not supplied by the committed deadline ends its matter."""
+    """容缺: a tolerated-gap material not supplied by the committed deadline ends its matter
+    (before the department received the matter, it ends the gap: the clocks will count)."""
     with unit_of_work(platform.session_factory) as session:
         for commitment in materials.lapsed_commitments(session, now=now, limit=BATCH):
             pm = session.get(ProjectMatter, commitment.project_matter_id)
-            runtime.terminate_matter(session, pm, now=now, actor="platform",
-                                     reason=f"容缺材料“{commitment.material}”逾期未补交 (committed material not supplied by the deadline)")
+            if pm.status == "handling":
+                runtime.terminate_matter(session, pm, now=now, actor="platform",
+                                         reason=f"容缺材料“{commitment.material}”逾期未补交 (committed material not supplied by the deadline)")
+            else:  # lapsed before the department received the matter: no gap is tolerated any longer
+                materials.end_gap_if_closed(session, pm, now=now)
             report.count("commitments_lapsed")
 
 

@@ -203,3 +203,83 @@ def test_a_clock_started_during_a_hold_starts_held_and_overlapping_holds_release
     assert datetime.fromisoformat(counting["due_at"]) == due
     holds = [(h["matter_code"], h["reason"], h["ended_at"] is not None) for h in project(client, token, code)["holds"]]
     assert holds == [(LAND, "intermediary", True), (None, "suspension", True)]
+
+
+SPECIAL = {"handling_action": "special_procedure", "handling_opinion": "需现场勘验",
+           "special_procedure_reason": "现场勘验", "special_procedure_days": 30}
+SPECIAL_DONE = {"special_procedure_result": "勘验完成"}
+
+
+def _due_without(started_at, *not_counted):
+    return WorkCalendar.from_chinese_calendar([2026]).add_working_days(
+        datetime.fromisoformat(started_at), 10, list(not_counted)).instant
+
+
+def test_a_special_procedure_ending_inside_an_intermediary_leaves_the_clock_held(client, token, clock):
+    """Intermediary first: the special procedure's own pause ends while the intermediary
+    is still open, and the clock stays held until the intermediary completes."""
+    code = handling_land_matter(client, token)
+    started = promised(client, token, code)["started_at"]
+    clock.advance(hours=1)
+    held_from = clock.now()
+    row = commission(client, token, code).get_json()
+    clock.advance(hours=1)
+    work(client, token, "land", "handling", code, SPECIAL, LAND)
+    clock.advance(hours=1)
+    work(client, token, "land", "special_procedure", code, SPECIAL_DONE, LAND)
+    assert promised(client, token, code)["state"] == "paused"  # the intermediary still holds it
+    for name in ("accepted", "handling"):
+        row = stage(client, token, code, row, name).get_json()
+    clock.advance(days=2)
+    held_to = clock.now()
+    assert stage(client, token, code, row, "completed", result="踏勘完成").status_code == 200
+    counting = promised(client, token, code)
+    assert counting["state"] == "running"
+    assert datetime.fromisoformat(counting["due_at"]) == _due_without(started, (held_from, held_to))
+
+
+def test_an_intermediary_commissioned_during_a_special_procedure_holds_the_clock_after_it(client, token, clock):
+    """Special procedure first: the intermediary's hold finds the clock paused; when the
+    special procedure ends the hold takes over, until the intermediary completes."""
+    code = handling_land_matter(client, token)
+    started = promised(client, token, code)["started_at"]
+    clock.advance(hours=1)
+    paused_from = clock.now()
+    work(client, token, "land", "handling", code, SPECIAL, LAND)
+    clock.advance(hours=1)
+    row = commission(client, token, code).get_json()
+    clock.advance(hours=1)
+    work(client, token, "land", "special_procedure", code, SPECIAL_DONE, LAND)
+    assert promised(client, token, code)["state"] == "paused"
+    for name in ("accepted", "handling"):
+        row = stage(client, token, code, row, name).get_json()
+    clock.advance(days=2)
+    paused_to = clock.now()
+    assert stage(client, token, code, row, "completed", result="踏勘完成").status_code == 200
+    counting = promised(client, token, code)
+    assert counting["state"] == "running"
+    assert datetime.fromisoformat(counting["due_at"]) == _due_without(started, (paused_from, paused_to))
+
+
+def test_deemed_acceptance_leaves_out_the_holds_since_the_pre_check(client, token, clock):
+    """The promised limit of a deemed acceptance runs from the pre-check; an intermediary
+    between the pre-check and the deemed acceptance is not counted on it."""
+    code = to_matters(client, token, **LAND_PROJECT)
+    work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, LAND)
+    clock.advance(hours=1)
+    held_from = clock.now()
+    row = commission(client, token, code).get_json()
+    for name in ("accepted", "handling"):
+        row = stage(client, token, code, row, name).get_json()
+    clock.advance(days=1)
+    held_to = clock.now()
+    assert stage(client, token, code, row, "completed", result="踏勘完成").status_code == 200
+    acceptance = [c for c in project(client, token, code)["clocks"] if c["kind"] == "acceptance"][-1]
+    r = client.post("/api/v1/admin/clock", headers=token("operator"),
+                    json={"now": (datetime.fromisoformat(acceptance["due_at"]) + timedelta(minutes=1)).isoformat()})
+    assert r.status_code == 200, r.get_json()
+    deemed = promised(client, token, code)
+    assert deemed["started_at"] == acceptance["started_at"]
+    assert [(p["reason"], p["start"], p["end"]) for p in deemed["pauses"]] == [
+        ("intermediary", held_from.isoformat(), held_to.isoformat())]
+    assert datetime.fromisoformat(deemed["due_at"]) == _due_without(acceptance["started_at"], (held_from, held_to))

@@ -2,7 +2,7 @@
 progress instants every matter carries (issue: the matter lifecycle)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from io import BytesIO
 
 from sqlalchemy import func, select
@@ -172,3 +172,25 @@ def test_missing_materials_block_acceptance_a_tolerated_gap_is_not_counted_and_a
     with platform.session_factory() as s:  # the tolerated gap's hold ended with the matter
         assert [(h.reason, h.ended_at) for h in s.scalars(select(Hold).where(Hold.matter_code == "land_pre_review"))] == [
             ("tolerated_gap", at(2026, 3, 10, 18))]
+
+
+def test_a_commitment_that_lapses_before_the_department_receives_the_matter_ends_the_gap(client, token, platform, clock):
+    """The gap was tolerated until the deadline: lapsed before receipt, it holds nothing,
+    and the matter's clocks count from the start (acceptance then needs the material)."""
+    clock.set(at(2026, 3, 2, 9))
+    code = declare(client, token, new_land_use=True, building_works=False)["project_code"]
+    r = client.post(f"/api/v1/projects/{code}/materials/commitments", headers=token("applicant"), json={
+        "matter_code": "land_pre_review", "material": "land_ownership", "commitment": "承诺两日内补交土地权属证明",
+        "deadline": at(2026, 3, 3, 17).isoformat()})
+    assert r.status_code == 201, r.get_json()
+    assert [h["reason"] for h in project(client, token, code)["holds"] if h["ended_at"] is None] == ["tolerated_gap"]
+    swept = set_now(client, token, at(2026, 3, 3, 18))
+    assert swept["sweep"].get("commitments_lapsed") == 1
+    assert [(h["reason"], h["ended_at"]) for h in project(client, token, code)["holds"]] == [
+        ("tolerated_gap", at(2026, 3, 3, 18).astimezone(timezone.utc).isoformat())]
+    supply_materials(client, token, code, "enterprise_filing")
+    dispatch(client, token, code, departments=["drc", "land"])
+    for user in ("drc", "land"):
+        complete(client, token, user, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
+    pre_review = clock_of(project(client, token, code), "pre_review", "land")
+    assert pre_review["state"] == "running" and pre_review["pauses"] == [] and pre_review["due_at"] is not None
