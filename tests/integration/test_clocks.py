@@ -6,8 +6,6 @@ import io
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from tests.integration.helpers import declare, supply_all_materials
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import func, select
 
 from engine import calendar
@@ -215,50 +216,33 @@ def _due_without(started_at, *not_counted):
         datetime.fromisoformat(started_at), 10, list(not_counted)).instant
 
 
-def test_a_special_procedure_ending_inside_an_intermediary_leaves_the_clock_held(client, token, clock):
-    """Intermediary first: the special procedure's own pause ends while the intermediary
-    is still open, and the clock stays held until the intermediary completes."""
+@pytest.mark.parametrize("first", ["intermediary", "special_procedure"])
+def test_an_intermediary_and_a_special_procedure_overlapping_count_on_when_the_intermediary_completes(
+        client, token, clock, first):
+    """Whichever begins first, the special procedure's own pause ends while the
+    intermediary is still open: the clock stays held until the intermediary completes,
+    and nothing from the first of them to then is counted."""
     code = handling_land_matter(client, token)
     started = promised(client, token, code)["started_at"]
     clock.advance(hours=1)
-    held_from = clock.now()
-    row = commission(client, token, code).get_json()
-    clock.advance(hours=1)
-    work(client, token, "land", "handling", code, SPECIAL, LAND)
-    clock.advance(hours=1)
+    not_counted_from = clock.now()
+    rows = []
+    begin = {"intermediary": lambda: rows.append(commission(client, token, code).get_json()),
+             "special_procedure": lambda: work(client, token, "land", "handling", code, SPECIAL, LAND)}
+    for what in (first, *(set(begin) - {first})):
+        begin[what]()
+        clock.advance(hours=1)
     work(client, token, "land", "special_procedure", code, SPECIAL_DONE, LAND)
     assert promised(client, token, code)["state"] == "paused"  # the intermediary still holds it
+    row = rows[0]
     for name in ("accepted", "handling"):
         row = stage(client, token, code, row, name).get_json()
     clock.advance(days=2)
-    held_to = clock.now()
+    not_counted_to = clock.now()
     assert stage(client, token, code, row, "completed", result="踏勘完成").status_code == 200
     counting = promised(client, token, code)
     assert counting["state"] == "running"
-    assert datetime.fromisoformat(counting["due_at"]) == _due_without(started, (held_from, held_to))
-
-
-def test_an_intermediary_commissioned_during_a_special_procedure_holds_the_clock_after_it(client, token, clock):
-    """Special procedure first: the intermediary's hold finds the clock paused; when the
-    special procedure ends the hold takes over, until the intermediary completes."""
-    code = handling_land_matter(client, token)
-    started = promised(client, token, code)["started_at"]
-    clock.advance(hours=1)
-    paused_from = clock.now()
-    work(client, token, "land", "handling", code, SPECIAL, LAND)
-    clock.advance(hours=1)
-    row = commission(client, token, code).get_json()
-    clock.advance(hours=1)
-    work(client, token, "land", "special_procedure", code, SPECIAL_DONE, LAND)
-    assert promised(client, token, code)["state"] == "paused"
-    for name in ("accepted", "handling"):
-        row = stage(client, token, code, row, name).get_json()
-    clock.advance(days=2)
-    paused_to = clock.now()
-    assert stage(client, token, code, row, "completed", result="踏勘完成").status_code == 200
-    counting = promised(client, token, code)
-    assert counting["state"] == "running"
-    assert datetime.fromisoformat(counting["due_at"]) == _due_without(started, (paused_from, paused_to))
+    assert datetime.fromisoformat(counting["due_at"]) == _due_without(started, (not_counted_from, not_counted_to))
 
 
 def test_deemed_acceptance_leaves_out_the_holds_since_the_pre_check(client, token, clock):
