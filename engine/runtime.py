@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 import jsonschema
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, event, func, select
 from sqlalchemy.orm import Session
 
 from engine import audit, calendar, clocks, guides, holds, notices, procedures, projects, spiff_adapter, task_guards
@@ -43,6 +43,8 @@ TASK_CONTEXT_KEYS = (
 FAR_FUTURE = "9999-12-31T00:00:00+00:00"
 #: The clock that starts at acceptance (受理): its start is when the matter was accepted.
 ACCEPTED_CLOCK = "promised"
+#: session.info key: the clocks ``lock_clocks`` read, by instance, for the step that follows
+_LOCKED_CLOCKS = "tzxm_locked_clocks"
 
 
 # --- forms ------------------------------------------------------------------------------
@@ -129,6 +131,8 @@ class Run:
         return self.calendar.add_working_days(self.now, days).instant.isoformat()
 
     def all_clocks(self) -> list[Clock]:
+        if self._clocks is None:
+            self._clocks = self.session.info.get(_LOCKED_CLOCKS, {}).pop(self.row.id, None)
         if self._clocks is None:
             with self.session.no_autoflush:
                 self._clocks = list(self.session.scalars(select(Clock).where(Clock.instance_id == self.row.id).order_by(Clock.id)))
@@ -464,11 +468,20 @@ def start_project(session: Session, *, project: Project, now: datetime, actor: A
 
 
 def lock_clocks(session: Session, instance_id: int) -> None:
-    """Take the instance's open clocks before touching anything else, so a concurrent
-    light sweep (SKIP LOCKED) passes them by instead of racing this write. PostgreSQL
-    only: SQLite serializes writers anyway."""
+    """Take the instance's clocks before touching anything else, so a concurrent light
+    sweep (SKIP LOCKED) passes them by instead of racing this write (PostgreSQL; SQLite
+    serializes writers anyway). The rows read are kept for the step that follows in this
+    transaction (``Run.all_clocks``): the lock is also the step's read of its clocks."""
     if is_postgresql(session):
-        session.scalars(select(Clock.id).where(Clock.instance_id == instance_id, Clock.state != "stopped").with_for_update()).all()
+        query = select(Clock).where(Clock.instance_id == instance_id).order_by(Clock.id).with_for_update()
+        session.info.setdefault(_LOCKED_CLOCKS, {})[instance_id] = list(session.scalars(query))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locked_clocks(session: Session, transaction) -> None:
+    """Clocks read under a lock serve only the transaction that locked them."""
+    if transaction.parent is None:
+        session.info.pop(_LOCKED_CLOCKS, None)
 
 
 # --- officers and applicants working their tasks ---------------------------------------------
