@@ -467,14 +467,18 @@ def start_project(session: Session, *, project: Project, now: datetime, actor: A
     return row
 
 
-def lock_clocks(session: Session, instance_id: int) -> None:
-    """Take the instance's clocks before touching anything else, so a concurrent light
+def lock_clocks(session: Session, *instance_ids: int) -> None:
+    """Take the instances' clocks before touching anything else, so a concurrent light
     sweep (SKIP LOCKED) passes them by instead of racing this write (PostgreSQL; SQLite
-    serializes writers anyway). The rows read are kept for the step that follows in this
-    transaction (``Run.all_clocks``): the lock is also the step's read of its clocks."""
+    serializes writers anyway). The rows read are kept for the steps that follow in this
+    transaction (``Run.all_clocks``): the lock is also each step's read of its clocks."""
     if is_postgresql(session):
-        query = select(Clock).where(Clock.instance_id == instance_id).order_by(Clock.id).with_for_update()
-        session.info.setdefault(_LOCKED_CLOCKS, {})[instance_id] = list(session.scalars(query))
+        locked = session.info.setdefault(_LOCKED_CLOCKS, {})
+        for instance_id in instance_ids:
+            locked[instance_id] = []
+        query = select(Clock).where(Clock.instance_id.in_(instance_ids)).order_by(Clock.instance_id, Clock.id).with_for_update()
+        for clock in session.scalars(query):
+            locked[clock.instance_id].append(clock)
 
 
 @event.listens_for(Session, "after_transaction_end")
