@@ -3,7 +3,8 @@
 Every server process runs it every few seconds (APScheduler). It reads only due rows
 through indexed columns (``deliveries.delivered_at``, ``process_instances.next_timer_at``,
 ``clocks.next_check_at``), so its cost grows with what is due, not with what is open.
-Each due item is claimed and handled in its own transaction: on PostgreSQL with
+Due items are claimed and handled in short transactions (a master's deliveries, twenty
+instances' timers, a batch of clock lights): on PostgreSQL with
 ``SELECT … FOR UPDATE SKIP LOCKED``, so several processes sweeping one database never
 fire an item twice; SQLite runs one sweeper. A crash between firing and commit rolls
 the item back, and the next sweep fires it once. A server that was down fires
