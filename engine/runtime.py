@@ -396,10 +396,17 @@ def _start_instance(session, *, project, process_id, kind, matter_code, data, no
     return row
 
 
-def _attempt(run: Run, action: Callable[[], spiff_adapter.Instance]) -> spiff_adapter.ProcedureError | None:
+def _attempt(run: Run, action: Callable[[], spiff_adapter.Instance], *,
+             isolated: bool = True) -> spiff_adapter.ProcedureError | None:
     """Run one engine step and everything that follows it inside a savepoint. A failure
     undoes the step's effects — notices, clocks, launched matters, audit events — so
-    only the error mark remains, and a retry starts from a clean state."""
+    only the error mark remains, and a retry starts from a clean state.
+
+    ``isolated=False``: no savepoint; a failure propagates, and the caller rolls back
+    its whole transaction and does the work again isolated (the sweep's chunks)."""
+    if not isolated:
+        _after_step(run, action())
+        return None
     session = run.session
     position = audit.mark(session)
     savepoint = session.begin_nested()
@@ -668,11 +675,11 @@ def deliver(session: Session, row: ProcessInstance, deliveries: list[Delivery], 
         _mark_error(row, error, now, pending={"action": "advance"})
 
 
-def fire_timers(session: Session, row: ProcessInstance, *, until: datetime) -> int:
+def fire_timers(session: Session, row: ProcessInstance, *, until: datetime, isolated: bool = True) -> int:
     """Fire the instance's timers due up to ``until``, each at the instant it came due.
 
     SpiffWorkflow fires a timer once the time is strictly past its instant, so each
-    step runs a microsecond after it.
+    step runs a microsecond after it. ``isolated``: see ``_attempt``.
     """
     project = session.get(Project, row.project_id)
     fired = 0
@@ -686,7 +693,7 @@ def fire_timers(session: Session, row: ProcessInstance, *, until: datetime) -> i
             spiff_adapter.advance(instance, now=at, functions=run.functions)
             return instance
 
-        error = _attempt(run, step)
+        error = _attempt(run, step, isolated=isolated)
         if error is not None:
             _mark_error(row, error, at, pending={"action": "advance"})
             break

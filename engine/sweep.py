@@ -95,9 +95,10 @@ def _deliver(platform: Platform, now: datetime, report: SweepReport) -> None:
 
 def _fire_timers(platform: Platform, now: datetime, report: SweepReport) -> None:
     """Due instances a few at a time, each few in one transaction (one claim, one lock of
-    their clocks, one commit), each instance's step in its own savepoint. A chunk that
-    fails as a whole is done again one instance at a time, so one instance that keeps
-    failing never holds back the others."""
+    their clocks, one commit) with no savepoint per step. A chunk in which anything
+    fails is rolled back and done again one instance at a time, each step in its
+    savepoint (a failing diagram marks its instance errored), so one instance that
+    keeps failing never holds back the others."""
     ids = _due_ids(platform, select(ProcessInstance.id).where(
         ProcessInstance.next_timer_at <= now, ProcessInstance.status == "running").order_by(ProcessInstance.next_timer_at))
     for start in range(0, len(ids), TIMER_CHUNK):
@@ -120,7 +121,7 @@ def _fire_chunk(platform: Platform, ids: list[int], now: datetime, report: Sweep
         if claimed:
             runtime.lock_clocks(session, *(row.id for row in claimed))
         for row in sorted(claimed, key=lambda r: (r.next_timer_at, r.id)):
-            fired += runtime.fire_timers(session, row, until=now)
+            fired += runtime.fire_timers(session, row, until=now, isolated=len(ids) == 1)
     report.count("timers", fired)  # counted once the chunk is committed
 
 

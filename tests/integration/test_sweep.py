@@ -13,6 +13,7 @@ from engine.models import Alert, Clock, ProcessInstance, ProjectMatter, Task
 from engine.sweep import sweep
 from tests.integration.helpers import declare
 from tests.integration.test_light_timers import to_handling
+from tests.integration.test_workflow_api import LAND, LAND_PROJECT, PRE_CHECK_PASS, land_version, matter_instances, to_matters, upload, work
 
 
 def _dispatched_projects(client, token, n):
@@ -81,8 +82,8 @@ def test_a_sweep_that_crashes_midway_loses_nothing_and_fires_once_on_the_next(cl
     real = runtime.fire_timers
     seen = []
 
-    def crash_on_the_second_instance(session, row, *, until):
-        fired = real(session, row, until=until)
+    def crash_on_the_second_instance(session, row, *, until, isolated=True):
+        fired = real(session, row, until=until, isolated=isolated)
         if row.id not in seen:
             seen.append(row.id)
         if len(seen) > 1 and row.id == seen[1]:
@@ -128,3 +129,21 @@ def test_the_clock_rows_light_what_no_timer_fired_on_the_task_and_the_matter(cli
         assert [(a.light, a.at) for a in s.scalars(select(Alert))] == [("yellow", yellow_at)]
         assert s.scalars(select(Task).where(Task.element_id == "handling")).one().light == "yellow"
         assert s.scalars(select(ProjectMatter).where(ProjectMatter.matter_code == "land_pre_review")).one().light == "yellow"
+
+
+def test_a_diagram_failing_at_a_timer_marks_its_instance_and_the_rest_of_its_chunk_fires(client, token, platform, clock):
+    """A new version's deemed acceptance fails (1 / 0): the sweep's chunk is undone and
+    done again one instance at a time, so the failing instance is marked errored with
+    its element and the other instances due with it fire as usual."""
+    failing = land_version("accepted_as = 'deemed'", "accepted_as = 'deemed'\nratio = 1 / 0")
+    assert upload(client, token, "operator", LAND, failing).status_code == 201
+    code = to_matters(client, token, **LAND_PROJECT)  # a land pre-review and a filing
+    work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, "land_pre_review")
+    clock.advance(days=30)  # past the acceptance clock's due instant and the filing clock's
+    report = sweep(platform)
+    assert report.fired.get("timers", 0) >= 2
+    errored = [(i["matter_code"], i["error_element"]) for i in matter_instances(client, token, status="error")]
+    assert errored == [("land_pre_review", "deemed_accepted")]
+    with platform.session_factory() as s:
+        filing = s.scalars(select(Alert).where(Alert.clock_kind == "filing")).all()
+    assert sorted(a.light for a in filing) == ["red", "yellow"]
