@@ -153,11 +153,6 @@ def reasons(session: Session, pm: ProjectMatter) -> set[str]:
     return {h.reason for h in _open_holds(session, pm.project_id, pm.matter_code) if h.matter_code == pm.matter_code}
 
 
-def held(session: Session, pm: ProjectMatter, reason: str) -> bool:
-    """Whether the matter is held for ``reason`` right now."""
-    return reason in reasons(session, pm)
-
-
 def end_all(session: Session, project_id: int, *, matter_code: str | None = None, now: datetime) -> None:
     """A matter's procedure (``matter_code``) or the whole project's ended: the holds on
     it end with it, so none stays open on work that is over."""

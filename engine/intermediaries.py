@@ -18,7 +18,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, holds
+from engine import audit, holds, projects
 from engine.access import Actor
 from engine.clock import SHANGHAI
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
@@ -27,14 +27,6 @@ from engine.models import IntermediaryService, ProcessInstance, Project, Project
 HOLD_REASON = "intermediary"
 #: The stages in the order they happen; each may be recorded only after the one before.
 STAGES = ("commissioned", "accepted", "handling", "completed")
-
-
-def _matter(session: Session, project: Project, matter_code: str) -> ProjectMatter:
-    pm = session.scalar(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
-                                                    ProjectMatter.matter_code == matter_code))
-    if pm is None:
-        raise NotFound("项目无此事项 (the project has no such matter)")
-    return pm
 
 
 def _require_department(actor: Actor, pm: ProjectMatter) -> None:
@@ -50,7 +42,7 @@ def _lock_matter(session: Session, pm: ProjectMatter) -> None:
 def commission(session: Session, *, actor: Actor, project: Project, matter_code: str, name: str, qualification: str,
                service: str, deadline: date, now: datetime) -> IntermediaryService:
     """委托: record the intermediary and stop counting the matter's running clocks."""
-    pm = _matter(session, project, matter_code)
+    pm = projects.require_matter(session, project, matter_code)
     _require_department(actor, pm)
     if pm.status != "handling" or pm.instance_id is None:
         raise Conflict("事项未在办理中，不能委托中介服务 (the matter is not being handled)")
@@ -77,7 +69,7 @@ def record_stage(session: Session, *, actor: Actor, project: Project, matter_cod
                  stage: str, note: str, result: str | None, version: int, now: datetime) -> IntermediaryService:
     """受理, 办理, 办结: the next stage only; completion needs the result and, when no other
     intermediary of the matter is still open, lets the matter's clocks count on."""
-    pm = _matter(session, project, matter_code)
+    pm = projects.require_matter(session, project, matter_code)
     _require_department(actor, pm)
     if stage not in STAGES[1:]:
         raise Invalid.field("stage", f"须为 {', '.join(STAGES[1:])} 之一 (unknown stage)")
@@ -123,7 +115,7 @@ def list_for_project(session: Session, project: Project, *, matter_code: str | N
     established that the actor may see the project (its unit or an official of its region)."""
     where = [IntermediaryService.project_code == project.project_code]
     if matter_code is not None:
-        where.append(IntermediaryService.project_matter_id == _matter(session, project, matter_code).id)
+        where.append(IntermediaryService.project_matter_id == projects.require_matter(session, project, matter_code).id)
     total = session.scalar(select(func.count()).select_from(IntermediaryService).where(*where))
     rows = session.scalars(select(IntermediaryService).where(*where).order_by(IntermediaryService.id)
                            .offset((page - 1) * page_size).limit(page_size)).all()

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, files, guides, holds, runtime
+from engine import audit, files, guides, holds, projects, runtime
 from engine.access import Actor, project_filter
 from engine.db import is_postgresql
 from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -69,8 +69,8 @@ def _require_visible(session: Session, actor: Actor, project: Project) -> None:
 
 
 def _matter(session: Session, project: Project, matter_code: str) -> ProjectMatter:
-    pm = session.scalar(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
-                                                    ProjectMatter.matter_code == matter_code))
+    """The matter a request body names: 422 on that field when it is not on the notice."""
+    pm = projects.project_matter(session, project, matter_code)
     if pm is None:
         raise Invalid.field("matter_code", f"项目的应办事项告知中没有此事项 (not on the project's matters notice): {matter_code}")
     return pm

@@ -19,7 +19,7 @@ from engine.access import Actor, project_filter, region_subtree, require_role
 from engine.clock import SHANGHAI
 from engine.db import dialect_insert
 from engine.errors import Conflict, Invalid, NotFound
-from engine.models import REGIMES, CodeSerial, Project, ProjectChange, Region
+from engine.models import REGIMES, CodeSerial, Project, ProjectChange, ProjectMatter, Region
 
 CLASSIFIED_MESSAGE = "涉密项目不得通过在线平台办理"
 #: Facts of the declaration that the matters notice reads.
@@ -59,6 +59,20 @@ def visible_project(session: Session, actor: Actor, code: str) -> Project:
     if project is None:
         raise NotFound("项目不存在 (no such project)")
     return project
+
+
+def project_matter(session: Session, project: Project, matter_code: str) -> ProjectMatter | None:
+    """One matter of the project's matters notice (应办事项告知), by its code."""
+    return session.scalar(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
+                                                      ProjectMatter.matter_code == matter_code))
+
+
+def require_matter(session: Session, project: Project, matter_code: str) -> ProjectMatter:
+    """The matter a path names (…/matters/{matter}/…): 404 when the project has none."""
+    pm = project_matter(session, project, matter_code)
+    if pm is None:
+        raise NotFound("项目无此事项 (the project has no such matter)")
+    return pm
 
 
 def list_projects(session: Session, actor: Actor, *, page: int, page_size: int, status: str | None = None):

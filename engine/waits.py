@@ -14,9 +14,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit, holds
+from engine import audit, holds, projects
 from engine.access import Actor
-from engine.errors import Conflict, Forbidden, Invalid, NotFound
+from engine.errors import Conflict, Forbidden, Invalid
 from engine.models import Hold, Project, ProjectMatter
 
 PREFIX = "prerequisite:"
@@ -24,20 +24,13 @@ PREFIX = "prerequisite:"
 ENDED = ("concluded", "refused", "no_matter", "cancelled")
 
 
-def _matter(session: Session, project: Project, matter_code: str) -> ProjectMatter:
-    pm = session.scalar(select(ProjectMatter).where(ProjectMatter.project_id == project.id, ProjectMatter.matter_code == matter_code))
-    if pm is None:
-        raise NotFound("项目无此事项 (the project has no such matter)")
-    return pm
-
-
 def start_wait(session: Session, *, actor: Actor, project: Project, matter_code: str, prerequisite: str, now: datetime) -> ProjectMatter:
-    pm = _matter(session, project, matter_code)
+    pm = projects.require_matter(session, project, matter_code)
     if not actor.has("officer") or actor.department_code != pm.department_code:
         raise Forbidden("只有事项所属部门的经办人可以设置等待前置 (the matter's department only)")
     if pm.status != "handling" or pm.instance_id is None:
         raise Conflict("事项未在办理中 (the matter is not being handled)")
-    other = _matter(session, project, prerequisite) if prerequisite != matter_code else None
+    other = projects.require_matter(session, project, prerequisite) if prerequisite != matter_code else None
     if other is None:
         raise Invalid.field("prerequisite", "前置事项须为本项目的另一事项 (another matter of this project)")
     if other.status in ENDED:
@@ -50,7 +43,7 @@ def start_wait(session: Session, *, actor: Actor, project: Project, matter_code:
 
 
 def end_wait_by_officer(session: Session, *, actor: Actor, project: Project, matter_code: str, now: datetime) -> ProjectMatter:
-    pm = _matter(session, project, matter_code)
+    pm = projects.require_matter(session, project, matter_code)
     if not actor.has("officer") or actor.department_code != pm.department_code:
         raise Forbidden("只有事项所属部门的经办人可以结束等待 (the matter's department only)")
     return end_wait(session, actor=actor.username, project=project, matter_code=matter_code, now=now)
@@ -58,7 +51,7 @@ def end_wait_by_officer(session: Session, *, actor: Actor, project: Project, mat
 
 def end_wait(session: Session, *, actor: str, project: Project, matter_code: str, now: datetime) -> ProjectMatter:
     """End the wait: the clocks paused for a prerequisite count on; timers are re-armed."""
-    pm = _matter(session, project, matter_code)
+    pm = projects.require_matter(session, project, matter_code)
     waits = [reason for reason in holds.reasons(session, pm) if reason.startswith(PREFIX)]
     if not waits:
         raise Conflict("事项不在等待前置 (the matter is not waiting for a prerequisite)")
