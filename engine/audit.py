@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from engine.db import transaction_memo
 from engine.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
-_PENDING = "tzxm_audit_pending"
+_PENDING = "audit_pending"
 
 
 def record(
@@ -33,7 +34,7 @@ def record(
     summary: dict[str, Any] | None = None,
 ) -> None:
     """Stage an audit event; it is chained and written with the rest of the transaction."""
-    session.info.setdefault(_PENDING, []).append(
+    transaction_memo(session).setdefault(_PENDING, []).append(
         {
             "at": at,
             "actor": actor,
@@ -47,12 +48,12 @@ def record(
 
 def mark(session: Session) -> int:
     """Where the staged events stand now (for ``rollback_to`` when a savepoint is undone)."""
-    return len(session.info.get(_PENDING, []))
+    return len(transaction_memo(session).get(_PENDING, []))
 
 
 def rollback_to(session: Session, position: int) -> None:
     """Forget the events staged after ``mark``: their changes were rolled back."""
-    del session.info.get(_PENDING, [])[position:]
+    del transaction_memo(session).get(_PENDING, [])[position:]
 
 
 def _digest(seq: int, prev_hash: str, ev: dict[str, Any]) -> str:
@@ -82,7 +83,7 @@ def _normalise_summary(summary: dict[str, Any]) -> dict[str, Any]:
 
 @event.listens_for(Session, "before_commit")
 def _chain_pending(session: Session) -> None:
-    pending = session.info.pop(_PENDING, None)
+    pending = transaction_memo(session).pop(_PENDING, None)
     if not pending:
         return
     head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()

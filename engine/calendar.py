@@ -17,23 +17,19 @@ from datetime import date, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from engine import audit
+from engine import audit, platform_state
 from engine.errors import Invalid
-from engine.models import CalendarDay, CalendarYear, PlatformState
+from engine.models import CalendarDay, CalendarYear
 from engine.workcal import DayFact, WorkCalendar, parse_year_file
 
-REVISION_KEY = "calendar_revision"
+REVISION_KEY = platform_state.CALENDAR_REVISION
 _cache_lock = threading.Lock()
 _cache: tuple[str, WorkCalendar] | None = None
 
 
 def _bump_revision(session: Session, now: datetime) -> None:
-    state = session.get(PlatformState, REVISION_KEY)
-    value = f"{now.isoformat()}#{int(state.value.split('#')[-1]) + 1 if state else 1}"
-    if state is None:
-        session.add(PlatformState(key=REVISION_KEY, value=value))
-    else:
-        state.value = value
+    previous = platform_state.value(session, REVISION_KEY)
+    platform_state.write(session, REVISION_KEY, f"{now.isoformat()}#{int(previous.split('#')[-1]) + 1 if previous else 1}")
 
 
 def _store_year(session: Session, year: int, facts: list[DayFact], source: str, now: datetime) -> None:
@@ -86,8 +82,7 @@ def years(session: Session) -> list[CalendarYear]:
 def current(session: Session) -> WorkCalendar:
     """The calendar as the database says now (rebuilt only when its revision changed)."""
     global _cache
-    state = session.get(PlatformState, REVISION_KEY)
-    revision = state.value if state else ""
+    revision = platform_state.value(session, REVISION_KEY) or ""
     with _cache_lock:
         if _cache is not None and _cache[0] == revision:
             return _cache[1]

@@ -14,20 +14,23 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session
 
-from engine import audit
+from engine import audit, platform_state
+from engine.db import transaction_memo
 from engine.errors import Invalid
-from engine.models import Alert, Clock, PlatformState, ProjectMatter, Task
+from engine.models import Alert, Clock, ProjectMatter, Task
 from engine.workcal import WorkCalendar
 
 CLOCK_KINDS = ("dispatch", "reply", "filing", "pre_review", "acceptance", "promised", "rectification")
 DEFAULT_YELLOW = Decimal("0.8")
-YELLOW_KEY = "yellow_fractions"
+YELLOW_KEY = platform_state.YELLOW_FRACTIONS
 #: The longest clock a diagram may start (ten years of working days): the arithmetic
 #: walks day by day, so an absurd limit would hold a request or the sweep.
 MAX_WORKING_DAYS = 2500
+#: transaction memo key: clocks lit by a step, shown on their matters at commit
+_LIT_BY_STEPS = "lit_by_steps"
 
 
 def yellow_fraction(session: Session, kind: str, matter_code: str | None) -> Decimal:
@@ -40,11 +43,8 @@ def yellow_fraction(session: Session, kind: str, matter_code: str | None) -> Dec
 
 
 def yellow_fractions(session: Session) -> dict[str, float]:
-    """The configured table, read once per session (a unit of work starts several clocks)."""
-    if YELLOW_KEY not in session.info:
-        state = session.get(PlatformState, YELLOW_KEY)
-        session.info[YELLOW_KEY] = json.loads(state.value) if state else {}
-    return session.info[YELLOW_KEY]
+    """The configured table (read with the other settings, once per transaction)."""
+    return json.loads(platform_state.value(session, YELLOW_KEY) or "{}")
 
 
 def set_yellow_fractions(session: Session, table: dict[str, float], *, now: datetime, actor: str) -> dict[str, float]:
@@ -57,13 +57,7 @@ def set_yellow_fractions(session: Session, table: dict[str, float], *, now: date
             raise Invalid.field(f"fractions.{key}", f"unknown clock kind {kind!r}")
         if not 0 < float(value) < 1:
             raise Invalid.field(f"fractions.{key}", "the fraction must be between 0 and 1")
-    state = session.get(PlatformState, YELLOW_KEY)
-    value = json.dumps(table, sort_keys=True)
-    if state is None:
-        session.add(PlatformState(key=YELLOW_KEY, value=value))
-    else:
-        state.value = value
-    session.info[YELLOW_KEY] = dict(table)
+    platform_state.write(session, YELLOW_KEY, json.dumps(table, sort_keys=True))
     audit.record(session, at=now, actor=actor, action="clocks.yellow_fractions", target="platform", summary=table)
     return table
 
@@ -223,6 +217,20 @@ def show_on_matters(session: Session, lit: list[Clock]) -> None:
         session.execute(update(ProjectMatter).where(
             ProjectMatter.instance_id.in_([i for i, l in worst.items() if l == light]), ProjectMatter.light.in_(better))
             .values(light=light).execution_options(synchronize_session="evaluate"))
+
+
+def show_on_matter_at_commit(session: Session, clock: Clock) -> None:
+    """A light a step recorded reaches its matter with the transaction's other writes,
+    just before commit: a step reads and writes nothing else of its own accord, so a run
+    of timer steps in one transaction flushes once, in batches, instead of at each light."""
+    transaction_memo(session).setdefault(_LIT_BY_STEPS, []).append(clock)
+
+
+@event.listens_for(Session, "before_commit")
+def _show_lit_by_steps(session: Session) -> None:
+    lit = transaction_memo(session).pop(_LIT_BY_STEPS, None)
+    if lit:  # a clock started in a step that was rolled back is gone; a rolled-back light reads as it was
+        show_on_matters(session, [c for c in lit if inspect(c).persistent or inspect(c).pending])
 
 
 _ORDER = {"green": 0, "yellow": 1, "red": 2}

@@ -58,6 +58,31 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
 
 
+_PER_TRANSACTION = "tzxm_per_transaction"
+
+
+def transaction_memo(session: Session) -> dict:
+    """A place on the session for what serves only the current transaction (rows read
+    under its locks, events staged for its commit, settings read once): emptied when
+    the transaction ends, committed or rolled back."""
+    return session.info.setdefault(_PER_TRANSACTION, {})
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _end_transaction_memo(session: Session, transaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_PER_TRANSACTION, None)
+
+
+@event.listens_for(Session, "loaded_as_persistent")
+def _hold_loaded(session: Session, instance) -> None:
+    """Keep every row loaded in a transaction until the transaction ends. The session's
+    identity map holds rows weakly: a row read once and dropped (a lock's read, a setting)
+    was read again by the next ``session.get`` of the same transaction. Held, the second
+    read is free and every read of a row in one transaction is the same object."""
+    transaction_memo(session).setdefault("held", []).append(instance)
+
+
 def is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from engine import audit
 from engine.access import Actor, require_role
+from engine.db import transaction_memo
 from engine.errors import Forbidden, Invalid, NotFound
 from engine.models import REGIMES, Department, Matter, ProjectMatter, ServiceGuide
 
@@ -220,9 +221,14 @@ def current(session: Session, matter_code: str) -> ServiceGuide | None:
 
 
 def get(session: Session, matter_code: str, version: int) -> ServiceGuide | None:
-    return session.scalar(
-        select(ServiceGuide).where(ServiceGuide.matter_code == matter_code, ServiceGuide.version == version)
-    )
+    """One version of a matter's guide. A published version never changes, so a
+    transaction reads each once (a project unit's materials are checked against it one
+    by one)."""
+    memo = transaction_memo(session).setdefault("guides", {})
+    if (matter_code, version) not in memo:
+        memo[matter_code, version] = session.scalar(
+            select(ServiceGuide).where(ServiceGuide.matter_code == matter_code, ServiceGuide.version == version))
+    return memo[matter_code, version]
 
 
 def current_versions(session: Session, matter_codes: Iterable[str]) -> dict[str, int]:

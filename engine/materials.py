@@ -64,6 +64,8 @@ def _is_owner(actor: Actor, project: Project) -> bool:
 
 def _require_visible(session: Session, actor: Actor, project: Project) -> None:
     """The project unit and the officials of the project's region (as ``projects.visible_project``)."""
+    if _is_owner(actor, project):
+        return
     if session.scalar(select(Project.id).where(Project.id == project.id, project_filter(session, actor))) is None:
         raise NotFound("项目不存在 (no such project)")
 

@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, files, pdf
+from engine import audit, files, pdf, projects
 from engine.access import Actor, project_filter
 from engine.errors import NotFound
-from engine.models import Department, Matter, Notice, Project, ProjectMatter
+from engine.models import Department, Matter, Notice, Project
 
 NOTICE_KINDS = {
     "acceptance": "受理通知书",
@@ -60,11 +60,11 @@ def _issuer(session: Session, project: Project, matter_code: str | None) -> str:
     """The department that issues: the matter's department, or for the project's own
     notices (the conclusion) the general window of the project's region."""
     if matter_code is not None:
-        code = session.scalar(select(ProjectMatter.department_code).where(
-            ProjectMatter.project_id == project.id, ProjectMatter.matter_code == matter_code))
-        if code is None:
-            code = session.scalar(select(Matter.department_code).where(Matter.matter_code == matter_code))
-        name = session.scalar(select(Department.name).where(Department.code == code)) if code else None
+        pm = projects.project_matter(session, project, matter_code)
+        matter = session.get(Matter, matter_code) if pm is None else None
+        code = pm.department_code if pm is not None else matter.department_code if matter is not None else None
+        department = session.get(Department, code) if code else None
+        name = department.name if department is not None else None
     else:
         name = session.scalar(select(Department.name).where(
             Department.region_code == project.region_code, Department.kind == "general_window",
@@ -79,8 +79,8 @@ def _names(session: Session, project: Project, matter_code: str | None, particul
     for result in particulars.get("matter_results") or ():
         if isinstance(result, dict) and result.get("matter_code"):
             codes.add(str(result["matter_code"]))
-    query = select(Matter.matter_code, Matter.name).where(Matter.matter_code.in_(codes))
-    names = {code: name for code, name in session.execute(query)} if codes else {}
+    matters = (session.get(Matter, code) for code in codes)  # the step read its own matter already
+    names = {m.matter_code: m.name for m in matters if m is not None}
     return {
         "unit_name": project.project_unit.name,
         "department_name": _issuer(session, project, matter_code),

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from engine import audit, codes
 from engine.access import Actor, project_filter, region_subtree, require_role
 from engine.clock import SHANGHAI
-from engine.db import dialect_insert
+from engine.db import dialect_insert, transaction_memo
 from engine.errors import Conflict, Invalid, NotFound
 from engine.models import REGIMES, CodeSerial, Project, ProjectChange, ProjectMatter, Region
 
@@ -62,9 +62,18 @@ def visible_project(session: Session, actor: Actor, code: str) -> Project:
 
 
 def project_matter(session: Session, project: Project, matter_code: str) -> ProjectMatter | None:
-    """One matter of the project's matters notice (应办事项告知), by its code."""
-    return session.scalar(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
-                                                      ProjectMatter.matter_code == matter_code))
+    """One matter of the project's matters notice (应办事项告知), by its code. A
+    transaction looks each up once (a step asks for it from its guards, its notices and
+    its clocks): a second query would return the same object anyway, unrefreshed, and a
+    project's matters are all written when its matters notice is."""
+    memo = transaction_memo(session).setdefault("project_matters", {})
+    pm = memo.get((project.id, matter_code))
+    if pm is None:
+        pm = session.scalar(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
+                                                        ProjectMatter.matter_code == matter_code))
+        if pm is not None:
+            memo[project.id, matter_code] = pm
+    return pm
 
 
 def require_matter(session: Session, project: Project, matter_code: str) -> ProjectMatter:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from engine import audit, calendar, clocks, guides, holds, notices, procedures, projects, spiff_adapter, task_guards
 from engine.access import Actor
-from engine.db import is_postgresql
+from engine.db import transaction_memo
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.models import BackfilledAct, Clock, Delivery, Matter, ProcessInstance, Project, ProjectMatter, Task, User
 from engine.projects import FACT_FIELDS, ensure_accepts_matters
@@ -43,8 +43,9 @@ TASK_CONTEXT_KEYS = (
 FAR_FUTURE = "9999-12-31T00:00:00+00:00"
 #: The clock that starts at acceptance (受理): its start is when the matter was accepted.
 ACCEPTED_CLOCK = "promised"
-#: session.info key: the clocks ``lock_clocks`` read, by instance, for the step that follows
-_LOCKED_CLOCKS = "tzxm_locked_clocks"
+#: transaction memo keys: the clocks and ready tasks ``lock_for_steps`` read, by instance, for the step that follows
+_LOCKED_CLOCKS = "locked_clocks"
+_LOCKED_TASKS = "locked_tasks"
 
 
 # --- forms ------------------------------------------------------------------------------
@@ -132,7 +133,7 @@ class Run:
 
     def all_clocks(self) -> list[Clock]:
         if self._clocks is None:
-            self._clocks = self.session.info.get(_LOCKED_CLOCKS, {}).pop(self.row.id, None)
+            self._clocks = _take_locked(self.session, _LOCKED_CLOCKS, self.row.id)
         if self._clocks is None:
             with self.session.no_autoflush:
                 self._clocks = list(self.session.scalars(select(Clock).where(Clock.instance_id == self.row.id).order_by(Clock.id)))
@@ -208,7 +209,7 @@ class Run:
         if clock is None:
             return "green"
         if clocks.fire_due_lights(self.session, clock, self.now):
-            clocks.show_on_matters(self.session, [clock])  # the step's task projection shows it on the tasks
+            clocks.show_on_matter_at_commit(self.session, clock)  # the step's task projection shows it on the tasks
         return clock.light
 
     def _issue_notice(self, scope, kind: str) -> str:
@@ -242,7 +243,10 @@ def _project_tasks(run: Run, instance: spiff_adapter.Instance) -> None:
     """Write the READY user tasks as rows; tasks no longer ready are closed."""
     session, row = run.session, run.row
     ready = {t.id: t for t in spiff_adapter.ready_user_tasks(instance)}
-    existing = {t.id: t for t in session.scalars(select(Task).where(Task.instance_id == row.id, Task.status == "ready"))}
+    locked = _take_locked(session, _LOCKED_TASKS, row.id)
+    if locked is None:
+        locked = session.scalars(select(Task).where(Task.instance_id == row.id, Task.status == "ready"))
+    existing = {t.id: t for t in locked if t.status == "ready"}  # the step may have completed one
     for task_id, task in existing.items():
         if task_id not in ready:
             task.status = "cancelled"
@@ -475,24 +479,37 @@ def start_project(session: Session, *, project: Project, now: datetime, actor: A
 
 
 def lock_clocks(session: Session, *instance_ids: int) -> None:
-    """Take the instances' clocks before touching anything else, so a concurrent light
-    sweep (SKIP LOCKED) passes them by instead of racing this write (PostgreSQL; SQLite
-    serializes writers anyway). The rows read are kept for the steps that follow in this
-    transaction (``Run.all_clocks``): the lock is also each step's read of its clocks."""
-    if is_postgresql(session):
-        locked = session.info.setdefault(_LOCKED_CLOCKS, {})
-        for instance_id in instance_ids:
-            locked[instance_id] = []
-        query = select(Clock).where(Clock.instance_id.in_(instance_ids)).order_by(Clock.instance_id, Clock.id).with_for_update()
-        for clock in session.scalars(query):
-            locked[clock.instance_id].append(clock)
+    """Take the instances' clocks (after the instances) before touching anything else, so
+    a concurrent light sweep (SKIP LOCKED) passes them by instead of racing this write
+    (PostgreSQL; SQLite serializes writers, and the same read takes no lock). The rows
+    read are kept for the steps that follow in this transaction (``Run.all_clocks``): the
+    lock is also each step's read of its clocks."""
+    _read_locked(session, _LOCKED_CLOCKS, instance_ids,
+                 select(Clock).where(Clock.instance_id.in_(instance_ids)).order_by(Clock.instance_id, Clock.id))
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_locked_clocks(session: Session, transaction) -> None:
-    """Clocks read under a lock serve only the transaction that locked them."""
-    if transaction.parent is None:
-        session.info.pop(_LOCKED_CLOCKS, None)
+def lock_for_steps(session: Session, *instance_ids: int) -> None:
+    """Before stepping instances (already locked): their clocks, then their ready tasks,
+    in the lock order every writer keeps. A step then reads nothing before it writes
+    (``_project_tasks`` takes the tasks read here), so the writes of a run of steps reach
+    the database together, at commit, in a few batched statements."""
+    lock_clocks(session, *instance_ids)
+    _read_locked(session, _LOCKED_TASKS, instance_ids, select(Task).where(
+        Task.instance_id.in_(instance_ids), Task.status == "ready").order_by(Task.instance_id, Task.id))
+
+
+def _read_locked(session: Session, key: str, instance_ids, query) -> None:
+    locked = transaction_memo(session).setdefault(key, {})
+    for instance_id in instance_ids:
+        locked[instance_id] = []
+    for item in session.scalars(query.with_for_update()):
+        locked[item.instance_id].append(item)
+
+
+def _take_locked(session: Session, key: str, instance_id: int) -> list | None:
+    """What ``lock_for_steps`` read for this instance, once: a later step of the same
+    transaction reads the rows again (the first may have added some)."""
+    return transaction_memo(session).get(key, {}).pop(instance_id, None)
 
 
 # --- officers and applicants working their tasks ---------------------------------------------
@@ -533,18 +550,17 @@ def visible_task(session: Session, actor: Actor, task_id: str) -> Task:
 
 
 def _locked_task(session: Session, task_id: str) -> Task | None:
-    """The task, locked after its instance and the instance's clocks: every writer takes
-    instance → clocks → tasks in that order (the sweep too), so none deadlocks. SQLite
-    serializes writers: the task is simply read."""
-    if not is_postgresql(session):
-        return session.get(Task, task_id)
-    instance_id = session.scalar(select(Task.instance_id).where(Task.id == task_id))
-    if instance_id is None:
+    """The task, locked after its instance, the instance's clocks and its other ready
+    tasks: every writer takes instance → clocks → tasks in that order (the sweep too), so
+    none deadlocks (PostgreSQL; SQLite serializes writers, and the same reads take no
+    lock). The rows read serve the step that follows."""
+    instance = session.scalars(select(ProcessInstance).where(
+        ProcessInstance.id == select(Task.instance_id).where(Task.id == task_id).scalar_subquery())
+        .with_for_update(of=ProcessInstance)).one_or_none()  # held: the get() that follows reads no row
+    if instance is None:
         return None
-    session.scalars(select(ProcessInstance).where(ProcessInstance.id == instance_id)
-                    .with_for_update(of=ProcessInstance)).one()  # loaded and locked: the get() that follows reads no row
-    lock_clocks(session, instance_id)
-    return session.scalar(select(Task).where(Task.id == task_id).with_for_update())
+    lock_for_steps(session, instance.id)
+    return session.get(Task, task_id)  # a ready task was just read; a done one is read now
 
 
 def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[str, Any], version: int,

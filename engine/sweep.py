@@ -83,7 +83,7 @@ def _deliver(platform: Platform, now: datetime, report: SweepReport) -> None:
             with unit_of_work(platform.session_factory) as session:
                 if not _claim(session, ProcessInstance, ProcessInstance.id == target_id):
                     continue  # another sweeper is working this master: it delivers
-                runtime.lock_clocks(session, target_id)
+                runtime.lock_for_steps(session, target_id)
                 pending = _claim(session, Delivery, Delivery.target_instance_id == target_id,
                                  Delivery.delivered_at.is_(None), order_by=Delivery.id)
                 if pending:
@@ -119,7 +119,7 @@ def _fire_chunk(platform: Platform, ids: list[int], now: datetime, report: Sweep
         claimed = _claim(session, ProcessInstance, ProcessInstance.id.in_(ids), ProcessInstance.next_timer_at <= now,
                          order_by=ProcessInstance.id)
         if claimed:
-            runtime.lock_clocks(session, *(row.id for row in claimed))
+            runtime.lock_for_steps(session, *(row.id for row in claimed))
         for row in sorted(claimed, key=lambda r: (r.next_timer_at, r.id)):
             fired += runtime.fire_timers(session, row, until=now, isolated=len(ids) == 1)
     report.count("timers", fired)  # counted once the chunk is committed

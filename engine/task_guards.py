@@ -20,10 +20,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import materials
+from engine import materials, projects
 from engine.models import Project, ProjectMatter
 
 MATERIALS_COMPLETE_WHEN = "materialsCompleteWhen"
@@ -46,10 +45,7 @@ def property_problems(properties: dict[str, str]) -> list[str]:
 
 
 def _project_matter(session: Session, project: Project, matter_code: str | None) -> ProjectMatter | None:
-    if matter_code is None:
-        return None
-    return session.scalar(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
-                                                      ProjectMatter.matter_code == matter_code))
+    return projects.project_matter(session, project, matter_code) if matter_code is not None else None
 
 
 def apply(session: Session, *, properties: dict[str, str], project: Project, matter_code: str | None,

@@ -1,0 +1,35 @@
+"""Settings kept as ``platform_state`` rows: the calendar's revision and the
+yellow fractions. A step that starts a clock needs both, so the first read in a
+transaction reads them together and later reads in it are free; a write is seen by
+the rest of its own transaction."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.db import transaction_memo
+from engine.models import PlatformState
+
+CALENDAR_REVISION = "calendar_revision"
+YELLOW_FRACTIONS = "yellow_fractions"
+SHARED_KEYS = (CALENDAR_REVISION, YELLOW_FRACTIONS)
+_READ = "settings"
+
+
+def value(session: Session, key: str) -> str | None:
+    memo = transaction_memo(session)
+    if _READ not in memo:
+        memo[_READ] = dict(session.execute(select(PlatformState.key, PlatformState.value)
+                                           .where(PlatformState.key.in_(SHARED_KEYS))).all())
+    return memo[_READ].get(key)
+
+
+def write(session: Session, key: str, text: str) -> None:
+    """Set a setting in this transaction (seen by its later reads)."""
+    state = session.get(PlatformState, key)
+    if state is None:
+        session.add(PlatformState(key=key, value=text))
+    else:
+        state.value = text
+    value(session, key)
+    transaction_memo(session)[_READ][key] = text
