@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from engine import audit, files, guides, holds, projects, runtime
 from engine.access import Actor, project_filter
-from engine.db import is_postgresql
+from engine.db import is_postgresql, transaction_memo
 from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from engine.models import Material, MaterialCommitment, ProcessInstance, Project, ProjectMatter, ServiceGuide
 
@@ -81,7 +81,12 @@ def _matter(session: Session, project: Project, matter_code: str) -> ProjectMatt
 def _lock(session: Session, pm: ProjectMatter) -> None:
     """Serialise writers of one matter's materials in the lock order every writer keeps:
     its instance, the instance's clocks, then the matter row, read again under the lock
-    (the department may have received the matter, starting its instance, meanwhile)."""
+    (the department may have received the matter, starting its instance, meanwhile).
+    Once per transaction: the locks are held to its end, so nobody else changes them."""
+    locked = transaction_memo(session).setdefault("locked_matters", set())
+    if pm.id in locked:
+        return
+    locked.add(pm.id)
     if pm.instance_id is not None:
         session.execute(select(ProcessInstance.id).where(ProcessInstance.id == pm.instance_id).with_for_update())
         runtime.lock_clocks(session, pm.instance_id)

@@ -181,9 +181,15 @@ class Run:
     def _accepted(self, at: datetime) -> None:
         """The promised time limit runs from acceptance: its start is the matter's acceptance
         instant (the pre-check instant when acceptance was deemed)."""
-        pm = self.session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == self.row.id))
+        pm = self.project_matter()
         if pm is not None and pm.accepted_at is None:
             pm.accepted_at = at
+
+    def project_matter(self) -> ProjectMatter | None:
+        """The project's matter this instance handles (none for the master, or for an
+        instance the matter no longer points at)."""
+        pm = projects.project_matter(self.session, self.project, self.row.matter_code) if self.row.matter_code else None
+        return pm if pm is not None and pm.instance_id == self.row.id else None
 
     def _with_clock(self, scope, kind: str, action) -> None:
         clock = self._clock(scope, kind)
@@ -343,7 +349,7 @@ def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:
             clocks.stop(session, clock, now=run.now)
     if row.kind == "matter":
         result = data.get("matter_result") or {}
-        pm = session.scalar(select(ProjectMatter).where(ProjectMatter.instance_id == row.id))
+        pm = run.project_matter()
         if pm is not None:
             pm.status = "refused" if result.get("decision") == "refused" else "concluded"
             pm.result, pm.updated_at, pm.concluded_at = result, run.now, run.now
@@ -393,7 +399,8 @@ def _start_instance(session, *, project, process_id, kind, matter_code, data, no
     row.procedure_version = procedure
     session.add(row)
     session.flush()
-    run = Run(session, now, row, project, actor)
+    run = Run(session, now, row, project, actor, _clocks=[])  # a new instance has no clocks or tasks to read
+    transaction_memo(session).setdefault(_LOCKED_TASKS, {})[row.id] = []
     error = _attempt(run, lambda: spiff_adapter.start(procedures.SPECS.get(procedure), data, now=now, functions=run.functions))
     if error is not None:
         _mark_error(row, error, now, pending={"action": "start", "data": data})
