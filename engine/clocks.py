@@ -226,7 +226,7 @@ def show_on_matter_at_commit(session: Session, clock: Clock) -> None:
     transaction_memo(session).setdefault(_LIT_BY_STEPS, []).append(clock)
 
 
-@event.listens_for(Session, "before_commit")
+@event.listens_for(Session, "before_commit", insert=True)  # before the audit chain takes its head: matter rows first
 def _show_lit_by_steps(session: Session) -> None:
     lit = transaction_memo(session).pop(_LIT_BY_STEPS, None)
     if lit:  # a clock started in a step that was rolled back is gone; a rolled-back light reads as it was

@@ -76,11 +76,13 @@ def _end_transaction_memo(session: Session, transaction) -> None:
 
 @event.listens_for(Session, "loaded_as_persistent")
 def _hold_loaded(session: Session, instance) -> None:
-    """Keep every row loaded in a transaction until the transaction ends. The session's
-    identity map holds rows weakly: a row read once and dropped (a lock's read, a setting)
-    was read again by the next ``session.get`` of the same transaction. Held, the second
-    read is free and every read of a row in one transaction is the same object."""
-    transaction_memo(session).setdefault("held", []).append(instance)
+    """Keep the rows of a model marked ``held_for_transaction`` until the transaction
+    ends. The session's identity map holds rows weakly: an instance read by its lock and
+    dropped, or a matter or department a step looks up, was read again by the next
+    ``session.get`` of the same transaction. Only small rows a step reads again by key
+    are marked: holding every row would undo a batched read's bound on memory."""
+    if getattr(instance, "held_for_transaction", False):
+        transaction_memo(session).setdefault("held", []).append(instance)
 
 
 def is_postgresql(session: Session) -> bool:

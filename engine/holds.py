@@ -18,11 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import calendar, clocks, runtime
-from engine.db import transaction_memo
 from engine.models import Clock, Hold, ProcessInstance, ProjectMatter
-
-#: transaction memo key: each project's holds, read once
-_HOLDS = "holds"
 
 
 def _open_reason(clock: Clock) -> str | None:
@@ -58,25 +54,16 @@ def _release(session: Session, rows: list[Clock], reason: str, now: datetime) ->
     return len(touched)
 
 
-def _covers(hold: Hold, matter_code: str | None) -> bool:
-    """A clock of this matter is covered by the project's own holds (a suspension) and,
+def _scope(matter_code: str | None):
+    """The holds covering a clock of this matter: the project's own (a suspension) and,
     for a matter's clock, the matter's."""
-    return hold.matter_code is None or (matter_code is not None and hold.matter_code == matter_code)
-
-
-def _project_holds(session: Session, project_id: int) -> list[Hold]:
-    """Every hold of the project, oldest first, read once per transaction: a step asks at
-    each clock it starts, and a project has few holds. The clocks they cover are locked
-    by whoever reads them here, so no other transaction changes what they say meanwhile."""
-    memo = transaction_memo(session).setdefault(_HOLDS, {})
-    if project_id not in memo:
-        memo[project_id] = list(session.scalars(select(Hold).where(Hold.project_id == project_id).order_by(Hold.id)))
-    return memo[project_id]
+    return Hold.matter_code.is_(None) if matter_code is None else (Hold.matter_code.is_(None) | (Hold.matter_code == matter_code))
 
 
 def _open_holds(session: Session, project_id: int, matter_code: str | None) -> list[Hold]:
     """The open holds covering a clock of this project and matter, oldest first."""
-    return [h for h in _project_holds(session, project_id) if h.ended_at is None and _covers(h, matter_code)]
+    return list(session.scalars(select(Hold).where(Hold.project_id == project_id, Hold.ended_at.is_(None),
+                                                   _scope(matter_code)).order_by(Hold.id)))
 
 
 def _begin(session: Session, project_id: int, matter_code: str | None, reason: str, now: datetime) -> None:
@@ -84,7 +71,6 @@ def _begin(session: Session, project_id: int, matter_code: str | None, reason: s
     if not any(h.reason == reason and h.matter_code == matter_code for h in _open_holds(session, project_id, matter_code)):
         session.add(Hold(project_id=project_id, matter_code=matter_code, reason=reason, started_at=now))
         session.flush()
-        transaction_memo(session).get(_HOLDS, {}).pop(project_id, None)  # read again with the new one
 
 
 def _end(session: Session, project_id: int, matter_code: str | None, reason: str, now: datetime) -> None:
@@ -147,8 +133,9 @@ def pauses_for_new_clock(session: Session, *, project_id: int, matter_code: str 
     under an open hold starts held (容缺预审环节不计 also for the acceptance clock the
     pre-check starts); one counted from an earlier instant (deemed acceptance: the
     promised limit from the pre-check) leaves out the holds between that instant and now."""
-    covering = sorted((h for h in _project_holds(session, project_id) if _covers(h, matter_code) and h.started_at <= now
-                       and (h.ended_at is None or h.ended_at > started_at)), key=lambda h: (h.started_at, h.id))
+    covering = session.scalars(select(Hold).where(
+        Hold.project_id == project_id, _scope(matter_code), Hold.started_at <= now,
+        Hold.ended_at.is_(None) | (Hold.ended_at > started_at)).order_by(Hold.started_at, Hold.id))
     return [{"start": max(h.started_at, started_at).isoformat(), "end": h.ended_at.isoformat() if h.ended_at else None,
              "reason": h.reason} for h in covering]
 
@@ -169,6 +156,8 @@ def reasons(session: Session, pm: ProjectMatter) -> set[str]:
 def end_all(session: Session, project_id: int, *, matter_code: str | None = None, now: datetime) -> None:
     """A matter's procedure (``matter_code``) or the whole project's ended: the holds on
     it end with it, so none stays open on work that is over."""
-    for hold in _project_holds(session, project_id):
-        if hold.ended_at is None and (matter_code is None or hold.matter_code == matter_code):
-            hold.ended_at = now
+    query = select(Hold).where(Hold.project_id == project_id, Hold.ended_at.is_(None))
+    if matter_code is not None:
+        query = query.where(Hold.matter_code == matter_code)
+    for hold in session.scalars(query):
+        hold.ended_at = now

@@ -78,6 +78,8 @@ class Region(Base):
 
 class Department(Base):
     __tablename__ = "departments"
+    #: a step reads it again by key: held for the transaction (``engine.db._hold_loaded``)
+    held_for_transaction = True
 
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
@@ -246,6 +248,8 @@ class Matter(Base):
     """
 
     __tablename__ = "matters"
+    #: a step reads it again by key: held for the transaction (``engine.db._hold_loaded``)
+    held_for_transaction = True
 
     matter_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -322,6 +326,8 @@ class ProcessInstance(Base):
     """
 
     __tablename__ = "process_instances"
+    #: a step reads it again by key: held for the transaction (``engine.db._hold_loaded``)
+    held_for_transaction = True
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)

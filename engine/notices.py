@@ -79,8 +79,8 @@ def _names(session: Session, project: Project, matter_code: str | None, particul
     for result in particulars.get("matter_results") or ():
         if isinstance(result, dict) and result.get("matter_code"):
             codes.add(str(result["matter_code"]))
-    matters = (session.get(Matter, code) for code in codes)  # the step read its own matter already
-    names = {m.matter_code: m.name for m in matters if m is not None}
+    query = select(Matter.matter_code, Matter.name).where(Matter.matter_code.in_(codes))
+    names = {code: name for code, name in session.execute(query)} if codes else {}
     return {
         "unit_name": project.project_unit.name,
         "department_name": _issuer(session, project, matter_code),

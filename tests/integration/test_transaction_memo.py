@@ -1,0 +1,74 @@
+"""What a transaction keeps for itself (``engine.db.transaction_memo``): emptied when it
+ends; only the rows a step reads again by key are held; a light a step records reaches
+its matter at commit, before the audit chain locks its head (matter rows first)."""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from sqlalchemy import event, select
+
+from engine import audit, clocks, platform_state
+from engine.db import transaction_memo
+from engine.models import AuditEvent, Clock, Department, Matter, ProcessInstance, Project, ProjectMatter, Task
+from tests.integration.helpers import declare
+
+
+def test_the_memo_lives_as_long_as_its_transaction(platform):
+    for end in ("commit", "rollback"):
+        with platform.session_factory() as s:
+            platform_state.value(s, platform_state.CALENDAR_REVISION)
+            assert "settings" in transaction_memo(s)
+            getattr(s, end)()
+            assert transaction_memo(s) == {}
+
+
+def test_a_setting_written_is_read_back_by_the_same_transaction(platform):
+    with platform.session_factory() as s:
+        assert platform_state.value(s, platform_state.YELLOW_FRACTIONS) is None
+        clocks.set_yellow_fractions(s, {"promised": 0.75}, now=platform.clock.now(), actor="operator")
+        assert clocks.yellow_fraction(s, "promised", None) == Decimal("0.75")
+        s.rollback()
+        assert platform_state.value(s, platform_state.YELLOW_FRACTIONS) is None
+
+
+def test_only_rows_a_step_reads_again_by_key_are_held(client, token, platform):
+    declare(client, token)
+    with platform.session_factory() as s:
+        s.scalars(select(ProcessInstance)).all()
+        s.scalars(select(Matter)).all()
+        s.scalars(select(Department)).all()
+        s.scalars(select(Task)).all()
+        s.scalars(select(AuditEvent)).all()  # a batched read (audit verify, exports) stays bounded
+        held = {type(row) for row in transaction_memo(s)["held"]}
+    assert held == {ProcessInstance, Matter, Department}
+
+
+def test_a_light_a_step_records_reaches_its_matter_at_commit_before_the_audit_head(client, token, platform):
+    code = declare(client, token)["project_code"]
+    statements: list[str] = []
+    with platform.session_factory() as s:
+        project = s.scalar(select(Project).where(Project.project_code == code))
+        pm = s.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id)).first()
+        instance = s.scalar(select(ProcessInstance).where(ProcessInstance.project_id == project.id))
+        pm.instance_id = instance.id
+        clock = Clock(kind="promised", project_id=project.id, project_code=code, matter_code=pm.matter_code,
+                      department_code=pm.department_code, instance_id=instance.id, started_at=platform.clock.now(),
+                      limit_days=5, state="running", light="yellow")
+        s.add(clock)
+        clocks.show_on_matter_at_commit(s, clock)
+        audit.record(s, at=platform.clock.now(), actor="test", action="test.light", target=f"project:{code}")
+        s.flush()
+        assert s.scalar(select(ProjectMatter.light).where(ProjectMatter.id == pm.id)) == "green"  # not before commit
+
+        listen = lambda conn, cursor, statement, *args: statements.append(re.sub(r"\s+", " ", statement))  # noqa: E731
+        event.listen(s.get_bind(), "before_cursor_execute", listen)
+        try:
+            s.commit()
+        finally:
+            event.remove(s.get_bind(), "before_cursor_execute", listen)
+    matter_update = next(i for i, sql in enumerate(statements) if sql.startswith("UPDATE project_matters"))
+    audit_head = next(i for i, sql in enumerate(statements) if "audit_head" in sql)
+    assert matter_update < audit_head
+    with platform.session_factory() as s:
+        assert s.get(ProjectMatter, pm.id).light == "yellow"
