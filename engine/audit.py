@@ -83,6 +83,8 @@ def _normalise_summary(summary: dict[str, Any]) -> dict[str, Any]:
 
 @event.listens_for(Session, "before_commit")
 def _chain_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint's release: the events wait for the commit itself (the head's lock stays short)
     pending = transaction_memo(session).pop(_PENDING, None)
     if not pending:
         return

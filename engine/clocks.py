@@ -228,6 +228,8 @@ def show_on_matter_at_commit(session: Session, clock: Clock) -> None:
 
 @event.listens_for(Session, "before_commit", insert=True)  # before the audit chain takes its head: matter rows first
 def _show_lit_by_steps(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint's release: the lights wait for the commit itself
     lit = transaction_memo(session).pop(_LIT_BY_STEPS, None)
     if lit:  # a clock started in a step that was rolled back is gone; a rolled-back light reads as it was
         show_on_matters(session, [c for c in lit if inspect(c).persistent or inspect(c).pending])

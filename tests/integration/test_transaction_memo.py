@@ -72,3 +72,24 @@ def test_a_light_a_step_records_reaches_its_matter_at_commit_before_the_audit_he
     assert matter_update < audit_head
     with platform.session_factory() as s:
         assert s.get(ProjectMatter, pm.id).light == "yellow"
+
+
+def test_a_savepoint_released_leaves_the_audit_chain_and_the_lights_to_the_commit(client, token, platform):
+    """Releasing a step's savepoint neither locks the audit head (held to the commit, it
+    would serialise every audited transaction meanwhile) nor applies staged lights."""
+    code = declare(client, token)["project_code"]
+    statements: list[str] = []
+    with platform.session_factory() as s:
+        listen = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+        event.listen(s.get_bind(), "before_cursor_execute", listen)
+        try:
+            savepoint = s.begin_nested()
+            audit.record(s, at=platform.clock.now(), actor="test", action="test.step", target=f"project:{code}")
+            savepoint.commit()
+            assert not any("audit_head" in sql for sql in statements)
+            s.commit()
+        finally:
+            event.remove(s.get_bind(), "before_cursor_execute", listen)
+    assert any("audit_head" in sql for sql in statements)
+    with platform.session_factory() as s:
+        assert s.scalar(select(AuditEvent.action).order_by(AuditEvent.seq.desc()).limit(1)) == "test.step"
