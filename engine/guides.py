@@ -225,10 +225,13 @@ def get(session: Session, matter_code: str, version: int) -> ServiceGuide | None
     transaction reads each once (a project unit's materials are checked against it one
     by one)."""
     memo = transaction_memo(session).setdefault("guides", {})
-    if (matter_code, version) not in memo:
-        memo[matter_code, version] = session.scalar(
+    guide = memo.get((matter_code, version))
+    if guide is None:  # an absent version may be published later in the transaction: not kept
+        guide = session.scalar(
             select(ServiceGuide).where(ServiceGuide.matter_code == matter_code, ServiceGuide.version == version))
-    return memo[matter_code, version]
+        if guide is not None:
+            memo[matter_code, version] = guide
+    return guide
 
 
 def current_versions(session: Session, matter_codes: Iterable[str]) -> dict[str, int]:

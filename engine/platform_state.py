@@ -31,5 +31,5 @@ def write(session: Session, key: str, text: str) -> None:
         session.add(PlatformState(key=key, value=text))
     else:
         state.value = text
-    value(session, key)
+    value(session, key)  # the settings read first, so that this write is not lost by that read
     transaction_memo(session)[_READ][key] = text
