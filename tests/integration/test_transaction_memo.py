@@ -10,7 +10,7 @@ from sqlalchemy import event, select
 
 from engine import audit, clocks, platform_state
 from engine.db import transaction_memo
-from engine.models import AuditEvent, Clock, Department, Matter, ProcessInstance, Project, ProjectMatter, Task
+from engine.models import AuditEvent, Clock, Department, Matter, ProcessInstance, Project, ProjectMatter, Task, User
 from tests.integration.helpers import declare
 
 
@@ -93,3 +93,33 @@ def test_a_savepoint_released_leaves_the_audit_chain_and_the_lights_to_the_commi
     assert any("audit_head" in sql for sql in statements)
     with platform.session_factory() as s:
         assert s.scalar(select(AuditEvent.action).order_by(AuditEvent.seq.desc()).limit(1)) == "test.step"
+
+
+def test_a_handling_step_costs_eleven_statements_at_most(client, token, platform):
+    """The cost of a step is its statements (docs: README, Benchmarks). Completing
+    `handling`: the lock reads of the instance, its clocks and its ready tasks; the
+    savepoint and its release; the task, the next task and the instance written; the
+    audit head read, the event, the head written. A read added to every step shows here."""
+    from engine import runtime
+    from engine.access import Actor
+    from engine.db import unit_of_work
+    from tests.integration.test_workflow_api import ACCEPT, FILING_PROJECT, PRE_CHECK_PASS, find, to_matters, work
+
+    code = to_matters(client, token, **FILING_PROJECT)
+    work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, "land_pre_review")
+    work(client, token, "land", "acceptance", code, ACCEPT, "land_pre_review")
+    handling = find(client, token, "land", "handling", code, "land_pre_review")
+    statements: list[str] = []
+    with unit_of_work(platform.session_factory) as s:
+        officer = Actor.of(s.scalar(select(User).where(User.username == "land")))
+        s.commit()  # the officer's read is not the step's
+        listen = lambda conn, cursor, statement, *args: statements.append(statement.split()[0])  # noqa: E731
+        event.listen(s.get_bind(), "before_cursor_execute", listen)
+        try:
+            runtime.complete_task(s, actor=officer, task_id=handling["id"], version=handling["version"],
+                                  data={"handling_action": "decide", "handling_opinion": "同意"}, now=platform.clock.now())
+            s.commit()
+        finally:
+            event.remove(s.get_bind(), "before_cursor_execute", listen)
+    statements = [sql for sql in statements if sql != "BEGIN"]  # SQLite's BEGIN IMMEDIATE (PostgreSQL's is not a statement)
+    assert len(statements) <= 11, statements
