@@ -11,10 +11,11 @@ changed, which for a late sweep is still the instant it came due.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import event, inspect, select, update
+from sqlalchemy import bindparam, event, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from engine import audit, platform_state
@@ -154,34 +155,79 @@ def stop(session: Session, clock: Clock, *, now: datetime) -> None:
     clock.state, clock.stopped_at, clock.next_check_at = "stopped", now, None
 
 
+def thresholds_passed(light: str, yellow_at: datetime | None, due_at: datetime | None,
+                      now: datetime) -> tuple[list[tuple[str, datetime]], str, datetime | None]:
+    """The lights a clock showing ``light`` turns to by ``now``, in time order, each with
+    the instant its threshold passed; then its light and its next check."""
+    passed = []
+    if light == "green" and yellow_at is not None and yellow_at <= now:
+        passed.append(("yellow", yellow_at))
+        light = "yellow"
+    if light in ("green", "yellow") and due_at is not None and due_at <= now:
+        passed.append(("red", due_at))
+        light = "red"
+    return passed, light, {"green": yellow_at, "yellow": due_at}.get(light)
+
+
 def fire_due_lights(session: Session, clock: Clock, now: datetime) -> list[Alert]:
     """Turn the light yellow and/or red for every threshold that has passed, in time order."""
-    alerts = []
     if clock.state == "stopped":
-        return alerts
-    if clock.light == "green" and clock.yellow_at is not None and clock.yellow_at <= now:
-        alerts.append(_light(session, clock, "yellow", clock.yellow_at))
-    if clock.light in ("green", "yellow") and clock.due_at is not None and clock.due_at <= now:
-        alerts.append(_light(session, clock, "red", clock.due_at))
-    clock.next_check_at = {"green": clock.yellow_at, "yellow": clock.due_at}.get(clock.light)
-    return alerts
+        return []
+    passed, _, clock.next_check_at = thresholds_passed(clock.light, clock.yellow_at, clock.due_at, now)
+    return [_light(session, clock, light, at) for light, at in passed]
+
+
+def fire_due_lights_of_rows(session: Session, rows, now: datetime) -> int:
+    """``fire_due_lights`` for a batch of clock rows the sweep claimed: the same
+    thresholds, written with one UPDATE of many rows and one INSERT of the alerts instead
+    of an update per clock (each clock's version moves on, as an ORM update's would).
+    Returns how many alerts."""
+    changes, alerts, lit = [], [], []
+    for row in rows:
+        if row.state == "stopped":
+            continue
+        passed, light, next_check_at = thresholds_passed(row.light, row.yellow_at, row.due_at, now)
+        changes.append({"b_id": row.id, "b_light": light, "b_next": next_check_at})
+        alerts.extend(_alert(row, passed_light, at) for passed_light, at in passed)
+        if passed:
+            lit.append(_Lit(row.instance_id, row.scope_id, row.matter_code, light))
+    table = Clock.__table__
+    if changes:
+        session.execute(update(table).where(table.c.id == bindparam("b_id")).values(
+            light=bindparam("b_light"), next_check_at=bindparam("b_next"), version=table.c.version + 1), changes)
+    if alerts:
+        session.execute(insert(Alert.__table__), alerts)
+    show_lights(session, lit)
+    return len(alerts)
+
+
+@dataclass(frozen=True)
+class _Lit:
+    """What ``show_lights`` needs of a clock whose light changed."""
+
+    instance_id: int | None
+    scope_id: str | None
+    matter_code: str | None
+    light: str
 
 
 def _light(session: Session, clock: Clock, light: str, at: datetime) -> Alert:
     if clock.id is None:
         session.flush()  # the alert names its clock (only clocks started in the past get here)
     clock.light = light
-    alert = Alert(
-        clock_id=clock.id, light=light, clock_kind=clock.kind, project_code=clock.project_code,
-        matter_code=clock.matter_code, department_code=clock.department_code, due_at=clock.due_at, at=at,
-        calendar_provisional=clock.calendar_provisional,
-    )
+    alert = Alert(**_alert(clock, light, at))
     session.add(alert)
     return alert
 
 
+def _alert(clock, light: str, at: datetime) -> dict:
+    """An alert's columns, from a clock object or a clock row."""
+    return {"clock_id": clock.id, "light": light, "clock_kind": clock.kind, "project_code": clock.project_code,
+            "matter_code": clock.matter_code, "department_code": clock.department_code, "due_at": clock.due_at,
+            "at": at, "calendar_provisional": clock.calendar_provisional}
 
-def show_lights(session: Session, lit: list[Clock]) -> None:
+
+def show_lights(session: Session, lit: list) -> None:
     """The lights of a batch of clocks reach the task lists and the matters' progress: a
     few set-based statements for the whole batch (a query, not a workflow). A task takes
     a light only if it is worse than the one it shows (two clocks of one scope)."""

@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from engine import calendar, clocks, materials, runtime, waits
@@ -42,13 +42,15 @@ class SweepReport:
 
 
 def _claim(session: Session, entity, *conditions, order_by=None):
-    """Lock the claimed rows; rows another sweeper holds are skipped, not waited for."""
+    """Lock the claimed rows; rows another sweeper holds are skipped, not waited for.
+    A mapped class gives its objects; a table gives plain rows."""
     query = select(entity).where(*conditions)
     if order_by is not None:
         query = query.order_by(order_by)
     if is_postgresql(session):
         query = query.with_for_update(skip_locked=True, of=entity)
-    return session.scalars(query).all()
+    result = session.execute(query)
+    return result.all() if isinstance(entity, Table) else result.scalars().all()
 
 
 def _due_ids(platform: Platform, query) -> list[int]:
@@ -160,13 +162,10 @@ def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> No
             return
         try:
             with unit_of_work(platform.session_factory) as session:
-                lit = []
-                for clock in _claim(session, Clock, Clock.id.in_(ids), Clock.next_check_at <= now, order_by=Clock.next_check_at):
-                    alerts = clocks.fire_due_lights(session, clock, now)
-                    report.count("alerts", len(alerts))
-                    if alerts:
-                        lit.append(clock)
-                clocks.show_lights(session, lit)
+                table = Clock.__table__  # rows, not objects: written set-wise (clocks.fire_due_lights_of_rows)
+                rows = _claim(session, table, table.c.id.in_(ids), table.c.next_check_at <= now, order_by=table.c.next_check_at)
+                alerts = clocks.fire_due_lights_of_rows(session, rows, now)
+            report.count("alerts", alerts)
         except Exception:  # noqa: BLE001 - rolled back whole; the next sweep does it
             log.exception("changing lights failed; retried on the next sweep")
             return
