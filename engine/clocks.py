@@ -251,7 +251,7 @@ def show_lights(session: Session, lit: list) -> None:
     show_on_matters(session, lit)
 
 
-def show_on_matters(session: Session, lit: list[Clock]) -> None:
+def show_on_matters(session: Session, lit: list) -> None:
     """Each matter shows the worst light any of its clocks reached (one conditional
     UPDATE per light: a matter already as bad or worse is left as it is)."""
     worst: dict[int, str] = {}

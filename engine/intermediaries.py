@@ -18,11 +18,11 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, holds, projects
+from engine import audit, holds, projects, runtime
 from engine.access import Actor
 from engine.clock import SHANGHAI
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
-from engine.models import IntermediaryService, ProcessInstance, Project, ProjectMatter
+from engine.models import IntermediaryService, Project, ProjectMatter
 
 HOLD_REASON = "intermediary"
 #: The stages in the order they happen; each may be recorded only after the one before.
@@ -36,7 +36,7 @@ def _require_department(actor: Actor, pm: ProjectMatter) -> None:
 
 def _lock_matter(session: Session, pm: ProjectMatter) -> None:
     if pm.instance_id is not None:
-        session.execute(select(ProcessInstance.id).where(ProcessInstance.id == pm.instance_id).with_for_update())
+        runtime.lock_instance(session, pm.instance_id)
 
 
 def commission(session: Session, *, actor: Actor, project: Project, matter_code: str, name: str, qualification: str,

@@ -27,7 +27,7 @@ from engine import audit, files, guides, holds, projects, runtime
 from engine.access import Actor, project_filter
 from engine.db import is_postgresql, transaction_memo
 from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from engine.models import Material, MaterialCommitment, ProcessInstance, Project, ProjectMatter, ServiceGuide
+from engine.models import Material, MaterialCommitment, Project, ProjectMatter, ServiceGuide
 
 #: The material code of a decision's signed scan, uploaded by the matter's department.
 SIGNED_DOCUMENT = "signed_document"
@@ -88,8 +88,7 @@ def _lock(session: Session, pm: ProjectMatter) -> None:
         return
     locked.add(pm.id)
     if pm.instance_id is not None:
-        session.execute(select(ProcessInstance.id).where(ProcessInstance.id == pm.instance_id).with_for_update())
-        runtime.lock_clocks(session, pm.instance_id)
+        runtime.lock_instance(session, pm.instance_id)
     session.scalars(select(ProjectMatter).where(ProjectMatter.id == pm.id).with_for_update(of=ProjectMatter)
                     .execution_options(populate_existing=True)).one()
 

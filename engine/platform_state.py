@@ -16,12 +16,16 @@ SHARED_KEYS = (CALENDAR_REVISION, YELLOW_FRACTIONS)
 _READ = "settings"
 
 
-def value(session: Session, key: str) -> str | None:
+def _settings(session: Session) -> dict[str, str]:
     memo = transaction_memo(session)
     if _READ not in memo:
         memo[_READ] = dict(session.execute(select(PlatformState.key, PlatformState.value)
                                            .where(PlatformState.key.in_(SHARED_KEYS))).all())
-    return memo[_READ].get(key)
+    return memo[_READ]
+
+
+def value(session: Session, key: str) -> str | None:
+    return _settings(session).get(key)
 
 
 def write(session: Session, key: str, text: str) -> None:
@@ -31,5 +35,4 @@ def write(session: Session, key: str, text: str) -> None:
         session.add(PlatformState(key=key, value=text))
     else:
         state.value = text
-    value(session, key)  # the settings read first, so that this write is not lost by that read
-    transaction_memo(session)[_READ][key] = text
+    _settings(session)[key] = text

@@ -495,6 +495,14 @@ def lock_clocks(session: Session, *instance_ids: int) -> None:
                  select(Clock).where(Clock.instance_id.in_(instance_ids)).order_by(Clock.instance_id, Clock.id))
 
 
+def lock_instance(session: Session, instance_id: int) -> None:
+    """An instance and its clocks, first in the lock order every writer keeps (then its
+    tasks, its matter row, hold rows): for a write beside the workflow (materials, an
+    intermediary) that may pause or resume the instance's clocks."""
+    session.execute(select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update())
+    lock_clocks(session, instance_id)
+
+
 def lock_for_steps(session: Session, *instance_ids: int) -> None:
     """Before stepping instances (already locked): their clocks, then their ready tasks,
     in the lock order every writer keeps. A step then reads nothing before it writes

@@ -4,14 +4,32 @@ its matter at commit, before the audit chain locks its head (matter rows first).
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from decimal import Decimal
 
 from sqlalchemy import event, select
 
-from engine import audit, clocks, platform_state
-from engine.db import transaction_memo
+from engine import audit, clocks, platform_state, runtime
+from engine.access import Actor
+from engine.db import transaction_memo, unit_of_work
 from engine.models import AuditEvent, Clock, Department, Matter, ProcessInstance, Project, ProjectMatter, Task, User
 from tests.integration.helpers import declare
+from tests.integration.test_workflow_api import ACCEPT, DECIDE, FILING_PROJECT, PRE_CHECK_PASS, find, to_matters, work
+
+
+@contextmanager
+def statements_of(session):
+    """The SQL the session sends inside the block, whitespace folded."""
+    sent: list[str] = []
+
+    def listen(conn, cursor, statement, *args):
+        sent.append(re.sub(r"\s+", " ", statement))
+
+    event.listen(session.get_bind(), "before_cursor_execute", listen)
+    try:
+        yield sent
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", listen)
 
 
 def test_the_memo_lives_as_long_as_its_transaction(platform):
@@ -46,7 +64,6 @@ def test_only_rows_a_step_reads_again_by_key_are_held(client, token, platform):
 
 def test_a_light_a_step_records_reaches_its_matter_at_commit_before_the_audit_head(client, token, platform):
     code = declare(client, token)["project_code"]
-    statements: list[str] = []
     with platform.session_factory() as s:
         project = s.scalar(select(Project).where(Project.project_code == code))
         pm = s.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id)).first()
@@ -61,12 +78,8 @@ def test_a_light_a_step_records_reaches_its_matter_at_commit_before_the_audit_he
         s.flush()
         assert s.scalar(select(ProjectMatter.light).where(ProjectMatter.id == pm.id)) == "green"  # not before commit
 
-        listen = lambda conn, cursor, statement, *args: statements.append(re.sub(r"\s+", " ", statement))  # noqa: E731
-        event.listen(s.get_bind(), "before_cursor_execute", listen)
-        try:
+        with statements_of(s) as statements:
             s.commit()
-        finally:
-            event.remove(s.get_bind(), "before_cursor_execute", listen)
     matter_update = next(i for i, sql in enumerate(statements) if sql.startswith("UPDATE project_matters"))
     audit_head = next(i for i, sql in enumerate(statements) if "audit_head" in sql)
     assert matter_update < audit_head
@@ -78,18 +91,12 @@ def test_a_savepoint_released_leaves_the_audit_chain_and_the_lights_to_the_commi
     """Releasing a step's savepoint neither locks the audit head (held to the commit, it
     would serialise every audited transaction meanwhile) nor applies staged lights."""
     code = declare(client, token)["project_code"]
-    statements: list[str] = []
-    with platform.session_factory() as s:
-        listen = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
-        event.listen(s.get_bind(), "before_cursor_execute", listen)
-        try:
-            savepoint = s.begin_nested()
-            audit.record(s, at=platform.clock.now(), actor="test", action="test.step", target=f"project:{code}")
-            savepoint.commit()
-            assert not any("audit_head" in sql for sql in statements)
-            s.commit()
-        finally:
-            event.remove(s.get_bind(), "before_cursor_execute", listen)
+    with platform.session_factory() as s, statements_of(s) as statements:
+        savepoint = s.begin_nested()
+        audit.record(s, at=platform.clock.now(), actor="test", action="test.step", target=f"project:{code}")
+        savepoint.commit()
+        assert not any("audit_head" in sql for sql in statements)
+        s.commit()
     assert any("audit_head" in sql for sql in statements)
     with platform.session_factory() as s:
         assert s.scalar(select(AuditEvent.action).order_by(AuditEvent.seq.desc()).limit(1)) == "test.step"
@@ -100,26 +107,16 @@ def test_a_handling_step_costs_eleven_statements_at_most(client, token, platform
     `handling`: the lock reads of the instance, its clocks and its ready tasks; the
     savepoint and its release; the task, the next task and the instance written; the
     audit head read, the event, the head written. A read added to every step shows here."""
-    from engine import runtime
-    from engine.access import Actor
-    from engine.db import unit_of_work
-    from tests.integration.test_workflow_api import ACCEPT, FILING_PROJECT, PRE_CHECK_PASS, find, to_matters, work
-
     code = to_matters(client, token, **FILING_PROJECT)
     work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, "land_pre_review")
     work(client, token, "land", "acceptance", code, ACCEPT, "land_pre_review")
     handling = find(client, token, "land", "handling", code, "land_pre_review")
-    statements: list[str] = []
     with unit_of_work(platform.session_factory) as s:
         officer = Actor.of(s.scalar(select(User).where(User.username == "land")))
         s.commit()  # the officer's read is not the step's
-        listen = lambda conn, cursor, statement, *args: statements.append(statement.split()[0])  # noqa: E731
-        event.listen(s.get_bind(), "before_cursor_execute", listen)
-        try:
-            runtime.complete_task(s, actor=officer, task_id=handling["id"], version=handling["version"],
-                                  data={"handling_action": "decide", "handling_opinion": "同意"}, now=platform.clock.now())
+        with statements_of(s) as statements:
+            runtime.complete_task(s, actor=officer, task_id=handling["id"], version=handling["version"], data=DECIDE,
+                                  now=platform.clock.now())
             s.commit()
-        finally:
-            event.remove(s.get_bind(), "before_cursor_execute", listen)
-    statements = [sql for sql in statements if sql != "BEGIN"]  # SQLite's BEGIN IMMEDIATE (PostgreSQL's is not a statement)
-    assert len(statements) <= 11, statements
+    kinds = [sql.split()[0] for sql in statements if not sql.startswith("BEGIN")]  # SQLite's BEGIN IMMEDIATE
+    assert len(kinds) <= 11, kinds
