@@ -16,7 +16,7 @@ from engine.projects import PlatformScope
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    app = Flask(__name__)
+    app = transaction.TransactionalFlask(__name__)
     app.config.update(
         API_TITLE="投资项目在线审批监管平台 API",
         API_VERSION="v1",

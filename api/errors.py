@@ -12,6 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
+from engine.db import is_retryable
 from engine.errors import DomainError, TooManyAttempts
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def _operational(err):
+        if is_retryable(err):  # still aborted after the request was done again (api.transaction)
+            log.warning("request aborted by the database on every attempt: %s", err.orig)
+            return payload(503, "系统繁忙，请稍后重试 (busy, retry)"), 503, {"Retry-After": "1"}
         log.exception("database error", exc_info=err)
         return payload(503, "数据库暂不可用，请稍后重试 (database unavailable)"), 503
 

@@ -1,14 +1,24 @@
 """One transaction per request: the request's session commits only if the answer is a
-success, so a failed request leaves the database as it was."""
+success, so a failed request leaves the database as it was. A request the database
+aborted to break a deadlock (or a serialization conflict) is done again, whole, in a
+new transaction: the other side went through, and the caller never sees the race."""
 from __future__ import annotations
 
-from flask import Flask, current_app, g
-from sqlalchemy.exc import IntegrityError
+import logging
+
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from api.errors import payload
+from engine.db import is_retryable
 from engine.platform import Platform
+
+log = logging.getLogger(__name__)
+
+#: Attempts per request before the abort answers 503 ("retry").
+MAX_ATTEMPTS = 3
 
 
 def platform() -> Platform:
@@ -29,26 +39,64 @@ def end_request_transaction() -> None:
     if db is not None:
         db.commit()
         db.close()
+    g.committed_part = True  # what is committed cannot be done again: no retry from here on
+
+
+def _finish_transaction(app: Flask, response: Response) -> Response:
+    """Commit a success (or an error that keeps its changes), roll back anything else;
+    a conflict met at commit answers 409."""
+    db: Session | None = g.pop("db", None)
+    if db is None:
+        return response
+    try:
+        if response.status_code < 400 or g.get("keep_changes"):
+            db.commit()
+        else:
+            db.rollback()
+    except (StaleDataError, IntegrityError):
+        db.rollback()
+        response = app.json.response(payload(409, "数据已被他人修改，请刷新后重试 (conflict, retry)"))
+        response.status_code = 409
+    finally:
+        db.close()
+    return response
+
+
+def _start_again() -> None:
+    """Forget the aborted attempt: its session (rolled back) and what it read of the body."""
+    db: Session | None = g.pop("db", None)
+    if db is not None:
+        db.rollback()
+        db.close()
+    g.pop("keep_changes", None)
+    for upload in request.files.values():
+        upload.stream.seek(0)
+
+
+class TransactionalFlask(Flask):
+    """Flask whose view and commit run together, so that a deadlock or serialization
+    abort met anywhere in them (the staged lights and the audit chain write at commit)
+    runs the request again from the start, up to ``MAX_ATTEMPTS`` times. Error answers
+    (raised to Flask's handlers) are finished by the ``after_request`` hook instead."""
+
+    def dispatch_request(self):
+        attempt = 1
+        while True:
+            try:
+                return _finish_transaction(self, self.make_response(super().dispatch_request()))
+            except DBAPIError as exc:
+                if attempt >= MAX_ATTEMPTS or not is_retryable(exc) or g.get("committed_part"):
+                    raise
+                log.warning("request %s %s aborted by the database (%s), attempt %d: doing it again",
+                            request.method, request.path, exc.orig.sqlstate, attempt)
+                _start_again()
+                attempt += 1
 
 
 def init_app(app: Flask) -> None:
     @app.after_request
     def _finish(response):
-        db: Session | None = g.pop("db", None)
-        if db is None:
-            return response
-        try:
-            if response.status_code < 400 or g.get("keep_changes"):
-                db.commit()
-            else:
-                db.rollback()
-        except (StaleDataError, IntegrityError):
-            db.rollback()
-            response = app.json.response(payload(409, "数据已被他人修改，请刷新后重试 (conflict, retry)"))
-            response.status_code = 409
-        finally:
-            db.close()
-        return response
+        return _finish_transaction(app, response)
 
     @app.teardown_request
     def _close(_exc):

@@ -11,6 +11,7 @@ from typing import Iterator
 from sqlalchemy import create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -83,6 +84,16 @@ def _hold_loaded(session: Session, instance) -> None:
     are marked: holding every row would undo a batched read's bound on memory."""
     if getattr(instance, "held_for_transaction", False):
         transaction_memo(session).setdefault("held", []).append(instance)
+
+
+#: PostgreSQL's "do it again" codes: deadlock detected, serialization failure.
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_retryable(exc: DBAPIError) -> bool:
+    """The database aborted the transaction to let another through: doing the same work
+    again in a new transaction is safe and will see the other's result."""
+    return getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
 
 
 def is_postgresql(session: Session) -> bool:

@@ -82,7 +82,7 @@ def _end(session: Session, project_id: int, matter_code: str | None, reason: str
 
 def _lock_instances(session: Session, where) -> None:
     """Instances before clocks: the lock order every writer keeps (see runtime._locked_task)."""
-    session.execute(select(ProcessInstance.id).where(where).order_by(ProcessInstance.id).with_for_update())
+    session.execute(runtime.instance_lock(select(ProcessInstance.id).where(where).order_by(ProcessInstance.id)))
 
 
 def _matter_clocks(session: Session, pm: ProjectMatter) -> list[Clock]:

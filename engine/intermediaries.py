@@ -34,21 +34,16 @@ def _require_department(actor: Actor, pm: ProjectMatter) -> None:
         raise Forbidden("只有事项所属部门的经办人可以办理中介服务 (the matter's department's officers only)")
 
 
-def _lock_matter(session: Session, pm: ProjectMatter) -> None:
-    if pm.instance_id is not None:
-        runtime.lock_instance(session, pm.instance_id)
-
-
 def commission(session: Session, *, actor: Actor, project: Project, matter_code: str, name: str, qualification: str,
                service: str, deadline: date, now: datetime) -> IntermediaryService:
     """委托: record the intermediary and stop counting the matter's running clocks."""
     pm = projects.require_matter(session, project, matter_code)
     _require_department(actor, pm)
+    runtime.lock_matter(session, pm)  # the matter's status is checked as it stands under the lock
     if pm.status != "handling" or pm.instance_id is None:
         raise Conflict("事项未在办理中，不能委托中介服务 (the matter is not being handled)")
     if deadline < now.astimezone(SHANGHAI).date():
         raise Invalid.field("deadline", "完成期限不得早于今天 (the deadline is in the past)")
-    _lock_matter(session, pm)
     row = IntermediaryService(
         project_matter_id=pm.id, project_code=project.project_code, matter_code=pm.matter_code,
         department_code=pm.department_code, name=name, qualification=qualification, service=service,
@@ -77,7 +72,7 @@ def record_stage(session: Session, *, actor: Actor, project: Project, matter_cod
         raise Invalid.field("result", "办结须填写中介服务结果 (completion needs the result)")
     if stage != "completed" and result:
         raise Invalid.field("result", "只有办结时填写结果 (a result belongs to completion only)")
-    _lock_matter(session, pm)
+    runtime.lock_matter(session, pm)
     row = session.scalar(select(IntermediaryService).where(IntermediaryService.id == intermediary_id,
                                                            IntermediaryService.project_matter_id == pm.id)
                          .with_for_update())

@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from engine import audit, files, guides, holds, projects, runtime
 from engine.access import Actor, project_filter
-from engine.db import is_postgresql, transaction_memo
 from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from engine.models import Material, MaterialCommitment, Project, ProjectMatter, ServiceGuide
 
@@ -76,21 +75,6 @@ def _matter(session: Session, project: Project, matter_code: str) -> ProjectMatt
     if pm is None:
         raise Invalid.field("matter_code", f"项目的应办事项告知中没有此事项 (not on the project's matters notice): {matter_code}")
     return pm
-
-
-def _lock(session: Session, pm: ProjectMatter) -> None:
-    """Serialise writers of one matter's materials in the lock order every writer keeps:
-    its instance, the instance's clocks, then the matter row, read again under the lock
-    (the department may have received the matter, starting its instance, meanwhile).
-    Once per transaction: the locks are held to its end, so nobody else changes them."""
-    locked = transaction_memo(session).setdefault("locked_matters", set())
-    if pm.id in locked:
-        return
-    locked.add(pm.id)
-    if pm.instance_id is not None:
-        runtime.lock_instance(session, pm.instance_id)
-    session.scalars(select(ProjectMatter).where(ProjectMatter.id == pm.id).with_for_update(of=ProjectMatter)
-                    .execution_options(populate_existing=True)).one()
 
 
 def _guide(session: Session, pm: ProjectMatter) -> ServiceGuide | None:
@@ -164,13 +148,13 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
     """
     _require_visible(session, actor, project)
     pm = _matter(session, project, matter_code)
+    runtime.lock_matter(session, pm)  # the matter's status is checked as it stands under the lock
     _authorise_upload(session, actor, project, pm, material)
     limit = files.max_upload_bytes()
     if len(data) > limit:
         raise TooLarge(limit)
     media_type = files.accepted_type(data)
     name = clean_filename(filename)
-    _lock(session, pm)
     previous = list(session.scalars(select(Material).where(
         Material.project_id == project.id, Material.matter_code == matter_code, Material.material == material,
         Material.status.in_(PRESENT)).order_by(Material.id)))
@@ -243,6 +227,7 @@ def commit(session: Session, *, actor: Actor, project: Project, matter_code: str
     if not _is_owner(actor, project):
         raise Forbidden("容缺承诺由项目单位作出 (the project unit makes the commitment)")
     pm = _matter(session, project, matter_code)
+    runtime.lock_matter(session, pm)  # the matter's status is checked as it stands under the lock
     if pm.status not in OPEN_STATUSES:
         raise Conflict(f"事项已结束，不能作出承诺 (the matter has ended: {pm.status})")
     item = _guide_item(session, pm, material)
@@ -259,7 +244,6 @@ def commit(session: Session, *, actor: Actor, project: Project, matter_code: str
         raise Invalid.field("deadline", "补交期限须晚于当前时间 (the deadline must be in the future)")
     if deadline > now + timedelta(days=MAX_COMMITMENT_DAYS):
         raise Invalid.field("deadline", f"补交期限至多为{MAX_COMMITMENT_DAYS}日内 (at most {MAX_COMMITMENT_DAYS} days ahead)")
-    _lock(session, pm)
     if material in _present(session, pm):
         raise Invalid.field("material", "该材料已提交，无需承诺 (the material was already submitted)")
     open_before = _open_commitments(session, pm)
@@ -345,22 +329,38 @@ def check_correction_items(session: Session, *, project_matter: ProjectMatter, i
     return enriched
 
 
-def lapsed_commitments(session: Session, *, now: datetime, limit: int = 100) -> list[MaterialCommitment]:
-    """Open commitments whose deadline has passed, marked ``lapsed`` at their deadline.
+def due_commitments(session: Session, *, now: datetime, limit: int = 100) -> list[int]:
+    """Ids of the open commitments whose deadline has passed, oldest deadline first (read
+    without locks: ``lapse`` takes each under its matter's locks and looks again)."""
+    return list(session.scalars(select(MaterialCommitment.id)
+                                .where(MaterialCommitment.state == "open", MaterialCommitment.deadline_at <= now)
+                                .order_by(MaterialCommitment.deadline_at, MaterialCommitment.id).limit(limit)))
 
-    On PostgreSQL the rows are claimed with ``FOR UPDATE SKIP LOCKED``, so two sweepers
-    never lapse the same commitment; the caller ends each one's matter.
-    """
-    query = (select(MaterialCommitment)
-             .where(MaterialCommitment.state == "open", MaterialCommitment.deadline_at <= now)
-             .order_by(MaterialCommitment.deadline_at, MaterialCommitment.id).limit(limit))
-    if is_postgresql(session):
-        query = query.with_for_update(skip_locked=True)
-    rows = list(session.scalars(query))
-    for row in rows:
-        row.state, row.closed_at = "lapsed", row.deadline_at
-        audit.record(session, at=now, actor="sweep", action="material.commitment_lapsed",
-                     project_code=row.project_code, target=f"commitment:{row.id}",
-                     summary={"matter_code": row.matter_code, "material": row.material,
-                              "deadline": row.deadline_at.isoformat()})
-    return rows
+
+def lapse(session: Session, commitment_id: int, *, now: datetime) -> MaterialCommitment | None:
+    """容缺: a commitment still open after its deadline lapses at the deadline. While the
+    department handles the matter, that ends the matter (``terminated``); before it
+    received the matter, only the gap ends (its clocks will count).
+
+    The matter's locks come first (``runtime.lock_matter``), then the commitment is read
+    again: an upload supplying it, the matter concluding, or another sweeper lapsing it
+    meanwhile is seen, and nothing is lapsed or terminated twice. None when nothing lapsed."""
+    commitment = session.get(MaterialCommitment, commitment_id)
+    if commitment is None or commitment.state != "open":
+        return None
+    pm = session.get(ProjectMatter, commitment.project_matter_id)
+    runtime.lock_matter(session, pm)
+    session.refresh(commitment)
+    if commitment.state != "open" or commitment.deadline_at > now:
+        return None
+    commitment.state, commitment.closed_at = "lapsed", commitment.deadline_at
+    audit.record(session, at=now, actor="sweep", action="material.commitment_lapsed",
+                 project_code=commitment.project_code, target=f"commitment:{commitment.id}",
+                 summary={"matter_code": commitment.matter_code, "material": commitment.material,
+                          "deadline": commitment.deadline_at.isoformat()})
+    if pm.status == "handling":
+        runtime.terminate_matter(session, pm, now=now, actor="platform",
+                                 reason=f"容缺材料“{commitment.material}”逾期未补交 (committed material not supplied by the deadline)")
+    else:
+        end_gap_if_closed(session, pm, now=now)
+    return commitment

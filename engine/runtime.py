@@ -495,12 +495,41 @@ def lock_clocks(session: Session, *instance_ids: int) -> None:
                  select(Clock).where(Clock.instance_id.in_(instance_ids)).order_by(Clock.instance_id, Clock.id))
 
 
+def instance_lock(query):
+    """``FOR NO KEY UPDATE`` on instance rows: a writer's lock that still lets another
+    transaction insert a row referring to the instance (a concluded matter's ``Delivery``
+    to its master takes ``KEY SHARE`` on the master), which ``FOR UPDATE`` would block,
+    turning master-then-matter and matter-then-master into a deadlock."""
+    return query.with_for_update(key_share=True, of=ProcessInstance)
+
+
 def lock_instance(session: Session, instance_id: int) -> None:
     """An instance and its clocks, first in the lock order every writer keeps (then its
     tasks, its matter row, hold rows): for a write beside the workflow (materials, an
     intermediary) that may pause or resume the instance's clocks."""
-    session.execute(select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update())
+    session.execute(instance_lock(select(ProcessInstance.id).where(ProcessInstance.id == instance_id)))
     lock_clocks(session, instance_id)
+
+
+def lock_matter(session: Session, pm: ProjectMatter) -> None:
+    """Serialise writers beside the workflow on one matter (materials, commitments and
+    their lapse, intermediaries, waits) in the lock order every writer keeps: the
+    project's master instance while the matter is not received (the master launches it),
+    the matter's instance and its clocks, then the matter row, read again under the lock,
+    so that what the caller checks next (its status) is what it writes on. Once per
+    transaction: the locks are held to its end, so nobody else changes them."""
+    locked = transaction_memo(session).setdefault("locked_matters", set())
+    if pm.id in locked:
+        return
+    locked.add(pm.id)
+    if pm.instance_id is None:
+        session.execute(instance_lock(select(ProcessInstance.id).where(
+            ProcessInstance.project_id == pm.project_id, ProcessInstance.kind == "master")))
+        session.refresh(pm, ["instance_id"])  # read under the master's lock: the launch is settled
+    if pm.instance_id is not None:
+        lock_instance(session, pm.instance_id)
+    session.scalars(select(ProjectMatter).where(ProjectMatter.id == pm.id).with_for_update(of=ProjectMatter)
+                    .execution_options(populate_existing=True)).one()
 
 
 def lock_for_steps(session: Session, *instance_ids: int) -> None:
@@ -569,9 +598,9 @@ def _locked_task(session: Session, task_id: str) -> Task | None:
     tasks: every writer takes instance → clocks → tasks in that order (the sweep too), so
     none deadlocks (PostgreSQL; SQLite serializes writers, and the same reads take no
     lock). The rows read serve the step that follows."""
-    instance = session.scalars(select(ProcessInstance).where(
-        ProcessInstance.id == select(Task.instance_id).where(Task.id == task_id).scalar_subquery())
-        .with_for_update(of=ProcessInstance)).one_or_none()  # held: the get() that follows reads no row
+    instance = session.scalars(instance_lock(select(ProcessInstance).where(
+        ProcessInstance.id == select(Task.instance_id).where(Task.id == task_id).scalar_subquery()))
+        ).one_or_none()  # held: the get() that follows reads no row
     if instance is None:
         return None
     lock_for_steps(session, instance.id)
@@ -748,21 +777,27 @@ RESULT_KEYS = ("document_number", "document_title", "document_date", "main_conte
 
 
 def _cancel_instance(session: Session, row: ProcessInstance, now: datetime) -> None:
-    """Stop an instance where it stands: its ready tasks and running clocks end with it."""
+    """Stop an instance (locked) where it stands: its running clocks and ready tasks end
+    with it, taken in the lock order (clocks, then tasks) before anything is written."""
+    lock_for_steps(session, row.id)
     row.status, row.next_timer_at, row.updated_at = "cancelled", None, now
-    for task in session.scalars(select(Task).where(Task.instance_id == row.id, Task.status == "ready")):
+    for clock in _take_locked(session, _LOCKED_CLOCKS, row.id):
+        if clock.state != "stopped":
+            clocks.stop(session, clock, now=now)
+    for task in _take_locked(session, _LOCKED_TASKS, row.id):
         task.status, task.completed_at = "cancelled", now
-    for clock in session.scalars(select(Clock).where(Clock.instance_id == row.id, Clock.state != "stopped")):
-        clocks.stop(session, clock, now=now)
 
 
 def terminate_matter(session: Session, pm: ProjectMatter, *, reason: str, now: datetime, actor: str) -> None:
     """End a matter the platform must end (a tolerated-gap commitment lapsed: 容缺材料逾期未补):
     its instance is cancelled, and the master hears a ``terminated`` result so the
     project can still conclude."""
+    lock_matter(session, pm)  # the status checked next is the one written on
     if pm.status != "handling" or pm.instance_id is None:
         return
-    row = session.scalar(select(ProcessInstance).where(ProcessInstance.id == pm.instance_id).with_for_update(of=ProcessInstance))
+    row = session.get(ProcessInstance, pm.instance_id)
+    if row.status != "running":
+        return
     _cancel_instance(session, row, now)
     result = {"matter_code": pm.matter_code, "decision": "terminated", "stage": "handling", "reason": reason,
               **{k: "" for k in RESULT_KEYS}, "copy_to": [], "consultations": []}
@@ -778,9 +813,9 @@ def terminate_matter(session: Session, pm: ProjectMatter, *, reason: str, now: d
 def close_project(session: Session, project: Project, *, reason: str, now: datetime, actor: str) -> None:
     """A re-coded project's procedures stop: every running instance is cancelled and each open
     matter closed with the reason; concluded matters stay as they were (their documents stand)."""
-    for row in session.scalars(select(ProcessInstance).where(ProcessInstance.project_id == project.id,
-                                                             ProcessInstance.status.in_(("running", "error")))
-                               .order_by(ProcessInstance.id).with_for_update(of=ProcessInstance)):
+    for row in session.scalars(instance_lock(select(ProcessInstance).where(
+            ProcessInstance.project_id == project.id, ProcessInstance.status.in_(("running", "error")))
+            .order_by(ProcessInstance.id))):
         _cancel_instance(session, row, now)
     for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
                                                           ProjectMatter.status.in_(("notified", "dispatched", "handling")))):

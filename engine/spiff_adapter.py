@@ -67,6 +67,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine import scripting
 
@@ -374,6 +375,14 @@ def _script_scope(task: Any) -> ScriptScope:
                        _scope_id(task), _DataView(task.data))
 
 
+#: What a script or expression may raise that is not the procedure's fault, so never
+#: becomes an instance's error: SpiffWorkflow's own errors (already located), and the
+#: database failing under a platform function (a deadlock, a lost connection, a row
+#: changed meanwhile). Those go to whoever owns the transaction, which rolls it back and
+#: answers 409 or 503 (or the sweep retries), leaving the instance as it was.
+_NOT_THE_PROCEDURES = (SpiffWorkflowException, SQLAlchemyError)
+
+
 class _ScriptEngine(PythonScriptEngine):
     """SpiffWorkflow's engine interface over ``scripting.RestrictedEnvironment``.
 
@@ -403,7 +412,7 @@ class _ScriptEngine(PythonScriptEngine):
     def evaluate(self, task: Any, expression: str, external_context: Mapping[str, Any] | None = None) -> Any:
         try:
             value = self.environment.evaluate(expression, task.data, self._names(task, external_context))
-        except SpiffWorkflowException:
+        except _NOT_THE_PROCEDURES:
             raise
         except Exception as exc:
             raise WorkflowTaskException(
@@ -424,7 +433,7 @@ class _ScriptEngine(PythonScriptEngine):
     def execute(self, task: Any, script: str, external_context: Mapping[str, Any] | None = None) -> bool:
         try:
             return self.environment.execute(script, task.data, self._names(task, external_context))
-        except SpiffWorkflowException:
+        except _NOT_THE_PROCEDURES:
             raise
         except Exception as exc:
             line, text = _script_line(script, exc)
@@ -467,7 +476,7 @@ def _running(instance: Instance, now: datetime, functions: Functions | None) -> 
     workflow.script_engine = _ScriptEngine(functions)
     try:
         yield workflow
-    except (ProcedureError, ClockNotSet, TaskUnavailable):
+    except (ProcedureError, ClockNotSet, TaskUnavailable, SQLAlchemyError):
         raise
     except Exception as exc:
         raise ProcedureError(_error_element(exc), _describe(exc)) from exc

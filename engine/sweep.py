@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from engine import calendar, clocks, materials, runtime, waits
 from engine.db import is_postgresql, unit_of_work
 from engine.health import record_sweep
-from engine.models import Clock, Delivery, ProcessInstance, Project, ProjectMatter
+from engine.models import Clock, Delivery, ProcessInstance, Project
 from engine.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ def _claim(session: Session, entity, *conditions, order_by=None):
     query = select(entity).where(*conditions)
     if order_by is not None:
         query = query.order_by(order_by)
-    if is_postgresql(session):
-        query = query.with_for_update(skip_locked=True, of=entity)
+    if is_postgresql(session):  # NO KEY UPDATE: rows referring to the claimed one can still be inserted
+        query = query.with_for_update(skip_locked=True, key_share=True, of=entity)
     result = session.execute(query)
     return result.all() if isinstance(entity, Table) else result.scalars().all()
 
@@ -128,17 +128,19 @@ def _fire_chunk(platform: Platform, ids: list[int], now: datetime, report: Sweep
 
 
 def _end_lapsed_commitments(platform: Platform, now: datetime, report: SweepReport) -> None:
-    """容缺: a tolerated-gap material not supplied by the committed deadline ends its matter
-    (before the department received the matter, it ends the gap: the clocks will count)."""
-    with unit_of_work(platform.session_factory) as session:
-        for commitment in materials.lapsed_commitments(session, now=now, limit=BATCH):
-            pm = session.get(ProjectMatter, commitment.project_matter_id)
-            if pm.status == "handling":
-                runtime.terminate_matter(session, pm, now=now, actor="platform",
-                                         reason=f"容缺材料“{commitment.material}”逾期未补交 (committed material not supplied by the deadline)")
-            else:  # lapsed before the department received the matter: no gap is tolerated any longer
-                materials.end_gap_if_closed(session, pm, now=now)
-            report.count("commitments_lapsed")
+    """容缺: each commitment past its deadline in a transaction of its own (``materials.lapse``
+    ends its matter, or its gap), so one that fails is retried on the next sweep and
+    holds back neither the others nor the rest of this sweep."""
+    with platform.session_factory() as session:
+        due = materials.due_commitments(session, now=now, limit=BATCH)
+    for commitment_id in due:
+        try:
+            with unit_of_work(platform.session_factory) as session:
+                lapsed = materials.lapse(session, commitment_id, now=now)
+            if lapsed is not None:
+                report.count("commitments_lapsed")
+        except Exception:  # noqa: BLE001 - retried on the next sweep
+            log.exception("lapsing commitment %s failed; retried on the next sweep", commitment_id)
 
 
 def _end_prerequisite_waits(platform: Platform, now: datetime, report: SweepReport) -> None:
@@ -177,11 +179,17 @@ def calendar_loaded(session: Session, now: datetime) -> int:
     """Recompute every open clock after a year was loaded, and re-arm the timers that use
     them (in the loading transaction: the year and its consequences land together)."""
     cal = calendar.current(session)
-    instance_ids = set()
-    for clock in session.scalars(select(Clock).where(Clock.state != "stopped")):
-        clocks.recompute(clock, cal)
-        if clock.instance_id:
-            instance_ids.add(clock.instance_id)
+    open_clocks = Clock.state != "stopped"
+    ids = list(session.scalars(select(Clock.instance_id).where(open_clocks, Clock.instance_id.is_not(None)).distinct()))
+    # the lock order every writer keeps: the instances, then their clocks (no write before)
+    session.execute(runtime.instance_lock(select(ProcessInstance.id).where(ProcessInstance.id.in_(ids))
+                                          .order_by(ProcessInstance.id)))
+    with session.no_autoflush:
+        rows = list(session.scalars(select(Clock).where(open_clocks).order_by(Clock.instance_id, Clock.id)
+                                    .with_for_update()))
+        for clock in rows:
+            clocks.recompute(clock, cal)
+    instance_ids = {clock.instance_id for clock in rows if clock.instance_id}
     for row in session.scalars(select(ProcessInstance).where(
             ProcessInstance.id.in_(instance_ids), ProcessInstance.status == "running")):
         runtime.rearm(session, row, now=now)

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit, holds, projects
+from engine import audit, holds, projects, runtime
 from engine.access import Actor
 from engine.errors import Conflict, Forbidden, Invalid
 from engine.models import Hold, Project, ProjectMatter
@@ -28,6 +28,7 @@ def start_wait(session: Session, *, actor: Actor, project: Project, matter_code:
     pm = projects.require_matter(session, project, matter_code)
     if not actor.has("officer") or actor.department_code != pm.department_code:
         raise Forbidden("只有事项所属部门的经办人可以设置等待前置 (the matter's department only)")
+    runtime.lock_matter(session, pm)  # the matter's status is checked as it stands under the lock
     if pm.status != "handling" or pm.instance_id is None:
         raise Conflict("事项未在办理中 (the matter is not being handled)")
     other = projects.require_matter(session, project, prerequisite) if prerequisite != matter_code else None
@@ -52,6 +53,7 @@ def end_wait_by_officer(session: Session, *, actor: Actor, project: Project, mat
 def end_wait(session: Session, *, actor: str, project: Project, matter_code: str, now: datetime) -> ProjectMatter:
     """End the wait: the clocks paused for a prerequisite count on; timers are re-armed."""
     pm = projects.require_matter(session, project, matter_code)
+    runtime.lock_matter(session, pm)  # an officer and the sweep ending one wait: the second finds none
     waits = [reason for reason in holds.reasons(session, pm) if reason.startswith(PREFIX)]
     if not waits:
         raise Conflict("事项不在等待前置 (the matter is not waiting for a prerequisite)")

@@ -220,3 +220,72 @@ def test_an_officer_and_the_sweep_on_one_instance_at_once(app, client, token, pl
     acceptance = [n["content"]["accepted_as"] for n in body["notices"] if n["kind"] == "acceptance"]
     assert acceptance == (["notice"] if status == 200 else ["deemed"]), (status, acceptance)
     assert [t["name"] for t in tasks(client, token("land"), project_code=code)] == ["handling"]
+
+
+@pytest.mark.parametrize("attempts", [3, 1], ids=["done again", "no attempt left"])
+def test_a_request_the_database_aborts_for_a_deadlock_is_done_again(app, client, token, platform, database_url, caplog,
+                                                                    monkeypatch, attempts):
+    """The window dispatches while another transaction holds a clock of the project's
+    master instance and then asks for the instance itself: a lock cycle, which
+    PostgreSQL breaks by aborting the request (it waited longest). The request is done
+    again in a new transaction, once the other has gone: the window sees 200, the
+    dispatch happened once, and the chain holds. With no attempt left the window is told
+    503 "busy, retry" and nothing changed."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("deadlocks are PostgreSQL's; SQLite serializes writers at BEGIN")
+    import logging
+
+    from sqlalchemy import text
+
+    from api import transaction
+    from engine.models import Clock, ProcessInstance
+
+    monkeypatch.setattr(transaction, "MAX_ATTEMPTS", attempts)
+
+    code = declare(client, token, regime="filing", industry_code="13", new_land_use=True, building_works=False)["project_code"]
+    supply_all_materials(client, token, code)
+    window = find(client, token("window"), "window_review", code)
+    other = platform.session_factory()
+    other.execute(text("SET deadlock_timeout = '30s'"))  # the request, not this session, detects the cycle
+    instance_id = other.scalar(select(Task.instance_id).where(Task.id == window["id"]))
+    assert other.execute(select(Clock.id).where(Clock.instance_id == instance_id).with_for_update()).all()
+    answer: list = []
+    dispatch = threading.Thread(target=lambda: answer.append(complete(
+        app.test_client(), token("window"), window,
+        {"window_decision": "dispatch", "departments": window["context"]["departments"]})))
+    caplog.set_level(logging.WARNING, logger="api.transaction")
+    dispatch.start()
+    try:
+        with platform.session_factory() as watcher:
+            for _ in range(1000):
+                waiting = watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                              "AND query LIKE '%FROM clocks%FOR UPDATE%'"))
+                watcher.rollback()
+                if waiting:
+                    break
+                threading.Event().wait(0.01)
+            else:
+                pytest.fail("the dispatch never waited for the clock")
+        # closes the cycle; returns once the request has been aborted and let go of the instance
+        other.execute(select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update())
+    finally:
+        other.rollback()
+        other.close()
+        dispatch.join(timeout=60)
+    assert answer, "the dispatch never answered"
+    if attempts == 1:
+        assert answer[0].status_code == 503 and answer[0].headers["Retry-After"] == "1", answer[0].get_json()
+        assert "busy" in answer[0].get_json()["message"]
+        with platform.session_factory() as s:
+            assert s.get(Task, window["id"]).status == "ready"
+        return
+    assert answer[0].status_code == 200, answer[0].get_json()
+    assert any("40P01" in r.getMessage() and "doing it again" in r.getMessage() for r in caplog.records)
+    with platform.session_factory() as s:
+        assert s.get(Task, window["id"]).status == "completed"
+        dispatched = [e for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "task.complete"))
+                      if e.summary.get("task_id") == window["id"]]
+        assert len(dispatched) == 1
+        assert audit.verify(s).ok
+    replies = tasks(client, token("land"), project_code=code)
+    assert [t["name"] for t in replies] == ["department_reply"]

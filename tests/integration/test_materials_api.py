@@ -5,6 +5,8 @@ correction notice may ask for; lapsed commitments. Every test runs on SQLite and
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from datetime import timedelta
 from io import BytesIO
 from urllib.parse import quote
@@ -307,6 +309,45 @@ def test_a_commitment_holds_the_matters_clocks_until_the_material_is_supplied(cl
     assert all(c["closed_at"] == platform.clock.now().isoformat() for c in items)
 
 
+def test_a_commitment_racing_the_matters_launch_waits_for_the_master_first(app, client, token, code, platform,
+                                                                           database_url):
+    """Before the department receives the matter, the master process launches it under
+    its own lock and then takes the matter row. A commitment therefore takes the master
+    first: while a launch holds it, the commitment waits holding nothing (the matter row
+    stays free for the launch), and is made once the master is released."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks are PostgreSQL's; SQLite serializes writers at BEGIN")
+    from sqlalchemy import text
+
+    from engine.models import ProcessInstance
+
+    launch = platform.session_factory()
+    master = launch.scalar(select(ProcessInstance.id).join(Project, Project.id == ProcessInstance.project_id).where(
+        Project.project_code == code, ProcessInstance.kind == "master").with_for_update())
+    result = {}
+    racing = threading.Thread(target=lambda: result.setdefault("r", commit(app.test_client(), token, code, platform)))
+    racing.start()
+    try:
+        with platform.session_factory() as watcher:
+            for _ in range(500):
+                if watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                       "AND query LIKE '%process_instances%FOR NO KEY UPDATE%'")):
+                    break
+                watcher.rollback()
+                time.sleep(0.01)
+            else:
+                pytest.fail("the commitment did not wait for the master's lock")
+            pm_id = project_matter(watcher, code).id
+            free = watcher.execute(text("SELECT id FROM project_matters WHERE id = :id FOR UPDATE NOWAIT"), {"id": pm_id})
+            assert free.scalar() == pm_id  # the waiting commitment holds no lock on the matter row
+            watcher.rollback()
+    finally:
+        launch.rollback()
+        launch.close()
+        racing.join(timeout=30)
+    assert master is not None and result["r"].status_code == 201, result["r"].get_json()
+
+
 @pytest.mark.parametrize(("overrides", "field"), [
     pytest.param({"material": "application_form"}, "material", id="not gap-tolerable"),
     pytest.param({"material": "other_proof"}, "material", id="not required"),
@@ -385,13 +426,17 @@ def test_a_commitment_past_its_deadline_lapses_once(client, token, code, platfor
     assert commit(client, token, code, platform, days=10).status_code == 201
     assert commit(client, token, code, platform, material="survey_map", days=20).status_code == 201
     deadline = platform.clock.now() + timedelta(days=10)
+    later = deadline + timedelta(days=1)
     with unit_of_work(platform.session_factory) as s:
-        assert materials.lapsed_commitments(s, now=deadline - timedelta(seconds=1)) == []
+        assert materials.due_commitments(s, now=deadline - timedelta(seconds=1)) == []
     with unit_of_work(platform.session_factory) as s:
-        lapsed = materials.lapsed_commitments(s, now=deadline + timedelta(days=1))
+        due = materials.due_commitments(s, now=later)
+        lapsed = [materials.lapse(s, commitment_id, now=later) for commitment_id in due]
         assert [(c.material, c.state, c.closed_at) for c in lapsed] == [("site_report", "lapsed", deadline)]
+        assert materials.lapse(s, due[0], now=later) is None
+        assert project_matter(s, code).status == "terminated"  # the department was handling it
     with unit_of_work(platform.session_factory) as s:
-        assert materials.lapsed_commitments(s, now=deadline + timedelta(days=1)) == []
+        assert materials.due_commitments(s, now=later) == []
         assert s.scalar(select(func.count()).select_from(AuditEvent)
                         .where(AuditEvent.action == "material.commitment_lapsed")) == 1
     listed = client.get(f"/api/v1/projects/{code}/materials/commitments", headers=token("applicant"),

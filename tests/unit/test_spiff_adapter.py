@@ -12,6 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 
 from engine import spiff_adapter as sa
 
@@ -496,3 +498,21 @@ def test_decision_failures_and_refusals():
     assert "open" in problems["rule_energy_department"]
     assert "FIRST" in problems["matters_table"]
     assert sa.validate_dmn(b"<definitions/>")[0].message == "not a DMN document"
+
+
+@pytest.mark.parametrize("failure", [
+    OperationalError("SELECT 1", {}, Exception("deadlock detected")),
+    StaleDataError("UPDATE statement on table 'tasks' expected to update 1 row(s); 0 were matched."),
+], ids=["deadlock", "row changed meanwhile"])
+def test_the_database_failing_under_a_platform_function_is_not_the_procedures_error(failure):
+    """A deadlock or a concurrent change met by a platform function the script calls is the
+    transaction's to roll back (409/503, or the sweep's retry), not an error to mark on
+    the instance: it propagates as it was raised."""
+    def failing(n):
+        raise failure
+
+    instance = sa.start(loaded("review.bpmn"), {}, now=T0, functions=functions())
+    with pytest.raises(type(failure)) as raised:
+        sa.complete_user_task(instance, only_ready(instance).id, {"materials": []}, now=T0,
+                              functions=functions(working_days=failing))
+    assert raised.value is failure

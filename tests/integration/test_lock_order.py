@@ -1,0 +1,399 @@
+"""Writers beside the workflow racing a workflow step, on PostgreSQL row locks: each test
+forces one interleaving the review found (one side holds its locks and waits until the
+other is blocked on a lock, or done) and checks that neither side deadlocks and that the
+rows end consistent. A lapsed commitment against a conclusion or an upload, an
+intermediary commissioned against a conclusion, a re-coded project's closing against the
+sweep's lights, a suspension against a conclusion, a corrected calendar against a step.
+
+The interleaving is forced through functions present in every version of the engine
+(``runtime._load``, ``runtime.lock_instance``, ``runtime.lock_for_steps``, ``clocks.stop``),
+so each test also shows the race on code without the lock order."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from engine import calendar, clocks, guides, holds, intermediaries, materials, runtime
+from engine import sweep as sweep_module
+from engine.access import Actor
+from engine.db import unit_of_work
+from engine.errors import Conflict
+from engine.models import (Alert, Clock, Delivery, Hold, IntermediaryService, MaterialCommitment, Notice, ProcessInstance,
+                           Project, ProjectMatter, Task, User)
+from engine.sweep import sweep
+from tests.integration.helpers import declaration
+
+#: 企业投资项目备案 (drc) and 用地预审 (land): the land matter's guide lets 土地权属 be
+#: supplied later (容缺).
+LAND_PROJECT = {"regime": "filing", "industry_code": "13", "building_works": False, "new_land_use": True}
+LAND = "land_pre_review"
+GAP = "land_ownership"
+#: The shortest answer to each user task of the demo flow.
+ANSWERS = {
+    "window_review": lambda c: {"window_decision": "dispatch", "departments": c["departments"]},
+    "department_reply": lambda c: {"reply_outcome": "accepted", "reply_comment": "本部门有应办事项，已受理"},
+    "filing_check": lambda c: {"filing_decision": "file", "filing_comment": "备案信息齐全",
+                               "document_number": "川投资备〔2026〕1号", "document_date": "2026-03-03"},
+    "pre_check": lambda c: {"precheck_result": "pass", "code_verified": True, "within_competence": True},
+    "acceptance": lambda c: {"acceptance_decision": "accept"},
+    "handling": lambda c: {"handling_action": "decide", "handling_opinion": "同意"},
+    "decision": lambda c: {"decision": "approve", "document_number": "攀自然资预〔2026〕1号", "document_title": "用地预审意见",
+                           "document_date": "2026-03-05", "main_content": "同意"},
+}
+#: A correction of the year already loaded: four working days become holidays.
+CORRECTED_YEAR = "year 2026\n2026-01-01 holiday 元旦\n2026-03-03..2026-03-06 holiday 演示更正\n"
+
+
+@pytest.fixture
+def pg(database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("lock order is PostgreSQL's; SQLite serializes writers at BEGIN")
+
+
+# --- the flow, through the engine -------------------------------------------------------------------
+
+def actor(platform, username: str) -> Actor:
+    with platform.session_factory() as s:
+        return Actor.of(s.scalar(select(User).where(User.username == username)))
+
+
+def declare(platform, *, gap_deadline=None) -> str:
+    """Declare LAND_PROJECT and upload every required material; with ``gap_deadline``, 土地权属
+    is not uploaded but committed (容缺) to be supplied by then."""
+    applicant, now = actor(platform, "applicant"), platform.clock.now()
+    with unit_of_work(platform.session_factory) as s:
+        project = runtime.declare(s, actor=applicant, scope=platform.scope, now=now, fields=declaration(**LAND_PROJECT))
+        for pm in s.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id)):
+            for item in guides.for_project_matter(s, pm).content["materials"]:
+                if item["required"] and not (gap_deadline and (pm.matter_code, item["code"]) == (LAND, GAP)):
+                    materials.upload(s, actor=applicant, project=project, matter_code=pm.matter_code, material=item["code"],
+                                     filename=f"{item['name']}.pdf", data=b"%PDF-1.4\n" + item["code"].encode(), now=now)
+        if gap_deadline:
+            materials.commit(s, actor=applicant, project=project, matter_code=LAND, material=GAP,
+                             commitment="承诺在期限内补交土地权属证明", deadline=gap_deadline, now=now)
+        return project.project_code
+
+
+def ready(platform, code) -> list[Task]:
+    with platform.session_factory() as s:
+        return list(s.scalars(select(Task).where(Task.project_code == code, Task.status == "ready",
+                                                 Task.read_only.is_(False)).order_by(Task.created_at, Task.id)))
+
+
+def complete(platform, task: Task) -> None:
+    officer = next(a for a in (actor(platform, u) for u in ("window", "drc", "land")) if a.department_code == task.department_code)
+    with unit_of_work(platform.session_factory) as s:
+        runtime.complete_task(s, actor=officer, task_id=task.id, data=ANSWERS[task.element_id](dict(task.context)),
+                              version=task.version, now=platform.clock.now())
+
+
+def drive_to(platform, code, name: str, matter_code: str = LAND) -> Task:
+    """Complete ready tasks (sweeping when none is ready) until the matter's ``name`` task is ready."""
+    for _ in range(50):
+        tasks = ready(platform, code)
+        hit = [t for t in tasks if t.element_id == name and t.matter_code == matter_code]
+        if hit:
+            return hit[0]
+        if tasks:
+            complete(platform, tasks[0])
+        else:
+            assert any(sweep(platform).fired.values()), "the flow stopped before the task"
+    raise AssertionError(f"{name} never became ready")
+
+
+def land_matter(s, code) -> ProjectMatter:
+    return s.scalar(select(ProjectMatter).where(ProjectMatter.matter_code == LAND)
+                    .join(Project, Project.id == ProjectMatter.project_id).where(Project.project_code == code))
+
+
+# --- forcing an interleaving --------------------------------------------------------------------------
+
+class Race:
+    """Two named threads. ``first`` runs alone until it calls ``hold()`` (with its locks
+    taken); then ``second`` starts, and ``hold()`` returns once ``second`` waits for a
+    row lock or has finished, so ``first`` goes on into whatever ``second`` holds."""
+
+    def __init__(self, platform):
+        self.platform = platform
+        self.holding, self.second_done = threading.Event(), threading.Event()
+        self.outcome: dict[str, tuple[str, object]] = {}
+        self.second_waited = False  # seen waiting for a row lock while the first held on
+
+    def hold(self) -> None:
+        if self.holding.is_set():
+            return
+        self.holding.set()
+        deadline = time.monotonic() + 15
+        with self.platform.session_factory() as watcher:
+            while not self.second_done.is_set():
+                waiting = watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                              "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"))
+                watcher.rollback()
+                if waiting:
+                    self.second_waited = True
+                    return
+                assert time.monotonic() < deadline, "the second side neither waited for a lock nor finished"
+                time.sleep(0.005)
+
+    def run(self, first: tuple[str, callable], second: tuple[str, callable]) -> dict[str, tuple[str, object]]:
+        def wrap(name, fn, after):
+            try:
+                self.outcome[name] = ("ok", fn())
+            except BaseException as exc:  # noqa: BLE001 - asserted by the caller
+                self.outcome[name] = ("error", exc)
+            finally:
+                after.set()
+
+        first_done = threading.Event()
+
+        def later():
+            self.holding.wait(15)
+            return second[1]()
+
+        threads = [threading.Thread(target=wrap, args=(first[0], first[1], first_done), name=first[0]),
+                   threading.Thread(target=wrap, args=(second[0], later, self.second_done), name=second[0])]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads), "a side never returned"
+        assert self.holding.is_set(), "the first side never reached the point it holds at"
+        return self.outcome
+
+
+def in_thread(name: str) -> bool:
+    return threading.current_thread().name == name
+
+
+def sweep_step(step, platform) -> dict:
+    report = sweep_module.SweepReport(at=platform.clock.now().isoformat())
+    step(platform, platform.clock.now(), report)
+    return report.fired
+
+
+def failures(outcome: dict) -> dict:
+    return {name: repr(value) for name, (status, value) in outcome.items() if status == "error"}
+
+
+def sweep_errors(caplog) -> list[str]:
+    """What the sweep caught and logged (it swallows a failed step to retry it next time)."""
+    return [r.getMessage() + repr(r.exc_info[1] if r.exc_info else "") for r in caplog.records
+            if r.name == "engine.sweep" and r.levelno >= logging.ERROR]
+
+
+# --- the races ----------------------------------------------------------------------------------------
+
+def test_a_commitment_lapsing_while_the_matter_concludes_leaves_the_conclusion(pg, platform, clock, monkeypatch, caplog):
+    """D1: the sweep finds a commitment past its deadline while the department concludes the
+    matter. Read before the matter's lock, the matter still looks 'handling', and the sweep
+    would terminate a matter already approved: the decision and its delivery overwritten by
+    'terminated', the instance cancelled under a notice the applicant already holds."""
+    deadline = clock.now() + timedelta(days=1)
+    code = declare(platform, gap_deadline=deadline)
+    decision = drive_to(platform, code, "decision")
+    clock.set(deadline + timedelta(hours=1))
+    race, load = Race(platform), runtime._load
+
+    def held_load(row):
+        if in_thread("officer"):
+            race.hold()  # the officer holds the matter's instance, its clocks and tasks
+        return load(row)
+
+    monkeypatch.setattr(runtime, "_load", held_load)
+    caplog.set_level(logging.ERROR, logger="engine.sweep")
+    outcome = race.run(("officer", lambda: complete(platform, decision)),
+                       ("sweeper", lambda: sweep_step(sweep_module._end_lapsed_commitments, platform)))
+    assert race.second_waited, "the sweep never waited for the other side's locks: the race was not forced"
+    assert not failures(outcome) and not sweep_errors(caplog), (failures(outcome), sweep_errors(caplog))
+    with platform.session_factory() as s:
+        pm = land_matter(s, code)
+        instance = s.get(ProcessInstance, pm.instance_id)
+        assert (pm.status, pm.result.get("decision"), pm.result.get("document_number")) == (
+            "concluded", "approved", "攀自然资预〔2026〕1号")
+        assert instance.status == "completed"
+        deliveries = [d.payload for d in s.scalars(select(Delivery).where(Delivery.target_instance_id == instance.parent_id))
+                      if d.payload.get("matter_code") == LAND]
+        assert [d["decision"] for d in deliveries] == ["approved"]
+        assert s.scalar(select(func.count()).select_from(Notice).where(
+            Notice.project_code == code, Notice.matter_code == LAND, Notice.kind == "decision")) == 1
+
+
+def test_a_commitment_lapsing_while_its_material_is_uploaded_ends_one_way(pg, platform, clock, monkeypatch, caplog):
+    """D2: the applicant uploads the committed material just as the sweep lapses the
+    commitment. The upload holds the matter's instance and then fulfils the commitment;
+    a sweep that claims the commitment first and then asks for the instance closes a
+    deadlock. Neither side may fail, and the commitment ends fulfilled (the matter goes
+    on) or lapsed (the matter terminated), never both nor neither."""
+    deadline = clock.now() + timedelta(days=1)
+    code = declare(platform, gap_deadline=deadline)
+    drive_to(platform, code, "handling")
+    clock.set(deadline + timedelta(minutes=5))
+    race, lock_instance = Race(platform), runtime.lock_instance
+
+    def held_lock_instance(session, instance_id):
+        lock_instance(session, instance_id)
+        if in_thread("upload"):
+            race.hold()  # the upload holds the matter's instance and its clocks
+
+    def upload():
+        applicant = actor(platform, "applicant")
+        with unit_of_work(platform.session_factory) as s:
+            project = s.scalar(select(Project).where(Project.project_code == code))
+            materials.upload(s, actor=applicant, project=project, matter_code=LAND, material=GAP, filename="土地权属证明.pdf",
+                             data=b"%PDF-1.4\nlate", now=clock.now())
+
+    monkeypatch.setattr(runtime, "lock_instance", held_lock_instance)
+    caplog.set_level(logging.ERROR, logger="engine.sweep")
+    outcome = race.run(("upload", upload),
+                       ("sweeper", lambda: sweep_step(sweep_module._end_lapsed_commitments, platform)))
+    assert race.second_waited, "the sweep never waited for the other side's locks: the race was not forced"
+    assert not failures(outcome) and not sweep_errors(caplog), (failures(outcome), sweep_errors(caplog))
+    with platform.session_factory() as s:
+        [commitment] = s.scalars(select(MaterialCommitment).where(MaterialCommitment.project_code == code)).all()
+        pm = land_matter(s, code)
+        instance = s.get(ProcessInstance, pm.instance_id)
+        assert (commitment.state, pm.status, instance.status) in {
+            ("fulfilled", "handling", "running"), ("lapsed", "terminated", "cancelled")}, (
+            commitment.state, pm.status, instance.status)
+
+
+def test_an_intermediary_commissioned_while_the_matter_concludes_is_refused(pg, platform, clock, monkeypatch):
+    """D3: the department commissions an intermediary (委托中介) while another officer
+    concludes the matter. Checked before the matter's lock, the status still says
+    'handling': the commission would pause the clocks of a concluded matter with a hold
+    nothing ever releases (the conclusion already ended every hold)."""
+    code = declare(platform)
+    decision = drive_to(platform, code, "decision")
+    race, load = Race(platform), runtime._load
+
+    def held_load(row):
+        if in_thread("officer"):
+            race.hold()
+        return load(row)
+
+    def commission():
+        land = actor(platform, "land")
+        with unit_of_work(platform.session_factory) as s:
+            project = s.scalar(select(Project).where(Project.project_code == code))
+            return intermediaries.commission(s, actor=land, project=project, matter_code=LAND, name="某测绘有限公司",
+                                             qualification="乙级测绘资质", service="勘测定界",
+                                             deadline=(clock.now() + timedelta(days=10)).date(), now=clock.now()).status
+
+    monkeypatch.setattr(runtime, "_load", held_load)
+    outcome = race.run(("officer", lambda: complete(platform, decision)), ("commission", commission))
+    assert race.second_waited, "the commission never waited for the officer's locks: the race was not forced"
+    assert outcome["officer"][0] == "ok", failures(outcome)
+    status, answer = outcome["commission"]
+    assert status == "error" and isinstance(answer, Conflict), outcome["commission"]
+    with platform.session_factory() as s:
+        pm = land_matter(s, code)
+        assert pm.status == "concluded"
+        assert s.scalar(select(func.count()).select_from(IntermediaryService).where(IntermediaryService.project_code == code)) == 0
+        assert s.scalars(select(Hold).where(Hold.project_id == pm.project_id, Hold.ended_at.is_(None))).all() == []
+
+
+def test_a_project_closed_while_the_sweep_lights_its_clocks(pg, platform, clock, monkeypatch, caplog):
+    """D4: a re-coded project is closed (its instances cancelled) while the sweep turns its
+    overdue dispatch clock yellow and red. Closing wrote the tasks before the clocks and the
+    lights write the clocks before the tasks: a deadlock, one side rolled back. Both must
+    succeed, and each threshold be recorded once."""
+    code = declare(platform)
+    clock.advance(days=4)  # the dispatch clock (1 working day) is past yellow and red
+    race, stop = Race(platform), clocks.stop
+
+    def held_stop(session, clock_row, *, now):
+        if in_thread("close"):
+            race.hold()  # the close has written (or locked) the instance's tasks
+        return stop(session, clock_row, now=now)
+
+    def close():
+        with unit_of_work(platform.session_factory) as s:
+            project = s.scalar(select(Project).where(Project.project_code == code))
+            runtime.close_project(s, project, reason="项目重新赋码 (re-coded)", now=clock.now(), actor="drc")
+
+    monkeypatch.setattr(clocks, "stop", held_stop)
+    caplog.set_level(logging.ERROR, logger="engine.sweep")
+    outcome = race.run(("close", close), ("lights", lambda: sweep_step(sweep_module._change_lights, platform)))
+    assert not failures(outcome) and not sweep_errors(caplog), (failures(outcome), sweep_errors(caplog))
+    with platform.session_factory() as s:
+        dispatch = s.scalar(select(Clock).where(Clock.project_code == code, Clock.kind == "dispatch"))
+        assert (dispatch.state, dispatch.light) == ("stopped", "red")
+        lights = s.scalars(select(Alert.light).where(Alert.clock_id == dispatch.id).order_by(Alert.id)).all()
+        assert lights == ["yellow", "red"]
+        assert s.scalars(select(Task.status).where(Task.project_code == code)).all() == ["cancelled"]
+        assert set(s.scalars(select(ProcessInstance.status).join(Project, Project.id == ProcessInstance.project_id)
+                             .where(Project.project_code == code))) == {"cancelled"}
+
+
+def test_a_project_suspended_while_a_matter_concludes(pg, platform, clock, monkeypatch):
+    """D5: the project is suspended (every instance locked, the master first) while a
+    department concludes its matter, whose delivery to the master takes a key-share lock
+    on the master row: master then matter against matter then master, a deadlock that
+    loses the suspension or the conclusion. Both must succeed."""
+    code = declare(platform)
+    decision = drive_to(platform, code, "decision")
+    race, load = Race(platform), runtime._load
+
+    def held_load(row):
+        if in_thread("officer"):
+            race.hold()
+        return load(row)
+
+    def suspend():
+        with unit_of_work(platform.session_factory) as s:
+            project = s.scalar(select(Project).where(Project.project_code == code))
+            return holds.hold_project(s, project.id, "suspension", now=clock.now())
+
+    monkeypatch.setattr(runtime, "_load", held_load)
+    outcome = race.run(("officer", lambda: complete(platform, decision)), ("suspend", suspend))
+    assert race.second_waited, "the suspension never waited for the officer's locks: the race was not forced"
+    assert not failures(outcome), failures(outcome)
+    with platform.session_factory() as s:
+        pm = land_matter(s, code)
+        assert (pm.status, s.get(ProcessInstance, pm.instance_id).status) == ("concluded", "completed")
+        master = s.get(ProcessInstance, pm.instance_id).parent_id
+        assert [d.payload["decision"] for d in s.scalars(select(Delivery).where(Delivery.target_instance_id == master))
+                if d.payload.get("matter_code") == LAND] == ["approved"]
+        suspension = s.scalars(select(Hold).where(Hold.project_id == pm.project_id, Hold.reason == "suspension",
+                                                  Hold.ended_at.is_(None))).all()
+        assert len(suspension) == 1
+
+
+def test_a_calendar_corrected_while_a_matter_steps(pg, platform, clock, monkeypatch):
+    """D6: the operator corrects the working calendar (every open clock recomputed, every
+    timer re-armed) while an officer accepts a matter. Writing the clocks before the
+    instances, against a step's instance then clocks, deadlocks; both must succeed and
+    every open clock, including those the step started, must count on the corrected year."""
+    code = declare(platform)
+    acceptance = drive_to(platform, code, "acceptance")
+    race, lock_for_steps = Race(platform), runtime.lock_for_steps
+
+    def held_lock_for_steps(session, *ids):
+        if in_thread("officer"):
+            race.hold()  # the officer holds the instance, not yet its clocks
+        return lock_for_steps(session, *ids)
+
+    def correct():
+        with unit_of_work(platform.session_factory) as s:
+            calendar.load_year_text(s, CORRECTED_YEAR, now=clock.now(), actor="operator")
+            return sweep_module.calendar_loaded(s, clock.now())
+
+    monkeypatch.setattr(runtime, "lock_for_steps", held_lock_for_steps)
+    outcome = race.run(("officer", lambda: complete(platform, acceptance)), ("calendar", correct))
+    assert race.second_waited, "the calendar never waited for the officer's locks: the race was not forced"
+    assert not failures(outcome), failures(outcome)
+    assert [t.element_id for t in ready(platform, code) if t.matter_code == LAND] == ["handling"]
+    with platform.session_factory() as s:
+        year = calendar.current(s)
+        open_clocks = s.scalars(select(Clock).where(Clock.state != "stopped")).all()
+        assert open_clocks
+        for row in open_clocks:
+            stored = (row.yellow_at, row.due_at, row.next_check_at)
+            clocks.recompute(row, year)
+            assert (row.yellow_at, row.due_at, row.next_check_at) == stored, (row.kind, row.matter_code)
+        s.rollback()
