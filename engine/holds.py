@@ -80,21 +80,17 @@ def _end(session: Session, project_id: int, matter_code: str | None, reason: str
     session.flush()
 
 
-def _lock_instances(session: Session, where) -> None:
-    """Instances before clocks: the lock order every writer keeps (see runtime._locked_task)."""
-    session.execute(runtime.instance_lock(select(ProcessInstance.id).where(where).order_by(ProcessInstance.id)))
-
-
 def _matter_clocks(session: Session, pm: ProjectMatter) -> list[Clock]:
+    """The matter's open clocks, locked after its instance (the lock order every writer keeps)."""
     if pm.instance_id is None:
         return []
-    _lock_instances(session, ProcessInstance.id == pm.instance_id)
+    session.execute(runtime.instance_lock(select(ProcessInstance.id).where(ProcessInstance.id == pm.instance_id)))
     return list(session.scalars(select(Clock).where(Clock.instance_id == pm.instance_id, Clock.state != "stopped")
                                 .order_by(Clock.id).with_for_update()))
 
 
 def _project_clocks(session: Session, project_id: int) -> list[Clock]:
-    _lock_instances(session, ProcessInstance.project_id == project_id)
+    runtime.lock_project_instances(session, project_id)
     return list(session.scalars(select(Clock).where(Clock.project_id == project_id, Clock.state != "stopped")
                                 .order_by(Clock.id).with_for_update()))
 

@@ -511,6 +511,16 @@ def lock_instance(session: Session, instance_id: int) -> None:
     lock_clocks(session, instance_id)
 
 
+def lock_project_instances(session: Session, project_id: int) -> None:
+    """Every instance of a project, its master first in a statement of its own: matters
+    are launched under the master's lock, so once it is held no instance can appear
+    that the second statement does not see and lock (in id order, as everyone)."""
+    session.execute(instance_lock(select(ProcessInstance.id).where(
+        ProcessInstance.project_id == project_id, ProcessInstance.kind == "master")))
+    session.execute(instance_lock(select(ProcessInstance.id).where(ProcessInstance.project_id == project_id)
+                                  .order_by(ProcessInstance.id)))
+
+
 def lock_matter(session: Session, pm: ProjectMatter) -> None:
     """Serialise writers beside the workflow on one matter (materials, commitments and
     their lapse, intermediaries, waits) in the lock order every writer keeps: the
@@ -813,6 +823,7 @@ def terminate_matter(session: Session, pm: ProjectMatter, *, reason: str, now: d
 def close_project(session: Session, project: Project, *, reason: str, now: datetime, actor: str) -> None:
     """A re-coded project's procedures stop: every running instance is cancelled and each open
     matter closed with the reason; concluded matters stay as they were (their documents stand)."""
+    lock_project_instances(session, project.id)  # a matter launched meanwhile is among them
     for row in session.scalars(instance_lock(select(ProcessInstance).where(
             ProcessInstance.project_id == project.id, ProcessInstance.status.in_(("running", "error")))
             .order_by(ProcessInstance.id))):

@@ -180,13 +180,20 @@ def calendar_loaded(session: Session, now: datetime) -> int:
     them (in the loading transaction: the year and its consequences land together)."""
     cal = calendar.current(session)
     open_clocks = Clock.state != "stopped"
-    ids = list(session.scalars(select(Clock.instance_id).where(open_clocks, Clock.instance_id.is_not(None)).distinct()))
-    # the lock order every writer keeps: the instances, then their clocks (no write before)
-    session.execute(runtime.instance_lock(select(ProcessInstance.id).where(ProcessInstance.id.in_(ids))
-                                          .order_by(ProcessInstance.id)))
+    # The lock order every writer keeps: the instances, then their clocks, nothing written
+    # before. An instance whose first clock opened while the others were being locked is
+    # found by the next round; only the clocks of locked instances are taken.
+    locked: set[int] = set()
+    while True:
+        ids = set(session.scalars(select(Clock.instance_id).where(open_clocks, Clock.instance_id.is_not(None)))) - locked
+        if not ids:
+            break
+        session.execute(runtime.instance_lock(select(ProcessInstance.id).where(ProcessInstance.id.in_(ids))
+                                              .order_by(ProcessInstance.id)))
+        locked |= ids
     with session.no_autoflush:
-        rows = list(session.scalars(select(Clock).where(open_clocks).order_by(Clock.instance_id, Clock.id)
-                                    .with_for_update()))
+        rows = list(session.scalars(select(Clock).where(open_clocks, Clock.instance_id.in_(locked) | Clock.instance_id.is_(None))
+                                    .order_by(Clock.instance_id, Clock.id).with_for_update()))
         for clock in rows:
             clocks.recompute(clock, cal)
     instance_ids = {clock.instance_id for clock in rows if clock.instance_id}

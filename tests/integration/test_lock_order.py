@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -140,22 +141,21 @@ class Race:
                 assert time.monotonic() < deadline, "the second side neither waited for a lock nor finished"
                 time.sleep(0.005)
 
-    def run(self, first: tuple[str, callable], second: tuple[str, callable]) -> dict[str, tuple[str, object]]:
-        def wrap(name, fn, after):
+    def run(self, first: tuple[str, Callable], second: tuple[str, Callable]) -> dict[str, tuple[str, object]]:
+        def wrap(name, fn, done=None):
             try:
                 self.outcome[name] = ("ok", fn())
             except BaseException as exc:  # noqa: BLE001 - asserted by the caller
                 self.outcome[name] = ("error", exc)
             finally:
-                after.set()
-
-        first_done = threading.Event()
+                if done is not None:
+                    done.set()
 
         def later():
             self.holding.wait(15)
             return second[1]()
 
-        threads = [threading.Thread(target=wrap, args=(first[0], first[1], first_done), name=first[0]),
+        threads = [threading.Thread(target=wrap, args=first, name=first[0]),
                    threading.Thread(target=wrap, args=(second[0], later, self.second_done), name=second[0])]
         for t in threads:
             t.start()
@@ -397,3 +397,86 @@ def test_a_calendar_corrected_while_a_matter_steps(pg, platform, clock, monkeypa
             clocks.recompute(row, year)
             assert (row.yellow_at, row.due_at, row.next_check_at) == stored, (row.kind, row.matter_code)
         s.rollback()
+
+
+def test_a_project_closed_while_a_reply_launches_a_matter_closes_that_matter_too(pg, platform, clock, monkeypatch):
+    """The last department reply holds the master and launches the matters while the
+    project is closed (re-coded). The close locks the master first, in a statement of its
+    own, so the instances it then locks include the launched ones: no matter is left
+    running, with ready tasks, under a closed matter row."""
+    code = declare(platform)
+    drive_to(platform, code, "department_reply", matter_code=None)
+    replies = [t for t in ready(platform, code) if t.element_id == "department_reply"]
+    for t in replies:
+        if t.department_code != "land":
+            complete(platform, t)
+    [reply] = [t for t in replies if t.department_code == "land"]
+    race, load = Race(platform), runtime._load
+
+    def hooked_load(row):
+        if in_thread("launch"):
+            race.hold()
+        return load(row)
+
+    def close():
+        with unit_of_work(platform.session_factory) as s:
+            project = s.scalar(select(Project).where(Project.project_code == code))
+            runtime.close_project(s, project, reason="项目重新赋码", now=clock.now(), actor="drc")
+
+    monkeypatch.setattr(runtime, "_load", hooked_load)
+    outcome = race.run(("launch", lambda: complete(platform, reply)), ("close", close))
+    assert race.second_waited and not failures(outcome), failures(outcome)
+    with platform.session_factory() as s:
+        matters = s.execute(select(ProjectMatter.matter_code, ProjectMatter.status, ProcessInstance.status).join(
+            ProcessInstance, ProcessInstance.id == ProjectMatter.instance_id, isouter=True).join(
+            Project, Project.id == ProjectMatter.project_id).where(Project.project_code == code)).all()
+        ready_tasks = s.scalars(select(Task.element_id).where(Task.project_code == code, Task.status == "ready")).all()
+    assert {status for _, status, _ in matters} == {"closed"}, matters
+    assert all(instance in (None, "cancelled") for _, _, instance in matters) and not ready_tasks, (matters, ready_tasks)
+
+
+def test_a_calendar_loaded_while_matters_launch_locks_their_instances_before_their_clocks(pg, platform, clock,
+                                                                                          monkeypatch):
+    """The departments reply, launching the matters and their first clocks, between the
+    calendar load's first look at the open clocks and its locks. The load locks those
+    instances in a further round before it takes any clock, so an officer stepping a new
+    matter (instance, then clocks) waits for it instead of deadlocking. The officer may
+    then be told the task changed (its due instant moved): that is a 409, not a failure."""
+    code = declare(platform)
+    drive_to(platform, code, "department_reply", matter_code=None)
+    replies = [t for t in ready(platform, code) if t.element_id == "department_reply"]
+    race = Race(platform)
+    instance_lock, rearm = runtime.instance_lock, runtime.rearm
+    launched: list[int] = []
+
+    def hooked_instance_lock(query):
+        if in_thread("calendar") and not launched:
+            launched.append(1)
+            for t in replies:  # the departments reply meanwhile: the matters launch
+                complete(platform, t)
+        return instance_lock(query)
+
+    def hooked_rearm(session, row, *, now):
+        if in_thread("calendar"):
+            race.hold()  # the load holds every open clock; the officer steps now
+        return rearm(session, row, now=now)
+
+    def load_year():
+        with unit_of_work(platform.session_factory) as s:
+            calendar.load_year_text(s, CORRECTED_YEAR, now=clock.now(), actor="operator")
+            return sweep_module.calendar_loaded(s, clock.now())
+
+    def officer():
+        complete(platform, [t for t in ready(platform, code) if t.matter_code == LAND][0])
+
+    monkeypatch.setattr(runtime, "instance_lock", hooked_instance_lock)
+    monkeypatch.setattr(runtime, "rearm", hooked_rearm)
+    outcome = race.run(("calendar", load_year), ("officer", officer))
+    assert race.second_waited
+    assert outcome["calendar"][0] == "ok", failures(outcome)
+    status, value = outcome["officer"]
+    assert status == "ok" or isinstance(value, Conflict), failures(outcome)
+    with platform.session_factory() as s:
+        [land] = s.scalars(select(ProcessInstance).join(Project, Project.id == ProcessInstance.project_id).where(
+            Project.project_code == code, ProcessInstance.matter_code == LAND)).all()
+        assert land.status == "running"
