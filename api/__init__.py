@@ -6,7 +6,7 @@ from datetime import datetime
 from flask import Flask
 from flask_smorest import Api
 
-from api import blueprints, errors, transaction
+from api import blueprints, errors, hygiene, transaction
 from api.config import from_environment
 from engine import files
 from engine.clock import ManualClock, SystemClock
@@ -50,7 +50,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.extensions["tzxm_engine"] = engine
 
+    hygiene.init_app(app)
     smorest = Api(app)
+    hygiene.document(smorest)
     smorest.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

@@ -9,7 +9,7 @@ import logging
 from flask import Flask, g
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.http import HTTP_STATUS_CODES
 
 from engine.db import is_retryable
@@ -62,6 +62,8 @@ def init_app(app: Flask) -> None:
         data = getattr(err, "data", None) or {}
         errors = data.get("errors") or data.get("messages")
         message = data.get("message") or err.description or err.name
+        if err.code == 404 and message == NotFound.description:  # no route matched (or an id out of range)
+            message = "资源不存在 (not found)"
         if errors and err.code == 422:
             message = "请求数据有误 (invalid request)"
         if err.code == 413:

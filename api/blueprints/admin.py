@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from api.auth import current_actor, requires
-from api.schemas.common import StrictSchema
+from api.schemas.common import PlatformInstant, StrictSchema
 from api.transaction import end_request_transaction, platform, session
 from engine import calendar, clocks
 from engine.clock import ManualClock
@@ -19,7 +19,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", description="运维 (oper
 
 
 class ClockSetSchema(StrictSchema):
-    now = ma.fields.AwareDateTime(required=True, metadata={"description": "the instant to set, with offset"})
+    now = PlatformInstant(required=True, metadata={"description": "the instant to set, with offset"})
 
 
 class ClockStateSchema(ma.Schema):

@@ -29,7 +29,7 @@ class UserCreateSchema(StrictSchema):
     display_name = Text(64, required=True)
     roles = ma.fields.List(ma.fields.String(validate=validate.OneOf(ROLES)), required=True, validate=validate.Length(min=1, max=len(ROLES)))
     department_code = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
-    project_unit_id = ma.fields.Integer(load_default=None, allow_none=True, strict=True)
+    project_unit_id = ma.fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**31 - 1))
 
 
 class UserOutSchema(ma.Schema):

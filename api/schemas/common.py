@@ -1,6 +1,7 @@
 """Shared marshmallow pieces: pagination, plain-text validation, errors."""
 from __future__ import annotations
 
+import decimal
 import re
 
 import marshmallow as ma
@@ -20,6 +21,42 @@ def plain_text(value: str) -> None:
         raise ma.ValidationError("不得包含标记或SQL片段 (markup, control characters or SQL are not allowed)")
     if not value.strip():
         raise ma.ValidationError("不能为空 (must not be blank)")
+
+
+#: The years a date or instant given to the platform may fall in: project codes carry
+#: years 2015–2099, and beyond these bounds date arithmetic (a day after, a time-zone
+#: shift) leaves what Python and the databases can represent.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
+
+def within_platform_years(value) -> None:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ma.ValidationError(f"须在{FIRST_YEAR}年至{LAST_YEAR}年之间 (between {FIRST_YEAR} and {LAST_YEAR})")
+
+
+def PlatformDate(**kwargs) -> ma.fields.Date:
+    """A day given by a client (a filter, a deadline), within the platform's years."""
+    return ma.fields.Date(validate=within_platform_years, **kwargs)
+
+
+def PlatformInstant(**kwargs) -> ma.fields.AwareDateTime:
+    """An instant given by a client, with its offset, within the platform's years."""
+    return ma.fields.AwareDateTime(validate=within_platform_years, **kwargs)
+
+
+class ExactDecimal(ma.fields.Decimal):
+    """A decimal given with at most ``places`` digits after the point: more is refused
+    (an amount of 0.001 yuan is not 0.00), where marshmallow's own would round."""
+
+    default_error_messages = {"places": "小数位数不得超过{places}位 (at most {places} decimal places)"}
+
+    def _format_num(self, value):
+        num = value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
+        if self.places is not None and num.is_finite():
+            places = -self.places.as_tuple().exponent  # marshmallow keeps places as a quantum (0.01)
+            if num.normalize().as_tuple().exponent < -places:
+                raise self.make_error("places", places=places)
+        return super()._format_num(value)
 
 
 def Text(max_length: int, **kwargs) -> ma.fields.String:

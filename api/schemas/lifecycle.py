@@ -8,7 +8,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import PageQuery, StrictSchema, Text, plain_text
+from api.schemas.common import ExactDecimal, PageQuery, PlatformDate, StrictSchema, Text, plain_text
 from engine.implementation import KINDS as REPORT_KINDS
 from engine.intermediaries import STAGES
 from engine.supervision_records import KINDS as RECORD_KINDS, MAX_RECTIFICATION_DAYS
@@ -26,7 +26,7 @@ class IntermediaryCommissionSchema(StrictSchema):
     name = Text(200, required=True, metadata={"description": "中介机构名称 (the intermediary's name)"})
     qualification = Text(200, required=True, metadata={"description": "资质 (its qualification)"})
     service = Text(200, required=True, metadata={"description": "服务内容 (the service commissioned)"})
-    deadline = ma.fields.Date(required=True, metadata={"description": "完成期限 (the day it must be done by; not in the past)"})
+    deadline = PlatformDate(required=True, metadata={"description": "完成期限 (the day it must be done by; not in the past)"})
 
 
 class IntermediaryEventSchema(StrictSchema):
@@ -72,9 +72,9 @@ class ImplementationReportInSchema(StrictSchema):
     kind = ma.fields.String(required=True, validate=validate.OneOf(REPORT_KINDS))
     period = ma.fields.String(required=True, validate=validate.Length(min=7, max=10), metadata={
         "description": "YYYY-MM for progress (报告期); YYYY-MM-DD for start and completion (开工/竣工日期)"})
-    percent_complete = ma.fields.Decimal(places=2, allow_none=True, load_default=None, validate=validate.Range(min=0, max=100), metadata={
+    percent_complete = ExactDecimal(places=2, allow_none=True, load_default=None, validate=validate.Range(min=0, max=100), metadata={
         "description": "形象进度 % (required for progress; never below an earlier report; 100 at completion)"})
-    investment_completed = ma.fields.Decimal(places=4, allow_none=True, load_default=None, validate=validate.Range(min=0), metadata={
+    investment_completed = ExactDecimal(places=4, allow_none=True, load_default=None, validate=validate.Range(min=0), metadata={
         "description": "累计完成投资 (万元), required for progress; at most twice the declared investment"})
     content = OptionalText(4000, metadata={"description": "说明 (remarks)"})
 
@@ -96,7 +96,7 @@ class ImplementationReportSchema(ma.Schema):
 
 class SupervisionDetailsSchema(StrictSchema):
     decision_number = Text(64, metadata={"description": "处罚决定书文号 (penalty)"})
-    amount = ma.fields.Decimal(places=2, validate=validate.Range(min=0), metadata={"description": "罚款金额 元 (penalty)"})
+    amount = ExactDecimal(places=2, validate=validate.Range(min=0), metadata={"description": "罚款金额 元 (penalty)"})
     legal_basis = Text(1000, metadata={"description": "处罚依据 (penalty)"})
     findings = Text(4000, metadata={"description": "检查发现的问题 (inspection findings)"})
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import PageQuery, StrictSchema, Text
+from api.schemas.common import PageQuery, PlatformInstant, StrictSchema, Text
 from engine.materials import MAX_COMMITMENT_CHARS, MAX_COMMITMENT_DAYS, SIGNED_DOCUMENT
 
 _CODE = validate.Length(min=1, max=64)
@@ -50,7 +50,7 @@ class CommitmentRequestSchema(StrictSchema):
     matter_code = ma.fields.String(required=True, validate=_CODE)
     material = ma.fields.String(required=True, validate=_CODE, metadata={"description": "a required material the guide lets be missing (gap_tolerable)"})
     commitment = Text(MAX_COMMITMENT_CHARS, required=True, metadata={"description": "承诺内容 (what the project unit commits to)"})
-    deadline = ma.fields.AwareDateTime(required=True, metadata={
+    deadline = PlatformInstant(required=True, metadata={
         "description": f"补交期限: the instant by which the material is supplied (future, at most {MAX_COMMITMENT_DAYS} days ahead); if it passes, the matter ends"})
 
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import PageQuery, StrictSchema
+from api.schemas.common import PageQuery, PlatformDate, StrictSchema
 from engine.clock import SHANGHAI
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -107,8 +107,8 @@ class RecordFilterSchema(StrictSchema):
 
     region = ma.fields.String(validate=_REGION, metadata={"description": "行政区划 (includes the regions below it)"})
     department = ma.fields.String(validate=validate.Length(min=1, max=32))
-    date_from = ma.fields.Date(data_key="from", metadata={"description": "first day, YYYY-MM-DD"})
-    date_to = ma.fields.Date(data_key="to", metadata={"description": "last day, YYYY-MM-DD"})
+    date_from = PlatformDate(data_key="from", metadata={"description": "first day, YYYY-MM-DD"})
+    date_to = PlatformDate(data_key="to", metadata={"description": "last day, YYYY-MM-DD"})
 
 
 class ApprovalFilterSchema(RecordFilterSchema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import PageQuery, StrictSchema, Text
+from api.schemas.common import ExactDecimal, PageQuery, StrictSchema, Text
 from engine.models import REGIMES
 from engine.projects import CHANGE_KINDS
 
@@ -20,7 +20,7 @@ class DeclarationSchema(StrictSchema):
     region_code = ma.fields.String(required=True, validate=_CODE6, metadata={"description": "建设地点行政区划代码"})
     industry_code = ma.fields.String(required=True, validate=_CODE2, metadata={"description": "国民经济行业代码 (GB/T 4754 大类)"})
     location = Text(200, required=True, metadata={"description": "建设地点"})
-    investment = ma.fields.Decimal(required=True, places=4, as_string=True, validate=_INVESTMENT, allow_nan=False, metadata={"description": "总投资 (万元)"})
+    investment = ExactDecimal(required=True, places=4, as_string=True, validate=_INVESTMENT, allow_nan=False, metadata={"description": "总投资 (万元)"})
     construction_content = Text(4000, required=True, metadata={"description": "建设规模及内容"})
     start_year = ma.fields.Integer(required=True, strict=True, validate=_YEAR, metadata={"description": "拟开工年份"})
     end_year = ma.fields.Integer(required=True, strict=True, validate=_YEAR, metadata={"description": "拟建成年份"})
@@ -35,7 +35,7 @@ class DeclarationSchema(StrictSchema):
 class AdjustmentSchema(StrictSchema):
     name = Text(200)
     location = Text(200)
-    investment = ma.fields.Decimal(places=4, as_string=True, validate=_INVESTMENT, allow_nan=False)
+    investment = ExactDecimal(places=4, as_string=True, validate=_INVESTMENT, allow_nan=False)
     construction_content = Text(4000)
     start_year = ma.fields.Integer(strict=True, validate=_YEAR)
     end_year = ma.fields.Integer(strict=True, validate=_YEAR)

@@ -1,10 +1,13 @@
 """Schemas of the e-supervision endpoints (电子监察): filters in, figures out."""
 from __future__ import annotations
 
+import re
+from datetime import date
+
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import PageQuery, StrictSchema
+from api.schemas.common import PageQuery, PlatformDate, StrictSchema, within_platform_years
 
 _DAYS = "working days of 24 hours (1个工作日 = 24小时)"
 
@@ -15,13 +18,23 @@ class ScopeQuery(StrictSchema):
     department = ma.fields.String(validate=validate.Length(min=1, max=32), metadata={"description": "a department code"})
 
 
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def _month(value: str) -> None:
+    found = _MONTH.match(value)
+    if found is None:
+        raise ma.ValidationError("须为 YYYY-MM (expected YYYY-MM)")
+    within_platform_years(date(int(found.group(1)), 1, 1))
+
+
 class PeriodQuery(ScopeQuery):
-    start = ma.fields.Date(data_key="from", metadata={"description": "first day (Asia/Shanghai), default the 1st of this month"})
-    end = ma.fields.Date(data_key="to", metadata={"description": "last day, inclusive; default today"})
+    start = PlatformDate(data_key="from", metadata={"description": "first day (Asia/Shanghai), default the 1st of this month"})
+    end = PlatformDate(data_key="to", metadata={"description": "last day, inclusive; default today"})
 
 
 class ScoresQuery(PeriodQuery):
-    period = ma.fields.String(validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="须为 YYYY-MM (expected YYYY-MM)"),
+    period = ma.fields.String(validate=_month,
                               metadata={"description": "a month, instead of from/to"})
 
     @ma.validates_schema

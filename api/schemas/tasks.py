@@ -4,7 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import PageQuery, StrictSchema, Text
+from api.schemas.common import PageQuery, PlatformInstant, StrictSchema, Text
 from engine.runtime import form_schema
 
 
@@ -34,14 +34,14 @@ class TaskListQuery(PageQuery):
     project_code = ma.fields.String(validate=validate.Length(max=64))
     matter_code = ma.fields.String(validate=validate.Length(max=64))
     light = ma.fields.String(validate=validate.OneOf(("green", "yellow", "red")))
-    due_before = ma.fields.AwareDateTime()
+    due_before = PlatformInstant()
     include_read_only = ma.fields.Boolean(load_default=True)
 
 
 class CompleteSchema(StrictSchema):
     data = ma.fields.Dict(required=True, keys=ma.fields.String(validate=validate.Length(max=64)), metadata={"description": "the form's fields"})
     version = ma.fields.Integer(required=True, strict=True, metadata={"description": "the task's version as listed (409 when stale)"})
-    effective_at = ma.fields.AwareDateTime(metadata={"description": "补录: when the act really happened (handled offline first); needs backfill_reason; flagged for e-supervision"})
+    effective_at = PlatformInstant(metadata={"description": "补录: when the act really happened (handled offline first); needs backfill_reason; flagged for e-supervision"})
     backfill_reason = Text(500, metadata={"description": "why the act is entered later (补录理由)"})
 
     @ma.validates_schema

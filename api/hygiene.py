@@ -1,0 +1,86 @@
+"""What no request may carry, refused once before any view, so that no engine function
+meets it: a path segment or id the database cannot hold (a path that matches no route
+answers 404, like an absent row), and in query parameters, form fields and JSON bodies
+control characters (PostgreSQL's text cannot hold NUL; the others are never typed) and
+nesting deeper than any form needs. Fields are then validated by their schemas."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Flask, request
+from flask_smorest import Api
+from flask_smorest.spec.plugins import integerconverter2paramschema, unicodeconverter2paramschema
+from werkzeug.routing import IntegerConverter, UnicodeConverter
+
+from api.errors import payload
+
+#: The largest value of the id columns (32-bit integers on PostgreSQL).
+MAX_ID = 2**31 - 1
+#: Deeper JSON is refused: a form's data is a few levels deep.
+MAX_DEPTH = 32
+#: C0 controls other than tab, line feed and carriage return, and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class RowId(IntegerConverter):
+    """``<int:…>`` path parameters are row ids and versions: 1 up to ``MAX_ID``."""
+
+    def __init__(self, map, **kwargs) -> None:
+        super().__init__(map, **{"min": 1, "max": MAX_ID, **kwargs})
+
+
+class Segment(UnicodeConverter):
+    """``<…>`` and ``<string:…>`` path parameters: no control characters."""
+
+    def __init__(self, map, *args, **kwargs) -> None:
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", r"[^/\x00-\x1f\x7f]", 1)
+
+
+def _problems(value: Any, path: str, depth: int, found: dict[str, list[str]]) -> None:
+    if depth > MAX_DEPTH:
+        found[path or "body"] = [f"嵌套超过{MAX_DEPTH}层 (nested deeper than {MAX_DEPTH} levels)"]
+    elif isinstance(value, str):
+        if _CONTROL.search(value):
+            found[path or "body"] = ["不得包含控制字符 (control characters are not allowed)"]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            if _CONTROL.search(str(key)):
+                found[name] = ["字段名不得包含控制字符 (control characters in a field name)"]
+            else:
+                _problems(item, name, depth + 1, found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _problems(item, f"{path}.{index}" if path else str(index), depth + 1, found)
+
+
+def _refuse_unusable_input():
+    found: dict[str, list[str]] = {}
+    for name, value in [*request.args.items(multi=True), *request.form.items(multi=True)]:
+        _problems({name: value}, "", 0, found)
+    if request.is_json:
+        try:
+            body = json.loads(request.get_data(cache=True))
+        except RecursionError:
+            return payload(400, f"JSON嵌套过深 (JSON nested deeper than {MAX_DEPTH} levels)"), 400
+        except ValueError:
+            body = None  # not JSON: the schema's parser answers that, naming the body
+        _problems(body, "", 0, found)
+    if found:
+        return payload(422, "请求数据有误 (invalid request)", found), 422
+    return None
+
+
+def init_app(app: Flask) -> None:
+    """Before the blueprints are registered: their rules take these converters."""
+    app.url_map.converters.update(int=RowId, string=Segment, default=Segment)
+    app.before_request(_refuse_unusable_input)
+
+
+def document(api: Api) -> None:
+    """The converters' bounds in the OpenAPI document, as werkzeug's own."""
+    api.register_converter(RowId, integerconverter2paramschema)
+    api.register_converter(Segment, unicodeconverter2paramschema)

@@ -1,0 +1,109 @@
+"""Input no field may hold, found by fuzzing every operation of the OpenAPI document:
+each answered 500 (a database or date-arithmetic error) before it was refused at the
+door. Now a path that cannot name a row is 404, a field is 422 naming it, an
+over-deep body 400, always JSON, and nothing is written. On SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.models import AuditEvent, Project, Task, User
+from tests.integration.helpers import declaration, declare
+
+
+def counts(platform) -> tuple:
+    with platform.session_factory() as s:
+        return tuple(s.scalar(select(func.count()).select_from(model)) for model in (Project, Task, User, AuditEvent))
+
+
+@pytest.mark.parametrize(("user", "method", "path"), [
+    ("operator", "get", "/api/v1/procedures/project_master/versions/2147483648"),
+    ("operator", "post", "/api/v1/instances/9223372036854775808/retry"),
+    ("applicant", "get", "/api/v1/notices/2147483648/pdf"),
+    ("operator", "get", "/api/v1/procedures/project_master/versions/0"),
+    ("window", "get", "/api/v1/tasks/a%00b"),
+    ("window", "post", "/api/v1/tasks/a%01b/claim"),
+    (None, "get", "/api/v1/portal/guides/a%00b"),
+], ids=["id over 32 bits", "id over 64 bits", "notice id over 32 bits", "version 0", "NUL in a task id",
+        "control character in a task id", "NUL in a matter code"])
+def test_a_path_that_cannot_name_a_row_is_not_found(client, token, platform, user, method, path):
+    before = counts(platform)
+    r = getattr(client, method)(path, headers=token(user) if user else {})
+    assert r.status_code == 404, r.get_data(as_text=True)
+    assert r.get_json()["message"] == "资源不存在 (not found)"
+    assert counts(platform) == before
+
+
+@pytest.mark.parametrize(("user", "path", "query", "field"), [
+    ("window", "/api/v1/tasks", {"project_code": "2026\x00"}, "project_code"),
+    ("supervisor", "/api/v1/alerts", {"department": "d\x00"}, "department"),
+    ("supervisor", "/api/v1/supervision/summary", {"department": "\x00"}, "department"),
+    ("window", "/api/v1/tasks", {"due_before": "9999-12-31T23:59:59-14:00"}, "due_before"),
+    ("window", "/api/v1/tasks", {"due_before": "0001-01-01T00:00:00+14:00"}, "due_before"),
+    ("supervisor", "/api/v1/supervision/summary", {"to": "0001-01-01"}, "to"),
+    ("supervisor", "/api/v1/supervision/scores", {"from": "9999-12-30", "to": "9999-12-31"}, "from"),
+    ("supervisor", "/api/v1/supervision/scores", {"period": "9999-12"}, "period"),
+    ("supervisor", "/api/v1/supervision/scores", {"period": "2026-13"}, "period"),
+    (None, "/api/v1/portal/disclosure/penalties", {"to": "9999-12-31"}, "to"),
+    (None, "/api/v1/portal/disclosure/approvals", {"from": "0001-01-01"}, "from"),
+], ids=["NUL in a task filter", "NUL in an alert filter", "NUL in a supervision filter", "due before year 9999",
+        "due before year 1", "supervision to year 1", "supervision from year 9999", "scores for 9999-12",
+        "scores for month 13", "disclosure to year 9999", "approvals from year 1"])
+def test_a_query_parameter_no_row_can_match_is_refused_by_name(client, token, user, path, query, field):
+    r = client.get(path, query_string=query, headers=token(user) if user else {})
+    assert r.status_code == 422, r.get_data(as_text=True)
+    assert field in r.get_json()["errors"], r.get_json()
+
+
+def test_control_characters_anywhere_in_a_json_body_are_refused_by_name(client, token, platform):
+    before = counts(platform)
+    r = client.post("/api/v1/auth/token", json={"username": "a\x00b", "password": "x"})
+    assert r.status_code == 422 and "username" in r.get_json()["errors"], r.get_json()
+    code = declare(client, token)["project_code"]
+    [window] = [t for t in client.get("/api/v1/tasks", headers=token("window"),
+                                      query_string={"project_code": code}).get_json()["items"]]
+    before = counts(platform)
+    r = client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"), json={
+        "data": {"window_decision": "dispatch", "departments": ["drc\x00"]}, "version": window["version"]})
+    assert r.status_code == 422 and "data.departments.0" in r.get_json()["errors"], r.get_json()
+    r = client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"), json={
+        "data": {"window_decision": "dispatch", "departments": ["drc"], "note\x07": 1}, "version": window["version"]})
+    assert r.status_code == 422 and "data.note\x07" in r.get_json()["errors"], r.get_json()
+    assert counts(platform) == before
+
+
+@pytest.mark.parametrize("depth", [40, 100_000], ids=["deeper than a form", "deeper than the parser"])
+def test_json_nested_too_deep_is_refused(client, token, platform, depth):
+    before = counts(platform)
+    r = client.post("/api/v1/projects", data="[" * depth + "]" * depth, content_type="application/json",
+                    headers=token("applicant"))
+    assert r.status_code in (400, 422), r.get_data(as_text=True)
+    assert "32" in r.get_json()["message"] or "32" in str(r.get_json().get("errors")), r.get_json()
+    assert counts(platform) == before
+
+
+def test_the_manual_clock_stays_within_the_platforms_years(client, token, platform):
+    before = platform.clock.now()
+    for instant in ("9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+00:00"):
+        r = client.post("/api/v1/admin/clock", json={"now": instant}, headers=token("operator"))
+        assert r.status_code == 422 and "now" in r.get_json()["errors"], r.get_json()
+    assert platform.clock.now() == before
+
+
+def test_a_user_for_a_unit_id_beyond_the_column_is_refused_by_name(client, token, platform):
+    before = counts(platform)
+    r = client.post("/api/v1/users", headers=token("operator"), json={
+        "username": "unit-user", "password": "Str0ng!Passw0rd-2026", "display_name": "单位用户", "roles": ["applicant"],
+        "project_unit_id": 2**31})
+    assert r.status_code == 422 and "project_unit_id" in r.get_json()["errors"], r.get_json()
+    assert counts(platform) == before
+
+
+def test_more_decimal_places_than_a_field_keeps_are_refused_not_rounded(client, token, platform):
+    before = counts(platform)
+    r = client.post("/api/v1/projects", headers=token("applicant"), json={**declaration(), "investment": "1200.00005"})
+    assert r.status_code == 422, r.get_json()
+    assert r.get_json()["errors"]["investment"] == ["小数位数不得超过4位 (at most 4 decimal places)"]
+    assert counts(platform) == before
+    assert client.post("/api/v1/projects", headers=token("applicant"),
+                       json={**declaration(), "investment": "1200.50000"}).status_code == 201  # trailing zeros keep nothing
