@@ -69,7 +69,7 @@ def _start_again() -> None:
         db.rollback()
         db.close()
     g.pop("keep_changes", None)
-    for upload in request.files.values():
+    for _name, upload in request.files.items(multi=True):
         upload.stream.seek(0)
 
 

@@ -18,10 +18,16 @@ from engine.access import Actor
 from engine.models import Project
 
 SUSPENSION = "suspension"
+#: The changes that reach the running procedures (their clocks, or all of them).
+_REACHING_PROCEDURES = ("suspension", "resumption", "major_change")
 
 
 def request_change(session: Session, *, actor: Actor, scope, now: datetime, project: Project, kind: str, reason: str,
                    changes: dict[str, Any]) -> Project:
+    if kind in _REACHING_PROCEDURES:
+        # The instances before the project row the change writes: a master step holds
+        # its instance and then writes the project row (dispatched, concluded).
+        runtime.lock_project_instances(session, project.id)
     result = projects.request_change(session, actor=actor, scope=scope, now=now, project=project, kind=kind,
                                      reason=reason, changes=changes)
     if kind == "suspension":

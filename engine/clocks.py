@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from engine import audit, platform_state
 from engine.db import transaction_memo
 from engine.errors import Invalid
-from engine.models import Alert, Clock, ProjectMatter, Task
+from engine.models import Alert, Clock, Matter, ProjectMatter, Task
 from engine.workcal import WorkCalendar
 
 CLOCK_KINDS = ("dispatch", "reply", "filing", "pre_review", "acceptance", "promised", "rectification")
@@ -56,6 +56,8 @@ def set_yellow_fractions(session: Session, table: dict[str, float], *, now: date
         kind, _, matter = key.partition(":")
         if kind not in CLOCK_KINDS:
             raise Invalid.field(f"fractions.{key}", f"unknown clock kind {kind!r}")
+        if matter and session.get(Matter, matter) is None:
+            raise Invalid.field(f"fractions.{key}", f"事项目录中没有此事项 (no such matter in the catalogue): {matter}")
         if not 0 < float(value) < 1:
             raise Invalid.field(f"fractions.{key}", "the fraction must be between 0 and 1")
     platform_state.write(session, YELLOW_KEY, json.dumps(table, sort_keys=True))

@@ -806,7 +806,7 @@ def terminate_matter(session: Session, pm: ProjectMatter, *, reason: str, now: d
     if pm.status != "handling" or pm.instance_id is None:
         return
     row = session.get(ProcessInstance, pm.instance_id)
-    if row.status != "running":
+    if row.status not in ("running", "error"):  # an errored one waits for an operator's retry: it ends too
         return
     _cancel_instance(session, row, now)
     result = {"matter_code": pm.matter_code, "decision": "terminated", "stage": "handling", "reason": reason,

@@ -54,9 +54,19 @@ class ExactDecimal(ma.fields.Decimal):
         num = value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
         if self.places is not None and num.is_finite():
             places = -self.places.as_tuple().exponent  # marshmallow keeps places as a quantum (0.01)
-            if num.normalize().as_tuple().exponent < -places:
+            if _fraction_digits(num) > places:
                 raise self.make_error("places", places=places)
         return super()._format_num(value)
+
+
+def _fraction_digits(num: decimal.Decimal) -> int:
+    """Digits after the point, trailing zeros left out, read off the digits themselves
+    (arithmetic in a decimal context would round or overflow first)."""
+    _sign, digits, exponent = num.as_tuple()
+    significant = "".join(map(str, digits)).rstrip("0")
+    if not significant:
+        return 0  # zero, however many zeros it is written with
+    return max(0, -(exponent + len(digits) - len(significant)))
 
 
 def Text(max_length: int, **kwargs) -> ma.fields.String:

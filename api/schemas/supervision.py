@@ -18,14 +18,13 @@ class ScopeQuery(StrictSchema):
     department = ma.fields.String(validate=validate.Length(min=1, max=32), metadata={"description": "a department code"})
 
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH = r"^(\d{4})-(0[1-9]|1[0-2])$"
 
 
-def _month(value: str) -> None:
-    found = _MONTH.match(value)
-    if found is None:
-        raise ma.ValidationError("须为 YYYY-MM (expected YYYY-MM)")
-    within_platform_years(date(int(found.group(1)), 1, 1))
+def _month_years(value: str) -> None:
+    found = re.match(_MONTH, value)
+    if found is not None:  # else the pattern has said so
+        within_platform_years(date(int(found.group(1)), 1, 1))
 
 
 class PeriodQuery(ScopeQuery):
@@ -34,7 +33,7 @@ class PeriodQuery(ScopeQuery):
 
 
 class ScoresQuery(PeriodQuery):
-    period = ma.fields.String(validate=_month,
+    period = ma.fields.String(validate=[validate.Regexp(_MONTH, error="须为 YYYY-MM (expected YYYY-MM)"), _month_years],
                               metadata={"description": "a month, instead of from/to"})
 
     @ma.validates_schema

@@ -267,7 +267,7 @@ def test_a_wait_for_a_prerequisite_moves_the_deemed_acceptance_timer_with_the_cl
 
 def test_yellow_fraction_is_configurable_per_kind_and_per_matter(client, token, clock):
     url = "/api/v1/admin/yellow-fractions"
-    for bad in ({"dispatch": 1.5}, {"lunch": 0.5}, {"dispatch": "half"}):
+    for bad in ({"dispatch": 1.5}, {"lunch": 0.5}, {"dispatch": "half"}, {"promised:no_such_matter": 0.5}):
         r = client.put(url, json={"fractions": bad}, headers=token("operator"))
         assert r.status_code == 422 and any(k.startswith("fractions") for k in r.get_json()["errors"]), r.get_json()
     assert client.put(url, json={"fractions": {"dispatch": 0.5}}, headers=token("drc")).status_code == 403

@@ -72,14 +72,25 @@ def test_control_characters_anywhere_in_a_json_body_are_refused_by_name(client, 
     assert counts(platform) == before
 
 
-@pytest.mark.parametrize("depth", [40, 100_000], ids=["deeper than a form", "deeper than the parser"])
-def test_json_nested_too_deep_is_refused(client, token, platform, depth):
+@pytest.mark.parametrize(("depth", "status"), [(40, 422), (100_000, 400)],
+                         ids=["deeper than a form", "deeper than the parser"])
+def test_json_nested_too_deep_is_refused(client, token, platform, depth, status):
     before = counts(platform)
     r = client.post("/api/v1/projects", data="[" * depth + "]" * depth, content_type="application/json",
                     headers=token("applicant"))
-    assert r.status_code in (400, 422), r.get_data(as_text=True)
+    assert r.status_code == status, r.get_data(as_text=True)
     assert "32" in r.get_json()["message"] or "32" in str(r.get_json().get("errors")), r.get_json()
     assert counts(platform) == before
+
+
+def test_tabs_and_line_breaks_in_free_text_still_pass(client, token):
+    """Only control characters nobody types are refused: a construction content written
+    in paragraphs, with a tab, is a declaration like any other."""
+    r = client.post("/api/v1/projects", headers=token("applicant"),
+                    json={**declaration(), "construction_content": "一、厂房\t两栋\r\n二、仓库\n一座"})
+    assert r.status_code == 201, r.get_json()
+    listed = client.get("/api/v1/tasks", headers=token("window"), query_string={"project_code": r.get_json()["project_code"]})
+    assert listed.status_code == 200 and listed.get_json()["total"] == 1
 
 
 def test_the_manual_clock_stays_within_the_platforms_years(client, token, platform):
@@ -99,11 +110,16 @@ def test_a_user_for_a_unit_id_beyond_the_column_is_refused_by_name(client, token
     assert counts(platform) == before
 
 
-def test_more_decimal_places_than_a_field_keeps_are_refused_not_rounded(client, token, platform):
+@pytest.mark.parametrize(("investment", "problem"), [
+    ("1200.00005", "小数位数不得超过4位 (at most 4 decimal places)"),
+    ("1200.000000000000000000000000001", "小数位数不得超过4位 (at most 4 decimal places)"),
+    ("1e999999999", "Not a valid number."),
+], ids=["five places", "beyond 28 digits", "a huge exponent"])
+def test_more_decimal_places_than_a_field_keeps_are_refused_not_rounded(client, token, platform, investment, problem):
     before = counts(platform)
-    r = client.post("/api/v1/projects", headers=token("applicant"), json={**declaration(), "investment": "1200.00005"})
+    r = client.post("/api/v1/projects", headers=token("applicant"), json={**declaration(), "investment": investment})
     assert r.status_code == 422, r.get_json()
-    assert r.get_json()["errors"]["investment"] == ["小数位数不得超过4位 (at most 4 decimal places)"]
+    assert r.get_json()["errors"]["investment"] == [problem]
     assert counts(platform) == before
     assert client.post("/api/v1/projects", headers=token("applicant"),
                        json={**declaration(), "investment": "1200.50000"}).status_code == 201  # trailing zeros keep nothing

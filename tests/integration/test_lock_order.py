@@ -480,3 +480,52 @@ def test_a_calendar_loaded_while_matters_launch_locks_their_instances_before_the
         [land] = s.scalars(select(ProcessInstance).join(Project, Project.id == ProcessInstance.project_id).where(
             Project.project_code == code, ProcessInstance.matter_code == LAND)).all()
         assert land.status == "running"
+
+
+def test_a_suspension_waits_for_the_master_before_it_writes_the_project(pg, platform, clock):
+    """A master step holds its instance and then writes the project row (dispatched,
+    concluded). A suspension therefore locks the project's instances before it writes the
+    project row: while a step holds the master, the suspension waits holding nothing, and
+    the project row stays free for the step."""
+    from engine import changes
+
+    code = declare(platform)
+    holder = platform.session_factory()
+    holder.execute(runtime.instance_lock(select(ProcessInstance.id).join(Project, Project.id == ProcessInstance.project_id)
+                                         .where(Project.project_code == code, ProcessInstance.kind == "master")))
+    applicant = actor(platform, "applicant")
+    outcome: dict = {}
+
+    def suspend():
+        try:
+            with unit_of_work(platform.session_factory) as s:
+                project = s.scalar(select(Project).where(Project.project_code == code))
+                changes.request_change(s, actor=applicant, scope=platform.scope, now=clock.now(), project=project,
+                                       kind="suspension", reason="资金未到位，暂停实施", changes={})
+            outcome["suspension"] = "ok"
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            outcome["suspension"] = repr(exc)
+
+    waiting = threading.Thread(target=suspend, name="suspension")
+    waiting.start()
+    try:
+        with platform.session_factory() as watcher:
+            for _ in range(1000):
+                if watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                       "AND query LIKE '%process_instances%FOR NO KEY UPDATE%'")):
+                    break
+                watcher.rollback()
+                threading.Event().wait(0.01)
+            else:
+                pytest.fail("the suspension never waited for the master")
+            free = watcher.execute(text("SELECT id FROM projects WHERE project_code = :code FOR NO KEY UPDATE NOWAIT"),
+                                   {"code": code}).scalar()
+            assert free is not None  # the waiting suspension holds no lock on the project row
+            watcher.rollback()
+    finally:
+        holder.rollback()
+        holder.close()
+        waiting.join(30)
+    assert outcome == {"suspension": "ok"}
+    with platform.session_factory() as s:
+        assert s.scalar(select(Project.suspended).where(Project.project_code == code)) is True

@@ -443,3 +443,24 @@ def test_a_commitment_past_its_deadline_lapses_once(client, token, code, platfor
                         query_string={"matter_code": "land_pre_review"})
     assert [(c["material"], c["state"]) for c in listed.get_json()["items"]] == [("site_report", "lapsed"),
                                                                                   ("survey_map", "open")]
+
+
+def test_a_lapse_ends_a_matter_whose_instance_waits_for_an_operator(client, token, code, platform):
+    """A matter whose instance errored (waiting for an operator's retry) is still being
+    handled: a commitment lapsing then ends it as it ends a running one, rather than
+    lapsing the commitment and leaving the matter and its hold open for ever."""
+    from engine.models import Hold, ProcessInstance
+
+    to_handling(client, token, code)
+    assert commit(client, token, code, platform, days=10).status_code == 201
+    with unit_of_work(platform.session_factory) as s:
+        s.get(ProcessInstance, project_matter(s, code).instance_id).status = "error"
+    later = platform.clock.now() + timedelta(days=11)
+    with unit_of_work(platform.session_factory) as s:
+        [lapsed] = [materials.lapse(s, i, now=later) for i in materials.due_commitments(s, now=later)]
+        assert lapsed.state == "lapsed"
+    with platform.session_factory() as s:
+        pm = project_matter(s, code)
+        assert (pm.status, s.get(ProcessInstance, pm.instance_id).status) == ("terminated", "cancelled")
+        assert s.scalar(select(func.count()).select_from(Hold).where(
+            Hold.project_id == pm.project_id, Hold.matter_code == pm.matter_code, Hold.ended_at.is_(None))) == 0
