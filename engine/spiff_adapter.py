@@ -67,7 +67,8 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 
 from engine import scripting
 
@@ -377,10 +378,13 @@ def _script_scope(task: Any) -> ScriptScope:
 
 #: What a script or expression may raise that is not the procedure's fault, so never
 #: becomes an instance's error: SpiffWorkflow's own errors (already located), and the
-#: database failing under a platform function (a deadlock, a lost connection, a row
-#: changed meanwhile). Those go to whoever owns the transaction, which rolls it back and
-#: answers 409 or 503 (or the sweep retries), leaving the instance as it was.
-_NOT_THE_PROCEDURES = (SpiffWorkflowException, SQLAlchemyError)
+#: database failing under a platform function for reasons of its own (a deadlock, a lost
+#: connection, a row changed meanwhile). Those go to whoever owns the transaction, which
+#: rolls it back and answers 409 or 503 (or the sweep retries), leaving the instance as
+#: it was. A value the database refuses (too long, a constraint) came from the
+#: procedure's data: that stays the instance's error, listed for operators.
+_DATABASE_NOT_THE_PROCEDURE = (OperationalError, InterfaceError, StaleDataError)
+_NOT_THE_PROCEDURES = (SpiffWorkflowException, *_DATABASE_NOT_THE_PROCEDURE)
 
 
 class _ScriptEngine(PythonScriptEngine):
@@ -476,7 +480,7 @@ def _running(instance: Instance, now: datetime, functions: Functions | None) -> 
     workflow.script_engine = _ScriptEngine(functions)
     try:
         yield workflow
-    except (ProcedureError, ClockNotSet, TaskUnavailable, SQLAlchemyError):
+    except (ProcedureError, ClockNotSet, TaskUnavailable, *_DATABASE_NOT_THE_PROCEDURE):
         raise
     except Exception as exc:
         raise ProcedureError(_error_element(exc), _describe(exc)) from exc

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import spiff_adapter as sa
@@ -516,3 +516,16 @@ def test_the_database_failing_under_a_platform_function_is_not_the_procedures_er
         sa.complete_user_task(instance, only_ready(instance).id, {"materials": []}, now=T0,
                               functions=functions(working_days=failing))
     assert raised.value is failure
+
+
+def test_a_value_the_database_refuses_under_a_platform_function_is_the_procedures_error():
+    """A value too long for its column (or breaking a constraint) came from the procedure's
+    data: the instance is marked errored at the element, for an operator to see and retry."""
+    def failing(n):
+        raise DataError("INSERT INTO notices", {}, Exception("value too long for type character varying(200)"))
+
+    instance = sa.start(loaded("review.bpmn"), {}, now=T0, functions=functions())
+    with pytest.raises(sa.ProcedureError) as failed:
+        sa.complete_user_task(instance, only_ready(instance).id, {"materials": []}, now=T0,
+                              functions=functions(working_days=failing))
+    assert failed.value.element_id == "prepare" and "value too long" in failed.value.message
