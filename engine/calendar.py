@@ -12,6 +12,7 @@ rebuilds on its next use (no state held in a process beyond a cache).
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import date, datetime
 
 from sqlalchemy import delete, select
@@ -28,8 +29,10 @@ _cache: tuple[str, WorkCalendar] | None = None
 
 
 def _bump_revision(session: Session, now: datetime) -> None:
-    previous = platform_state.value(session, REVISION_KEY)
-    platform_state.write(session, REVISION_KEY, f"{now.isoformat()}#{int(previous.split('#')[-1]) + 1 if previous else 1}")
+    """A revision no other load can take: a process caches the calendar under it, and a
+    load rolled back (or never committed) must not lend its calendar to the next load at
+    the same instant."""
+    platform_state.write(session, REVISION_KEY, f"{now.isoformat()}#{uuid.uuid4().hex}")
 
 
 def _store_year(session: Session, year: int, facts: list[DayFact], source: str, now: datetime) -> None:

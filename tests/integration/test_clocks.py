@@ -310,3 +310,24 @@ def test_a_returned_declaration_pauses_then_restarts_the_dispatch_clock(client, 
     restarted = clock_of(project(client, token, code), "dispatch")
     assert restarted["state"] == "running" and restarted["started_at"] == clock.now().isoformat()
     assert [t["name"] for t in tasks(client, token, "window", project_code=code)] == ["window_review"]
+
+
+def test_a_calendar_load_rolled_back_lends_nothing_to_the_next_load(platform, clock):
+    """A process caches the calendar under its revision. A load that was rolled back had
+    its calendar cached inside its transaction; the next load at the same instant gets a
+    revision of its own, so the calendar in force is the committed one."""
+    from datetime import date
+
+    from engine import calendar
+    from engine.db import unit_of_work
+
+    march_3 = date(2026, 3, 3)
+    with platform.session_factory() as s:
+        calendar.load_year_text(s, "year 2026\n2026-01-01 holiday 元旦\n2026-03-03 holiday 更正\n", now=clock.now(),
+                                actor="operator")
+        assert not calendar.current(s).is_workday(march_3)  # built and cached inside the transaction
+        s.rollback()
+    with unit_of_work(platform.session_factory) as s:
+        calendar.load_year_text(s, "year 2026\n2026-01-01 holiday 元旦\n", now=clock.now(), actor="operator")
+    with platform.session_factory() as s:
+        assert calendar.current(s).is_workday(march_3)
