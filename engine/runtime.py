@@ -46,6 +46,7 @@ ACCEPTED_CLOCK = "promised"
 #: transaction memo keys: the clocks and ready tasks ``lock_for_steps`` read, by instance, for the step that follows
 _LOCKED_CLOCKS = "locked_clocks"
 _LOCKED_TASKS = "locked_tasks"
+_LOCKED_MATTERS = "locked_matters"
 
 
 # --- forms ------------------------------------------------------------------------------
@@ -427,6 +428,9 @@ def _attempt(run: Run, action: Callable[[], spiff_adapter.Instance], *,
         savepoint.rollback()
         audit.rollback_to(session, position)
         run.forget_clocks()
+        # PostgreSQL releases the row locks taken inside the savepoint: matters locked
+        # there must be locked again, not remembered as locked.
+        transaction_memo(session).pop(_LOCKED_MATTERS, None)
         return exc
     savepoint.commit()
     return None
@@ -528,7 +532,7 @@ def lock_matter(session: Session, pm: ProjectMatter) -> None:
     the matter's instance and its clocks, then the matter row, read again under the lock,
     so that what the caller checks next (its status) is what it writes on. Once per
     transaction: the locks are held to its end, so nobody else changes them."""
-    locked = transaction_memo(session).setdefault("locked_matters", set())
+    locked = transaction_memo(session).setdefault(_LOCKED_MATTERS, set())
     if pm.id in locked:
         return
     locked.add(pm.id)
