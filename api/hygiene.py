@@ -20,8 +20,10 @@ from api.errors import payload
 MAX_ID = 2**31 - 1
 #: Deeper JSON is refused: a form's data is a few levels deep.
 MAX_DEPTH = 32
-#: C0 controls other than tab, line feed and carriage return, and DEL.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: C0 controls other than tab, line feed and carriage return, DEL, and UTF-16 surrogates
+#: (a lone ``\ud800`` escape in JSON decodes to a string no UTF-8 encoder will write).
+_UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_UNUSABLE_TEXT = "不得包含控制字符或孤立代理码位 (control characters or lone surrogates are not allowed)"
 
 
 class RowId(IntegerConverter):
@@ -32,24 +34,24 @@ class RowId(IntegerConverter):
 
 
 class Segment(UnicodeConverter):
-    """``<…>`` and ``<string:…>`` path parameters: no control characters."""
+    """``<…>`` and ``<string:…>`` path parameters: no control characters or surrogates."""
 
     def __init__(self, map, *args, **kwargs) -> None:
         super().__init__(map, *args, **kwargs)
-        self.regex = self.regex.replace("[^/]", r"[^/\x00-\x1f\x7f]", 1)
+        self.regex = self.regex.replace("[^/]", r"[^/\x00-\x1f\x7f\ud800-\udfff]", 1)
 
 
 def _problems(value: Any, path: str, depth: int, found: dict[str, list[str]]) -> None:
     if depth > MAX_DEPTH:
         found[path or "body"] = [f"嵌套超过{MAX_DEPTH}层 (nested deeper than {MAX_DEPTH} levels)"]
     elif isinstance(value, str):
-        if _CONTROL.search(value):
-            found[path or "body"] = ["不得包含控制字符 (control characters are not allowed)"]
+        if _UNUSABLE.search(value):
+            found[path or "body"] = [_UNUSABLE_TEXT]
     elif isinstance(value, dict):
         for key, item in value.items():
             name = f"{path}.{key}" if path else str(key)
-            if _CONTROL.search(str(key)):
-                found[name] = ["字段名不得包含控制字符 (control characters in a field name)"]
+            if _UNUSABLE.search(str(key)):
+                found[name] = [_UNUSABLE_TEXT]
             else:
                 _problems(item, name, depth + 1, found)
     elif isinstance(value, list):
@@ -65,7 +67,8 @@ def _refuse_unusable_input():
         try:
             body = json.loads(request.get_data(cache=True))
         except RecursionError:
-            return payload(400, f"JSON嵌套过深 (JSON nested deeper than {MAX_DEPTH} levels)"), 400
+            problem = f"JSON嵌套过深 (JSON nested deeper than {MAX_DEPTH} levels)"
+            return payload(400, problem, {"body": [problem]}), 400
         except ValueError:
             body = None  # not JSON: the schema's parser answers that, naming the body
         _problems(body, "", 0, found)

@@ -4,11 +4,13 @@ door. Now a path that cannot name a row is 404, a field is 422 naming it, an
 over-deep body 400, always JSON, and nothing is written. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
 from engine.models import AuditEvent, Project, Task, User
-from tests.integration.helpers import declaration, declare
+from tests.integration.helpers import declaration, declare, supply_all_materials
 
 
 def counts(platform) -> tuple:
@@ -123,3 +125,44 @@ def test_more_decimal_places_than_a_field_keeps_are_refused_not_rounded(client, 
     assert counts(platform) == before
     assert client.post("/api/v1/projects", headers=token("applicant"),
                        json={**declaration(), "investment": "1200.50000"}).status_code == 201  # trailing zeros keep nothing
+
+
+def test_a_lone_surrogate_in_a_json_body_is_refused_by_name(client, token, platform):
+    """``"\\ud800"`` is valid JSON but decodes to text no UTF-8 encoder writes: the
+    database driver failed on it (500), and under a script it errored the instance."""
+    before = counts(platform)
+    body = json.dumps({**declaration(), "name": "\ud800项目"})  # ensure_ascii: the body carries the escape
+    r = client.post("/api/v1/projects", data=body, content_type="application/json", headers=token("applicant"))
+    assert r.status_code == 422 and "name" in r.get_json()["errors"], r.get_json()
+    r = client.post("/api/v1/auth/token", data=json.dumps({"username": "\udfff", "password": "x"}),
+                    content_type="application/json")
+    assert r.status_code == 422 and "username" in r.get_json()["errors"], r.get_json()
+    assert counts(platform) == before
+
+
+@pytest.mark.parametrize("day", ["1999-12-31", "2100-01-01", "0001-01-01"])
+def test_a_task_forms_date_lies_within_the_platforms_years(client, token, platform, day):
+    """The forms bound their dates as the API does (``forms/filing_check.schema.json``)."""
+    code = declare(client, token, regime="filing", industry_code="13", new_land_use=False, building_works=False,
+                   environment_sensitive=False, water_soil_impact=False)["project_code"]
+    supply_all_materials(client, token, code)
+
+    def only(user, name):
+        [task] = [t for t in client.get("/api/v1/tasks", headers=token(user), query_string={"project_code": code})
+                  .get_json()["items"] if t["name"] == name]
+        return task
+
+    window = only("window", "window_review")
+    assert client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"), json={
+        "data": {"window_decision": "dispatch", "departments": window["context"]["departments"]},
+        "version": window["version"]}).status_code == 200
+    reply = only("drc", "department_reply")
+    assert client.post(f"/api/v1/tasks/{reply['id']}/complete", headers=token("drc"), json={
+        "data": {"reply_outcome": "accepted", "reply_comment": "受理"}, "version": reply["version"]}).status_code == 200
+    check = only("drc", "filing_check")
+    before = counts(platform)
+    r = client.post(f"/api/v1/tasks/{check['id']}/complete", headers=token("drc"), json={"data": {
+        "filing_decision": "file", "filing_comment": "符合", "document_number": "备〔2026〕1号", "document_date": day},
+        "version": check["version"]})
+    assert r.status_code == 422 and "data.document_date" in r.get_json()["errors"], r.get_json()
+    assert counts(platform) == before
