@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g
+from flask import Flask
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, NotFound
@@ -52,8 +52,6 @@ def flatten(errors: dict) -> dict:
 def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(err: DomainError):
-        if getattr(err, "keep_changes", False):
-            g.keep_changes = True
         headers = {"Retry-After": str(err.retry_after)} if isinstance(err, TooManyAttempts) else {}
         return payload(err.status, err.message, err.errors), err.status, headers
 

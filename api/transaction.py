@@ -13,6 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from api.errors import payload
 from engine.db import is_retryable
+from engine.errors import DomainError
 from engine.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -43,13 +44,12 @@ def end_request_transaction() -> None:
 
 
 def _finish_transaction(app: Flask, response: Response) -> Response:
-    """Commit a success (or an error that keeps its changes), roll back anything else;
-    a conflict met at commit answers 409."""
+    """Commit a success, roll back anything else; a conflict met at commit answers 409."""
     db: Session | None = g.pop("db", None)
     if db is None:
         return response
     try:
-        if response.status_code < 400 or g.get("keep_changes"):
+        if response.status_code < 400:
             db.commit()
         else:
             db.rollback()
@@ -62,13 +62,23 @@ def _finish_transaction(app: Flask, response: Response) -> Response:
     return response
 
 
+def _keep_changes() -> None:
+    """Commit what a refused request keeps (a failed sign-in's record, counted against
+    guessing), before its error answer is made."""
+    db: Session | None = g.pop("db", None)
+    if db is not None:
+        try:
+            db.commit()
+        finally:
+            db.close()
+
+
 def _start_again() -> None:
     """Forget the aborted attempt: its session (rolled back) and what it read of the body."""
     db: Session | None = g.pop("db", None)
     if db is not None:
         db.rollback()
         db.close()
-    g.pop("keep_changes", None)
     for _name, upload in request.files.items(multi=True):
         upload.stream.seek(0)
 
@@ -76,14 +86,21 @@ def _start_again() -> None:
 class TransactionalFlask(Flask):
     """Flask whose view and commit run together, so that a deadlock or serialization
     abort met anywhere in them (the staged lights and the audit chain write at commit)
-    runs the request again from the start, up to ``MAX_ATTEMPTS`` times. Error answers
-    (raised to Flask's handlers) are finished by the ``after_request`` hook instead."""
+    runs the request again from the start, up to ``MAX_ATTEMPTS`` times; an error that
+    keeps its changes commits them in the same loop. Other error answers (raised to
+    Flask's handlers) are rolled back by the ``after_request`` hook."""
 
     def dispatch_request(self):
         attempt = 1
         while True:
             try:
-                return _finish_transaction(self, self.make_response(super().dispatch_request()))
+                try:
+                    response = self.make_response(super().dispatch_request())
+                except DomainError as err:
+                    if err.keep_changes:
+                        _keep_changes()
+                    raise
+                return _finish_transaction(self, response)
             except DBAPIError as exc:
                 if attempt >= MAX_ATTEMPTS or not is_retryable(exc) or g.get("committed_part"):
                     raise

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 class DomainError(Exception):
     status = 400
+    #: A refusal whose record is kept (a failed sign-in counted against guessing): the
+    #: request's transaction commits before the error is answered.
+    keep_changes = False
 
     def __init__(self, message: str, errors: dict[str, list[str]] | None = None):
         super().__init__(message)
