@@ -67,8 +67,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from engine import scripting
 
@@ -376,15 +375,26 @@ def _script_scope(task: Any) -> ScriptScope:
                        _scope_id(task), _DataView(task.data))
 
 
-#: What a script or expression may raise that is not the procedure's fault, so never
-#: becomes an instance's error: SpiffWorkflow's own errors (already located), and the
-#: database failing under a platform function for reasons of its own (a deadlock, a lost
-#: connection, a row changed meanwhile). Those go to whoever owns the transaction, which
+#: The database failing under a platform function for reasons of its own (a deadlock, a
+#: lost connection, a row changed meanwhile, an outage) is not the procedure's fault and
+#: never becomes an instance's error: it goes to whoever owns the transaction, which
 #: rolls it back and answers 409 or 503 (or the sweep retries), leaving the instance as
 #: it was. A value the database refuses (too long, a constraint) came from the
-#: procedure's data: that stays the instance's error, listed for operators.
-_DATABASE_NOT_THE_PROCEDURE = (OperationalError, InterfaceError, StaleDataError)
-_NOT_THE_PROCEDURES = (SpiffWorkflowException, *_DATABASE_NOT_THE_PROCEDURE)
+#: procedure's data: that is the instance's error, listed for operators.
+_REFUSED_VALUES = (DataError, IntegrityError)
+
+
+def _not_the_procedures(exc: BaseException) -> bool:
+    return isinstance(exc, SQLAlchemyError) and not isinstance(exc, _REFUSED_VALUES)
+
+
+def _failure(exc: BaseException) -> str:
+    """How a failure under a script is told on the instance (and to whoever completed the
+    task): a refused value by the database's first line only, never the statement or the
+    values bound to it."""
+    if isinstance(exc, _REFUSED_VALUES) and exc.orig is not None:
+        return f"{type(exc).__name__}: {str(exc.orig).strip().splitlines()[0]}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class _ScriptEngine(PythonScriptEngine):
@@ -416,12 +426,12 @@ class _ScriptEngine(PythonScriptEngine):
     def evaluate(self, task: Any, expression: str, external_context: Mapping[str, Any] | None = None) -> Any:
         try:
             value = self.environment.evaluate(expression, task.data, self._names(task, external_context))
-        except _NOT_THE_PROCEDURES:
+        except SpiffWorkflowException:
             raise
         except Exception as exc:
-            raise WorkflowTaskException(
-                f"expression {expression!r} failed: {type(exc).__name__}: {exc}", task=task, exception=exc
-            ) from exc
+            if _not_the_procedures(exc):
+                raise
+            raise WorkflowTaskException(f"expression {expression!r} failed: {_failure(exc)}", task=task, exception=exc) from exc
         if expression == getattr(task.task_spec, "cardinality", None):
             if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INSTANCES:
                 raise WorkflowTaskException(
@@ -437,13 +447,15 @@ class _ScriptEngine(PythonScriptEngine):
     def execute(self, task: Any, script: str, external_context: Mapping[str, Any] | None = None) -> bool:
         try:
             return self.environment.execute(script, task.data, self._names(task, external_context))
-        except _NOT_THE_PROCEDURES:
+        except SpiffWorkflowException:
             raise
         except Exception as exc:
+            if _not_the_procedures(exc):
+                raise
             line, text = _script_line(script, exc)
             where = f" on line {line} ({text.strip()!r})" if line and text else ""
             raise WorkflowTaskException(
-                f"script failed{where}: {type(exc).__name__}: {exc}",
+                f"script failed{where}: {_failure(exc)}",
                 task=task, exception=exc, line_number=line, error_line=text,
             ) from exc
 
@@ -480,9 +492,11 @@ def _running(instance: Instance, now: datetime, functions: Functions | None) -> 
     workflow.script_engine = _ScriptEngine(functions)
     try:
         yield workflow
-    except (ProcedureError, ClockNotSet, TaskUnavailable, *_DATABASE_NOT_THE_PROCEDURE):
+    except (ProcedureError, ClockNotSet, TaskUnavailable):
         raise
     except Exception as exc:
+        if _not_the_procedures(exc):
+            raise
         raise ProcedureError(_error_element(exc), _describe(exc)) from exc
     finally:
         workflow.script_engine = _INERT_ENGINE

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, InternalError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine import spiff_adapter as sa
@@ -503,7 +503,8 @@ def test_decision_failures_and_refusals():
 @pytest.mark.parametrize("failure", [
     OperationalError("SELECT 1", {}, Exception("deadlock detected")),
     StaleDataError("UPDATE statement on table 'tasks' expected to update 1 row(s); 0 were matched."),
-], ids=["deadlock", "row changed meanwhile"])
+    InternalError("SELECT 1", {}, Exception("current transaction is aborted")),
+], ids=["deadlock", "row changed meanwhile", "transaction aborted"])
 def test_the_database_failing_under_a_platform_function_is_not_the_procedures_error(failure):
     """A deadlock or a concurrent change met by a platform function the script calls is the
     transaction's to roll back (409/503, or the sweep's retry), not an error to mark on
@@ -522,10 +523,13 @@ def test_a_value_the_database_refuses_under_a_platform_function_is_the_procedure
     """A value too long for its column (or breaking a constraint) came from the procedure's
     data: the instance is marked errored at the element, for an operator to see and retry."""
     def failing(n):
-        raise DataError("INSERT INTO notices", {}, Exception("value too long for type character varying(200)"))
+        raise DataError("INSERT INTO notices (title) VALUES (%(title)s)", {"title": "某单位内部信息"},
+                        Exception("value too long for type character varying(200)\nDETAIL: Failing row contains ..."))
 
     instance = sa.start(loaded("review.bpmn"), {}, now=T0, functions=functions())
     with pytest.raises(sa.ProcedureError) as failed:
         sa.complete_user_task(instance, only_ready(instance).id, {"materials": []}, now=T0,
                               functions=functions(working_days=failing))
     assert failed.value.element_id == "prepare" and "value too long" in failed.value.message
+    # told to operators and to whoever completed the task: never the statement, its values or details
+    assert not any(leak in failed.value.message for leak in ("INSERT", "某单位内部信息", "DETAIL", "sqlalche.me"))
