@@ -40,7 +40,13 @@ def end_request_transaction() -> None:
     if db is not None:
         db.commit()
         db.close()
-    g.committed_part = True  # what is committed cannot be done again: no retry from here on
+    committed_part()
+
+
+def committed_part() -> None:
+    """Part of the request's work is committed (here, or in a transaction of its own such
+    as the portal's rate count): it cannot be done again, so no retry from here on."""
+    g.committed_part = True
 
 
 def _finish_transaction(app: Flask, response: Response) -> Response:

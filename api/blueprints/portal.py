@@ -32,7 +32,7 @@ from api.schemas.portal import (
     PortalRecordSchema,
     atom_feed,
 )
-from api.transaction import platform, session
+from api.transaction import committed_part, platform, session
 from engine import portal, ratelimit
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", description="门户 (portal): public progress lookup and disclosure")
@@ -87,6 +87,7 @@ def rate_limited(view: Callable) -> Callable:
         p = platform()
         ratelimit.enforce(p.session_factory, client=client_address(), now=p.clock.now(),
                           rate=current_app.extensions[_SETTINGS_KEY][0])
+        committed_part()  # counted once, even if the database aborts what follows
         return view(*args, **kwargs)
 
     inner.rate_limited = True
