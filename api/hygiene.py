@@ -15,9 +15,8 @@ from flask_smorest.spec.plugins import integerconverter2paramschema, unicodeconv
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from api.errors import payload
+from engine.models import MAX_ID
 
-#: The largest value of the id columns (32-bit integers on PostgreSQL).
-MAX_ID = 2**31 - 1
 #: Deeper JSON is refused: a form's data is a few levels deep.
 MAX_DEPTH = 32
 #: C0 controls other than tab, line feed and carriage return, DEL, and UTF-16 surrogates

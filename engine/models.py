@@ -49,6 +49,10 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+#: The largest value of an id column (INTEGER, 32 bits, on PostgreSQL): a larger id names
+#: no row, and PostgreSQL refuses the query rather than find nothing.
+MAX_ID = 2**31 - 1
+
 #: Roles checked on every endpoint.
 ROLES = (
     "applicant",

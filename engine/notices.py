@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from engine import audit, files, pdf, projects
 from engine.access import Actor, project_filter
 from engine.errors import NotFound
-from engine.models import Department, Matter, Notice, Project
+from engine.models import MAX_ID, Department, Matter, Notice, Project
 
 NOTICE_KINDS = {
     "acceptance": "受理通知书",
@@ -37,8 +37,6 @@ PARTICULARS = {
     "decision": ("matter_result",),
     "conclusion": ("matter_results",),
 }
-#: the largest value of the notices.id column (a 32-bit integer)
-MAX_ID = 2**31 - 1
 
 
 def title(kind: str, particulars: dict[str, Any]) -> str:

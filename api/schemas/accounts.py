@@ -5,7 +5,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from api.schemas.common import StrictSchema, Text
-from engine.models import ROLES
+from engine.models import MAX_ID, ROLES
 
 
 class ProjectUnitCreateSchema(StrictSchema):
@@ -29,7 +29,7 @@ class UserCreateSchema(StrictSchema):
     display_name = Text(64, required=True)
     roles = ma.fields.List(ma.fields.String(validate=validate.OneOf(ROLES)), required=True, validate=validate.Length(min=1, max=len(ROLES)))
     department_code = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32))
-    project_unit_id = ma.fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=2**31 - 1))
+    project_unit_id = ma.fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
 
 
 class UserOutSchema(ma.Schema):
