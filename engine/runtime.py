@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 import jsonschema
-from sqlalchemy import and_, event, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from engine import audit, calendar, clocks, guides, holds, notices, procedures, projects, spiff_adapter, task_guards

@@ -1,6 +1,7 @@
 """Small helpers the HTTP tests share."""
 from __future__ import annotations
 
+import threading
 from io import BytesIO
 
 from sqlalchemy import func, select
@@ -69,3 +70,19 @@ def supply_all_materials(client, token, code, user="applicant"):
     assert r.status_code == 200, r.get_json()
     for matter in r.get_json()["matters"]:
         supply_materials(client, token, code, matter["matter_code"], user)
+
+
+def waits_for_a_lock(watcher, statement_like: str, tries: int = 1000) -> bool:
+    """Whether, within about ``tries`` hundredths of a second, some PostgreSQL backend is
+    waiting for a lock in a statement LIKE ``statement_like`` (how a test knows the other
+    side of a race has reached its lock before it goes on)."""
+    from sqlalchemy import text
+
+    for _ in range(tries):
+        waiting = watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                      "AND query LIKE :statement"), {"statement": statement_like})
+        watcher.rollback()
+        if waiting:
+            return True
+        threading.Event().wait(0.01)
+    return False

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from engine import audit
 from engine.models import AuditEvent, Delivery, Notice, Task
 from engine.sweep import sweep
-from tests.integration.helpers import declare, supply_all_materials
+from tests.integration.helpers import declare, supply_all_materials, waits_for_a_lock
 
 PRE_CHECK_PASS = {"precheck_result": "pass", "code_verified": True, "within_competence": True}
 ACCEPT = {"acceptance_decision": "accept"}
@@ -257,15 +257,7 @@ def test_a_request_the_database_aborts_for_a_deadlock_is_done_again(app, client,
     dispatch.start()
     try:
         with platform.session_factory() as watcher:
-            for _ in range(1000):
-                waiting = watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                              "AND query LIKE '%FROM clocks%FOR UPDATE%'"))
-                watcher.rollback()
-                if waiting:
-                    break
-                threading.Event().wait(0.01)
-            else:
-                pytest.fail("the dispatch never waited for the clock")
+            assert waits_for_a_lock(watcher, "%FROM clocks%FOR UPDATE%"), "the dispatch never waited for the clock"
         # closes the cycle; returns once the request has been aborted and let go of the instance
         other.execute(select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update())
     finally:

@@ -27,7 +27,7 @@ from engine.errors import Conflict
 from engine.models import (Alert, Clock, Delivery, Hold, IntermediaryService, MaterialCommitment, Notice, ProcessInstance,
                            Project, ProjectMatter, Task, User)
 from engine.sweep import sweep
-from tests.integration.helpers import declaration
+from tests.integration.helpers import declaration, waits_for_a_lock
 
 #: 企业投资项目备案 (drc) and 用地预审 (land): the land matter's guide lets 土地权属 be
 #: supplied later (容缺).
@@ -170,6 +170,19 @@ def in_thread(name: str) -> bool:
     return threading.current_thread().name == name
 
 
+def hold_at_load(monkeypatch, race: Race, thread: str) -> None:
+    """The ``thread`` side stops as it loads its instance's state, its instance, clocks
+    and tasks locked, until the race lets it go."""
+    load = runtime._load
+
+    def held(row):
+        if in_thread(thread):
+            race.hold()
+        return load(row)
+
+    monkeypatch.setattr(runtime, "_load", held)
+
+
 def sweep_step(step, platform) -> dict:
     report = sweep_module.SweepReport(at=platform.clock.now().isoformat())
     step(platform, platform.clock.now(), report)
@@ -197,14 +210,9 @@ def test_a_commitment_lapsing_while_the_matter_concludes_leaves_the_conclusion(p
     code = declare(platform, gap_deadline=deadline)
     decision = drive_to(platform, code, "decision")
     clock.set(deadline + timedelta(hours=1))
-    race, load = Race(platform), runtime._load
+    race = Race(platform)
+    hold_at_load(monkeypatch, race, "officer")
 
-    def held_load(row):
-        if in_thread("officer"):
-            race.hold()  # the officer holds the matter's instance, its clocks and tasks
-        return load(row)
-
-    monkeypatch.setattr(runtime, "_load", held_load)
     caplog.set_level(logging.ERROR, logger="engine.sweep")
     outcome = race.run(("officer", lambda: complete(platform, decision)),
                        ("sweeper", lambda: sweep_step(sweep_module._end_lapsed_commitments, platform)))
@@ -269,12 +277,8 @@ def test_an_intermediary_commissioned_while_the_matter_concludes_is_refused(pg, 
     nothing ever releases (the conclusion already ended every hold)."""
     code = declare(platform)
     decision = drive_to(platform, code, "decision")
-    race, load = Race(platform), runtime._load
-
-    def held_load(row):
-        if in_thread("officer"):
-            race.hold()
-        return load(row)
+    race = Race(platform)
+    hold_at_load(monkeypatch, race, "officer")
 
     def commission():
         land = actor(platform, "land")
@@ -284,7 +288,6 @@ def test_an_intermediary_commissioned_while_the_matter_concludes_is_refused(pg, 
                                              qualification="乙级测绘资质", service="勘测定界",
                                              deadline=(clock.now() + timedelta(days=10)).date(), now=clock.now()).status
 
-    monkeypatch.setattr(runtime, "_load", held_load)
     outcome = race.run(("officer", lambda: complete(platform, decision)), ("commission", commission))
     assert race.second_waited, "the commission never waited for the officer's locks: the race was not forced"
     assert outcome["officer"][0] == "ok", failures(outcome)
@@ -337,19 +340,14 @@ def test_a_project_suspended_while_a_matter_concludes(pg, platform, clock, monke
     loses the suspension or the conclusion. Both must succeed."""
     code = declare(platform)
     decision = drive_to(platform, code, "decision")
-    race, load = Race(platform), runtime._load
-
-    def held_load(row):
-        if in_thread("officer"):
-            race.hold()
-        return load(row)
+    race = Race(platform)
+    hold_at_load(monkeypatch, race, "officer")
 
     def suspend():
         with unit_of_work(platform.session_factory) as s:
             project = s.scalar(select(Project).where(Project.project_code == code))
             return holds.hold_project(s, project.id, "suspension", now=clock.now())
 
-    monkeypatch.setattr(runtime, "_load", held_load)
     outcome = race.run(("officer", lambda: complete(platform, decision)), ("suspend", suspend))
     assert race.second_waited, "the suspension never waited for the officer's locks: the race was not forced"
     assert not failures(outcome), failures(outcome)
@@ -411,19 +409,14 @@ def test_a_project_closed_while_a_reply_launches_a_matter_closes_that_matter_too
         if t.department_code != "land":
             complete(platform, t)
     [reply] = [t for t in replies if t.department_code == "land"]
-    race, load = Race(platform), runtime._load
-
-    def hooked_load(row):
-        if in_thread("launch"):
-            race.hold()
-        return load(row)
+    race = Race(platform)
+    hold_at_load(monkeypatch, race, "launch")
 
     def close():
         with unit_of_work(platform.session_factory) as s:
             project = s.scalar(select(Project).where(Project.project_code == code))
             runtime.close_project(s, project, reason="项目重新赋码", now=clock.now(), actor="drc")
 
-    monkeypatch.setattr(runtime, "_load", hooked_load)
     outcome = race.run(("launch", lambda: complete(platform, reply)), ("close", close))
     assert race.second_waited and not failures(outcome), failures(outcome)
     with platform.session_factory() as s:
@@ -510,14 +503,8 @@ def test_a_suspension_waits_for_the_master_before_it_writes_the_project(pg, plat
     waiting.start()
     try:
         with platform.session_factory() as watcher:
-            for _ in range(1000):
-                if watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                       "AND query LIKE '%process_instances%FOR NO KEY UPDATE%'")):
-                    break
-                watcher.rollback()
-                threading.Event().wait(0.01)
-            else:
-                pytest.fail("the suspension never waited for the master")
+            assert waits_for_a_lock(watcher, "%process_instances%FOR NO KEY UPDATE%"), \
+                "the suspension never waited for the master"
             free = watcher.execute(text("SELECT id FROM projects WHERE project_code = :code FOR NO KEY UPDATE NOWAIT"),
                                    {"code": code}).scalar()
             assert free is not None  # the waiting suspension holds no lock on the project row

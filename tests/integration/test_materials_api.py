@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from datetime import timedelta
 from io import BytesIO
 from urllib.parse import quote
@@ -19,7 +18,7 @@ from engine.access import Actor
 from engine.db import unit_of_work
 from engine.errors import Invalid
 from engine.models import AuditEvent, Clock, Material, MaterialCommitment, Project, ProjectMatter, StoredFile
-from tests.integration.helpers import declare
+from tests.integration.helpers import declare, waits_for_a_lock
 
 #: A filing-regime project with new land: 企业投资项目备案 (drc) and 用地预审 (land).
 LAND_PROJECT = {"regime": "filing", "industry_code": "13", "building_works": False, "new_land_use": True}
@@ -329,14 +328,8 @@ def test_a_commitment_racing_the_matters_launch_waits_for_the_master_first(app, 
     racing.start()
     try:
         with platform.session_factory() as watcher:
-            for _ in range(500):
-                if watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                       "AND query LIKE '%process_instances%FOR NO KEY UPDATE%'")):
-                    break
-                watcher.rollback()
-                time.sleep(0.01)
-            else:
-                pytest.fail("the commitment did not wait for the master's lock")
+            assert waits_for_a_lock(watcher, "%process_instances%FOR NO KEY UPDATE%"), \
+                "the commitment did not wait for the master's lock"
             pm_id = project_matter(watcher, code).id
             free = watcher.execute(text("SELECT id FROM project_matters WHERE id = :id FOR UPDATE NOWAIT"), {"id": pm_id})
             assert free.scalar() == pm_id  # the waiting commitment holds no lock on the matter row
