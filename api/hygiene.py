@@ -15,13 +15,12 @@ from flask_smorest.spec.plugins import integerconverter2paramschema, unicodeconv
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from api.errors import payload
+from api.schemas.common import UNUSABLE_CHARACTERS
 from engine.models import MAX_ID
 
 #: Deeper JSON is refused: a form's data is a few levels deep.
 MAX_DEPTH = 32
-#: C0 controls other than tab, line feed and carriage return, DEL, and UTF-16 surrogates
-#: (a lone ``\ud800`` escape in JSON decodes to a string no UTF-8 encoder will write).
-_UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_UNUSABLE = re.compile(f"[{UNUSABLE_CHARACTERS}]")
 _UNUSABLE_TEXT = "不得包含控制字符或孤立代理码位 (control characters or lone surrogates are not allowed)"
 
 
@@ -37,7 +36,7 @@ class Segment(UnicodeConverter):
 
     def __init__(self, map, *args, **kwargs) -> None:
         super().__init__(map, *args, **kwargs)
-        self.regex = self.regex.replace("[^/]", r"[^/\x00-\x1f\x7f\ud800-\udfff]", 1)
+        self.regex = self.regex.replace("[^/]", rf"[^/\t\n\r{UNUSABLE_CHARACTERS}]", 1)
 
 
 def _problems(value: Any, path: str, depth: int, found: dict[str, list[str]]) -> None:

@@ -47,6 +47,8 @@ ACCEPTED_CLOCK = "promised"
 _LOCKED_CLOCKS = "locked_clocks"
 _LOCKED_TASKS = "locked_tasks"
 _LOCKED_MATTERS = "locked_matters"
+#: Instances a cancellation ends: running ones, and errored ones waiting for an operator's retry.
+_NOT_ENDED = ("running", "error")
 
 
 # --- forms ------------------------------------------------------------------------------
@@ -515,12 +517,18 @@ def lock_instance(session: Session, instance_id: int) -> None:
     lock_clocks(session, instance_id)
 
 
-def lock_project_instances(session: Session, project_id: int) -> None:
-    """Every instance of a project, its master first in a statement of its own: matters
-    are launched under the master's lock, so once it is held no instance can appear
-    that the second statement does not see and lock (in id order, as everyone)."""
+def _lock_master(session: Session, project_id: int) -> None:
+    """The project's master instance: matters are launched under its lock, so once it is
+    held the project's instances, and which matter has one, stay as they are."""
     session.execute(instance_lock(select(ProcessInstance.id).where(
         ProcessInstance.project_id == project_id, ProcessInstance.kind == "master")))
+
+
+def lock_project_instances(session: Session, project_id: int) -> None:
+    """Every instance of a project, its master first in a statement of its own, so that
+    no instance can appear that the second statement does not see and lock (in id order,
+    as everyone)."""
+    _lock_master(session, project_id)
     session.execute(instance_lock(select(ProcessInstance.id).where(ProcessInstance.project_id == project_id)
                                   .order_by(ProcessInstance.id)))
 
@@ -537,8 +545,7 @@ def lock_matter(session: Session, pm: ProjectMatter) -> None:
         return
     locked.add(pm.id)
     if pm.instance_id is None:
-        session.execute(instance_lock(select(ProcessInstance.id).where(
-            ProcessInstance.project_id == pm.project_id, ProcessInstance.kind == "master")))
+        _lock_master(session, pm.project_id)
         session.refresh(pm, ["instance_id"])  # read under the master's lock: the launch is settled
     if pm.instance_id is not None:
         lock_instance(session, pm.instance_id)
@@ -810,7 +817,7 @@ def terminate_matter(session: Session, pm: ProjectMatter, *, reason: str, now: d
     if pm.status != "handling" or pm.instance_id is None:
         return
     row = session.get(ProcessInstance, pm.instance_id)
-    if row.status not in ("running", "error"):  # an errored one waits for an operator's retry: it ends too
+    if row.status not in _NOT_ENDED:
         return
     _cancel_instance(session, row, now)
     result = {"matter_code": pm.matter_code, "decision": "terminated", "stage": "handling", "reason": reason,
@@ -828,9 +835,8 @@ def close_project(session: Session, project: Project, *, reason: str, now: datet
     """A re-coded project's procedures stop: every running instance is cancelled and each open
     matter closed with the reason; concluded matters stay as they were (their documents stand)."""
     lock_project_instances(session, project.id)  # a matter launched meanwhile is among them
-    for row in session.scalars(instance_lock(select(ProcessInstance).where(
-            ProcessInstance.project_id == project.id, ProcessInstance.status.in_(("running", "error")))
-            .order_by(ProcessInstance.id))):
+    for row in session.scalars(select(ProcessInstance).where(
+            ProcessInstance.project_id == project.id, ProcessInstance.status.in_(_NOT_ENDED)).order_by(ProcessInstance.id)):
         _cancel_instance(session, row, now)
     for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
                                                           ProjectMatter.status.in_(("notified", "dispatched", "handling")))):
