@@ -19,6 +19,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
+from bench.engine import ANSWERS  # the shortest answer to each user task of the demo flow
 from engine import calendar, clocks, guides, holds, intermediaries, materials, runtime
 from engine import sweep as sweep_module
 from engine.access import Actor
@@ -34,18 +35,6 @@ from tests.integration.helpers import declaration, waits_for_a_lock
 LAND_PROJECT = {"regime": "filing", "industry_code": "13", "building_works": False, "new_land_use": True}
 LAND = "land_pre_review"
 GAP = "land_ownership"
-#: The shortest answer to each user task of the demo flow.
-ANSWERS = {
-    "window_review": lambda c: {"window_decision": "dispatch", "departments": c["departments"]},
-    "department_reply": lambda c: {"reply_outcome": "accepted", "reply_comment": "本部门有应办事项，已受理"},
-    "filing_check": lambda c: {"filing_decision": "file", "filing_comment": "备案信息齐全",
-                               "document_number": "川投资备〔2026〕1号", "document_date": "2026-03-03"},
-    "pre_check": lambda c: {"precheck_result": "pass", "code_verified": True, "within_competence": True},
-    "acceptance": lambda c: {"acceptance_decision": "accept"},
-    "handling": lambda c: {"handling_action": "decide", "handling_opinion": "同意"},
-    "decision": lambda c: {"decision": "approve", "document_number": "攀自然资预〔2026〕1号", "document_title": "用地预审意见",
-                           "document_date": "2026-03-05", "main_content": "同意"},
-}
 #: A correction of the year already loaded: four working days become holidays.
 CORRECTED_YEAR = "year 2026\n2026-01-01 holiday 元旦\n2026-03-03..2026-03-06 holiday 演示更正\n"
 
@@ -222,7 +211,7 @@ def test_a_commitment_lapsing_while_the_matter_concludes_leaves_the_conclusion(p
         pm = land_matter(s, code)
         instance = s.get(ProcessInstance, pm.instance_id)
         assert (pm.status, pm.result.get("decision"), pm.result.get("document_number")) == (
-            "concluded", "approved", "攀自然资预〔2026〕1号")
+            "concluded", "approved", ANSWERS["decision"]({})["document_number"])
         assert instance.status == "completed"
         deliveries = [d.payload for d in s.scalars(select(Delivery).where(Delivery.target_instance_id == instance.parent_id))
                       if d.payload.get("matter_code") == LAND]
