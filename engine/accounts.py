@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from engine import audit, codes
+from engine.access import OFFICIAL_ROLES
 from engine.errors import Invalid, TooManyAttempts, Unauthenticated
 from engine.models import ROLES, Department, LoginFailure, ProjectUnit, User
 
@@ -51,6 +52,27 @@ def password_problem(password: str, username: str = "") -> str | None:
     return None
 
 
+#: Roles one account never holds together: a project unit's applicant is never an
+#: official (he would approve his own declaration), and 电子监察 stays independent of
+#: the officers and department admins it supervises.
+EXCLUSIVE_ROLES = (
+    (frozenset({"applicant"}), frozenset(OFFICIAL_ROLES)),
+    (frozenset({"supervisor"}), frozenset({"window_officer", "officer", "dept_admin"})),
+)
+
+
+def _check_roles(roles: list[str]) -> None:
+    unknown = [r for r in roles if r not in ROLES]
+    if not roles or unknown:
+        raise Invalid.field("roles", f"未知角色 (unknown roles): {unknown}" if unknown else "至少一个角色 (at least one role)")
+    if len(set(roles)) != len(roles):
+        raise Invalid.field("roles", "角色重复 (a role is given twice)")
+    for side, other in EXCLUSIVE_ROLES:
+        clash = sorted(side & set(roles)), sorted(other & set(roles))
+        if all(clash):
+            raise Invalid.field("roles", f"角色不能兼任 (roles that one account never holds together): {clash[0]} + {clash[1]}")
+
+
 def create_user(
     session: Session,
     *,
@@ -72,14 +94,17 @@ def create_user(
         raise Invalid.field("username", "用户名已存在 (username taken)")
     if check_strength and (problem := password_problem(password, username)):
         raise Invalid.field("password", problem)
-    unknown = [r for r in roles if r not in ROLES]
-    if not roles or unknown:
-        raise Invalid.field("roles", f"未知角色 (unknown roles): {unknown}" if unknown else "至少一个角色 (at least one role)")
+    _check_roles(roles)
     if "applicant" in roles:
         if project_unit_id is None or session.get(ProjectUnit, project_unit_id) is None:
             raise Invalid.field("project_unit", "申报用户须属于一个项目单位 (an applicant acts for one project unit)")
-    elif department_code is None or session.get(Department, department_code) is None:
-        raise Invalid.field("department", "工作人员须属于一个部门 (an official belongs to a department)")
+        if department_code is not None:
+            raise Invalid.field("department", "申报用户不属于任何部门 (an applicant belongs to no department)")
+    else:
+        if department_code is None or session.get(Department, department_code) is None:
+            raise Invalid.field("department", "工作人员须属于一个部门 (an official belongs to a department)")
+        if project_unit_id is not None:
+            raise Invalid.field("project_unit", "工作人员不代表项目单位 (an official acts for no project unit)")
     user = User(
         username=username,
         password_hash=password_hash or hash_password(password),

@@ -53,6 +53,12 @@ def test_operator_creates_and_lists_users(client, token):
     ({"department_code": "nowhere"}, "department"),
     ({"username": "Bad Name"}, "username"),
     ({"roles": ["applicant"], "department_code": None}, "project_unit"),
+    ({"roles": ["applicant", "officer"], "project_unit_id": 1}, "roles"),
+    ({"roles": ["operator", "applicant"], "department_code": None, "project_unit_id": 1}, "roles"),
+    ({"roles": ["supervisor", "officer"], "department_code": "supervision"}, "roles"),
+    ({"roles": ["officer", "officer"]}, "roles"),
+    ({"roles": ["applicant"], "project_unit_id": 1}, "department"),
+    ({"project_unit_id": 1}, "project_unit"),
 ])
 def test_bad_users_are_refused(client, token, platform, body, field):
     base = {"username": "land3", "password": "Ziran-Ziyuan-2026", "display_name": "经办", "roles": ["officer"], "department_code": "land"}
@@ -60,3 +66,13 @@ def test_bad_users_are_refused(client, token, platform, body, field):
     r = client.post("/api/v1/users", json=base | body, headers=token("operator"))
     assert r.status_code == 422 and field in r.get_json()["errors"], r.get_json()
     assert snapshot(platform) == before
+
+
+def test_roles_that_go_together_are_accepted(client, token):
+    """An analyst who also administers the department's procedures, a supervisor who
+    also reads as an analyst: combinations no rule forbids stay possible."""
+    for username, roles, department in (("drcboth", ["dept_admin", "analyst"], "drc"),
+                                        ("watch2", ["supervisor", "analyst"], "supervision")):
+        r = client.post("/api/v1/users", json={"username": username, "password": "Ziran-Ziyuan-2026", "display_name": "兼任",
+                                              "roles": roles, "department_code": department}, headers=token("operator"))
+        assert r.status_code == 201 and r.get_json()["roles"] == roles, r.get_json()
