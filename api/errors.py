@@ -9,7 +9,7 @@ import logging
 from flask import Flask
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import BadHost, HTTPException, NotFound
 from werkzeug.http import HTTP_STATUS_CODES
 
 from engine.db import is_retryable
@@ -66,6 +66,8 @@ def init_app(app: Flask) -> None:
             message = "请求数据有误 (invalid request)"
         if err.code == 413:
             message = "请求体过大 (request too large)"
+        if isinstance(err, BadHost):  # a Host header the router cannot read (a label over 63 characters)
+            message, errors = "请求数据有误 (invalid request)", {"Host": ["主机名无效 (invalid Host header)"]}
         body = payload(err.code or 500, message, flatten(errors) if errors else None)
         return body, err.code, data.get("headers", {})
 

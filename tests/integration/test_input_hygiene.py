@@ -166,3 +166,8 @@ def test_a_task_forms_date_lies_within_the_platforms_years(client, token, platfo
         "version": check["version"]})
     assert r.status_code == 422 and "data.document_date" in r.get_json()["errors"], r.get_json()
     assert counts(platform) == before
+
+
+def test_a_host_header_the_router_cannot_read_is_refused_by_name(client):
+    r = client.get("/api/v1/health", headers={"Host": "a" * 300})
+    assert r.status_code == 400 and r.get_json()["errors"] == {"Host": ["主机名无效 (invalid Host header)"]}, r.get_json()
