@@ -32,7 +32,7 @@ def _bump_revision(session: Session, now: datetime) -> None:
     """A revision no other load can take: a process caches the calendar under it, and a
     load rolled back (or never committed) must not lend its calendar to the next load at
     the same instant."""
-    platform_state.write(session, REVISION_KEY, f"{now.isoformat()}#{uuid.uuid4().hex}")
+    platform_state.write(session, REVISION_KEY, f"{now:%Y%m%dT%H%M%S}#{uuid.uuid4().hex[:12]}")
 
 
 def _store_year(session: Session, year: int, facts: list[DayFact], source: str, now: datetime) -> None:
@@ -91,7 +91,7 @@ def current(session: Session) -> WorkCalendar:
             return _cache[1]
     years = list(session.scalars(select(CalendarYear.year)))
     facts = [DayFact(r.day, r.workday, r.note) for r in session.scalars(select(CalendarDay))]
-    calendar = WorkCalendar(facts, loaded_years=years)
+    calendar = WorkCalendar(facts, loaded_years=years, revision=revision)
     with _cache_lock:
         _cache = (revision, calendar)
     return calendar

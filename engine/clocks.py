@@ -80,6 +80,7 @@ def recompute(clock: Clock, calendar: WorkCalendar) -> None:
     yellow = calendar.add_working_days(clock.started_at, limit * float(clock.yellow_fraction), pauses)
     clock.due_at, clock.yellow_at = due.instant, yellow.instant
     clock.calendar_provisional = due.provisional or yellow.provisional
+    clock.calendar_revision = calendar.revision
     if clock.state == "stopped":
         clock.next_check_at = None
     elif clock.light == "green":

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -472,12 +473,17 @@ class Clock(Base):
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     calendar_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the calendar's revision its instants were computed on (``engine.calendar``): a clock
+    #: a step computed while a year was being loaded is found and computed again
+    calendar_revision: Mapped[str | None] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
         Index("ix_clocks_next_check", "next_check_at"),
         Index("ix_clocks_instance_kind", "instance_id", "kind"),
+        Index("ix_clocks_open_revision", "calendar_revision", postgresql_where=text("state <> 'stopped'"),
+              sqlite_where=text("state <> 'stopped'")),
     )
 
 

@@ -61,6 +61,7 @@ def _due_ids(platform: Platform, query) -> list[int]:
 def sweep(platform: Platform) -> SweepReport:
     now = platform.clock.now()
     report = SweepReport(at=now.isoformat())
+    _recompute_stale_clocks(platform, now, report)
     _deliver(platform, now, report)
     _fire_timers(platform, now, report)
     _deliver(platform, now, report)
@@ -177,7 +178,9 @@ def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> No
 
 def calendar_loaded(session: Session, now: datetime) -> int:
     """Recompute every open clock after a year was loaded, and re-arm the timers that use
-    them (in the loading transaction: the year and its consequences land together)."""
+    them (in the loading transaction: the year and its consequences land together).
+    A clock a step in flight computes on the calendar this load replaces is found by the
+    next sweep (``_recompute_stale_clocks``)."""
     cal = calendar.current(session)
     open_clocks = Clock.state != "stopped"
     # The lock order every writer keeps: the instances, then their clocks, nothing written
@@ -194,6 +197,14 @@ def calendar_loaded(session: Session, now: datetime) -> int:
     with session.no_autoflush:
         rows = list(session.scalars(select(Clock).where(open_clocks, Clock.instance_id.in_(locked) | Clock.instance_id.is_(None))
                                     .order_by(Clock.instance_id, Clock.id).with_for_update()))
+    return _recompute(session, cal, rows, now)
+
+
+def _recompute(session: Session, cal, rows: list[Clock], now: datetime) -> int:
+    """Compute the clocks again on the calendar and re-arm the timers of their running
+    instances (already locked, as the clocks): a diagram's timer at ``clock_due`` moves
+    with its clock. Returns how many instances the clocks belong to."""
+    with session.no_autoflush:
         for clock in rows:
             clocks.recompute(clock, cal)
     instance_ids = {clock.instance_id for clock in rows if clock.instance_id}
@@ -201,3 +212,32 @@ def calendar_loaded(session: Session, now: datetime) -> int:
             ProcessInstance.id.in_(instance_ids), ProcessInstance.status == "running")):
         runtime.rearm(session, row, now=now)
     return len(instance_ids)
+
+
+def _stale(revision: str):
+    """Open clocks computed on another revision of the calendar than ``revision``: two
+    range scans of ``ix_clocks_open_revision``, so finding none costs next to nothing."""
+    return (Clock.state != "stopped") & ((Clock.calendar_revision < revision) | (Clock.calendar_revision > revision))
+
+
+def _recompute_stale_clocks(platform: Platform, now: datetime, report: SweepReport) -> None:
+    """A step in flight while a year was loaded computed its clocks on the calendar the
+    load replaced, and committed them after the load recomputed every clock it could
+    see (a declaration's first clock, say). Such clocks are computed again here, each
+    instance's in a transaction of its own, under the instance's lock."""
+    with platform.session_factory() as session:
+        revision = calendar.current(session).revision
+        owners = list(session.scalars(select(Clock.instance_id).where(_stale(revision))
+                                      .group_by(Clock.instance_id).limit(BATCH)))
+    for instance_id in owners:
+        try:
+            with unit_of_work(platform.session_factory) as session:
+                if instance_id is not None and not _claim(session, ProcessInstance, ProcessInstance.id == instance_id):
+                    continue  # another sweeper (or a step) has it: the next sweep looks again
+                cal = calendar.current(session)
+                owned = Clock.instance_id == instance_id if instance_id is not None else Clock.instance_id.is_(None)
+                rows = _claim(session, Clock, _stale(cal.revision), owned, order_by=Clock.id)
+                _recompute(session, cal, rows, now)
+            report.count("clocks_recomputed", len(rows))
+        except Exception:  # noqa: BLE001 - retried on the next sweep
+            log.exception("recomputing the clocks of instance %s on the current calendar failed", instance_id)

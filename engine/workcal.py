@@ -148,9 +148,11 @@ class WorkCalendar:
     on it are marked provisional. Instances are immutable.
     """
 
-    __slots__ = ("_facts", "_loaded")
+    #: names the stored schedule the calendar was built from (``engine.calendar``); a clock
+    #: keeps it, so a clock computed on a schedule since replaced can be found
+    __slots__ = ("_facts", "_loaded", "revision")
 
-    def __init__(self, facts: Iterable[DayFact] = (), loaded_years: Iterable[int] = ()):
+    def __init__(self, facts: Iterable[DayFact] = (), loaded_years: Iterable[int] = (), revision: str | None = None):
         loaded = frozenset(loaded_years)
         by_day: dict[date, DayFact] = {}
         for fact in facts:
@@ -164,6 +166,7 @@ class WorkCalendar:
             by_day[fact.day] = fact
         self._facts = by_day
         self._loaded = loaded
+        self.revision = revision
 
     @classmethod
     def from_chinese_calendar(cls, years: Iterable[int]) -> WorkCalendar:

@@ -194,6 +194,39 @@ def test_a_year_without_schedule_is_provisional_until_loaded(client, token, cloc
     assert loaded["due_at"] == at(2027, 1, 4, 10).astimezone(timezone.utc).isoformat()
 
 
+def test_a_clock_computed_on_a_calendar_since_replaced_is_computed_again_by_the_next_sweep(client, token, clock, platform):
+    """A step in flight while a year is loaded computes its clocks on the calendar the
+    load replaces, and commits them after the load has recomputed every clock it could
+    see (PostgreSQL: tests/integration/test_lock_order.py forces that race). Such a clock
+    keeps the revision it was computed on; the next sweep computes it again and moves the
+    diagram's timers with it."""
+    from sqlalchemy import select
+
+    from engine import calendar
+    from engine.db import unit_of_work
+    from engine.models import Clock, ProcessInstance, Project
+    from engine.sweep import sweep
+
+    clock.set(at(2026, 12, 31, 10))
+    code = declare(client, token, new_land_use=True)["project_code"]
+    assert clock_of(project(client, token, code), "dispatch")["due_at"] == at(2027, 1, 1, 10).astimezone(timezone.utc).isoformat()
+    with unit_of_work(platform.session_factory) as s:  # the year lands; this clock is not among those it recomputes
+        calendar.load_year_text(s, "year 2027\n2027-01-01 holiday 元旦\n", now=clock.now(), actor="operator")
+    assert clock_of(project(client, token, code), "dispatch")["calendar_provisional"] is True
+
+    assert sweep(platform).fired.get("clocks_recomputed") == 1
+    recomputed = clock_of(project(client, token, code), "dispatch")
+    assert recomputed["calendar_provisional"] is False
+    assert recomputed["due_at"] == at(2027, 1, 4, 10).astimezone(timezone.utc).isoformat()
+    with platform.session_factory() as s:
+        master = s.scalar(select(ProcessInstance).join(Project, Project.id == ProcessInstance.project_id)
+                          .where(Project.project_code == code, ProcessInstance.kind == "master"))
+        row = s.scalar(select(Clock).where(Clock.instance_id == master.id, Clock.kind == "dispatch"))
+        assert row.calendar_revision == calendar.current(s).revision
+        assert master.next_timer_at in (row.yellow_at, row.due_at)  # the diagram's timers moved with the clock
+    assert "clocks_recomputed" not in sweep(platform).fired  # once
+
+
 def test_a_late_sweep_fires_in_time_order_with_the_instants_things_came_due(client, token, clock):
     code = declare(client, token, new_land_use=True)["project_code"]
     dispatch(client, token, code)

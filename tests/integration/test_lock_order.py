@@ -375,15 +375,52 @@ def test_a_calendar_corrected_while_a_matter_steps(pg, platform, clock, monkeypa
     assert race.second_waited, "the calendar never waited for the officer's locks: the race was not forced"
     assert not failures(outcome), failures(outcome)
     assert [t.element_id for t in ready(platform, code) if t.matter_code == LAND] == ["handling"]
+    assert every_open_clock_counts_on_the_current_calendar(platform)
+
+
+def every_open_clock_counts_on_the_current_calendar(platform) -> bool:
     with platform.session_factory() as s:
         year = calendar.current(s)
         open_clocks = s.scalars(select(Clock).where(Clock.state != "stopped")).all()
         assert open_clocks
         for row in open_clocks:
-            stored = (row.yellow_at, row.due_at, row.next_check_at)
+            stored = (row.yellow_at, row.due_at, row.next_check_at, row.calendar_revision)
             clocks.recompute(row, year)
-            assert (row.yellow_at, row.due_at, row.next_check_at) == stored, (row.kind, row.matter_code)
+            assert (row.yellow_at, row.due_at, row.next_check_at, row.calendar_revision) == stored, (row.kind, row.matter_code)
         s.rollback()
+    return True
+
+
+def test_a_declaration_in_flight_while_a_year_is_loaded_counts_on_that_year_after_the_next_sweep(pg, platform, clock,
+                                                                                                 monkeypatch):
+    """A declaration computes its first clock, then the operator corrects the year and
+    commits before it: the load's recomputation cannot see a project not yet committed.
+    The clock keeps the revision it was computed on, and the next sweep computes it
+    again on the corrected year (the due instant moves past the new holidays)."""
+    race, start = Race(platform), clocks.start
+
+    def held_start(session, cal, **kw):
+        started = start(session, cal, **kw)
+        if in_thread("declare"):
+            race.hold()  # the clock is computed, the declaration not yet committed
+        return started
+
+    def correct():
+        with unit_of_work(platform.session_factory) as s:
+            calendar.load_year_text(s, CORRECTED_YEAR, now=clock.now(), actor="operator")
+            return sweep_module.calendar_loaded(s, clock.now())
+
+    monkeypatch.setattr(clocks, "start", held_start)
+    outcome = race.run(("declare", lambda: declare(platform)), ("calendar", correct))
+    assert not failures(outcome), failures(outcome)
+    with platform.session_factory() as s:
+        dispatch = s.scalar(select(Clock).where(Clock.project_code == outcome["declare"][1], Clock.kind == "dispatch"))
+        assert dispatch.calendar_revision != calendar.current(s).revision  # computed on the year the load replaced
+        assert dispatch.due_at == clock.now() + timedelta(days=1)  # Tuesday 3 March, a holiday since the correction
+    assert sweep(platform).fired.get("clocks_recomputed") == 1
+    assert every_open_clock_counts_on_the_current_calendar(platform)
+    with platform.session_factory() as s:
+        assert s.get(Clock, dispatch.id).due_at == clock.now() + timedelta(days=7)  # Monday 9 March
 
 
 def test_a_project_closed_while_a_reply_launches_a_matter_closes_that_matter_too(pg, platform, clock, monkeypatch):
