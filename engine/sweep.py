@@ -179,21 +179,16 @@ def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> No
 def calendar_loaded(session: Session, now: datetime) -> int:
     """Recompute every open clock after a year was loaded, and re-arm the timers that use
     them (in the loading transaction: the year and its consequences land together).
-    A clock a step in flight computes on the calendar this load replaces is found by the
-    next sweep (``_recompute_stale_clocks``)."""
+
+    The instances with open clocks are locked first, in one statement in id order (the
+    lock order every writer keeps), then their clocks. A clock this cannot see, because
+    a step in flight (a declaration, a matter being launched) computes it on the calendar
+    this load replaces and commits later, keeps the revision it was computed on: the
+    next sweep computes it again (``_recompute_stale_clocks``)."""
     cal = calendar.current(session)
     open_clocks = Clock.state != "stopped"
-    # The lock order every writer keeps: the instances, then their clocks, nothing written
-    # before. An instance whose first clock opened while the others were being locked is
-    # found by the next round; only the clocks of locked instances are taken.
-    locked: set[int] = set()
-    while True:
-        ids = set(session.scalars(select(Clock.instance_id).where(open_clocks, Clock.instance_id.is_not(None)))) - locked
-        if not ids:
-            break
-        session.execute(runtime.instance_lock(select(ProcessInstance.id).where(ProcessInstance.id.in_(ids))
-                                              .order_by(ProcessInstance.id)))
-        locked |= ids
+    locked = list(session.scalars(runtime.instance_lock(select(ProcessInstance.id).where(
+        ProcessInstance.id.in_(select(Clock.instance_id).where(open_clocks))).order_by(ProcessInstance.id))))
     with session.no_autoflush:
         rows = list(session.scalars(select(Clock).where(open_clocks, Clock.instance_id.in_(locked) | Clock.instance_id.is_(None))
                                     .order_by(Clock.instance_id, Clock.id).with_for_update()))

@@ -456,11 +456,12 @@ def test_a_project_closed_while_a_reply_launches_a_matter_closes_that_matter_too
 
 def test_a_calendar_loaded_while_matters_launch_locks_their_instances_before_their_clocks(pg, platform, clock,
                                                                                           monkeypatch):
-    """The departments reply, launching the matters and their first clocks, between the
-    calendar load's first look at the open clocks and its locks. The load locks those
-    instances in a further round before it takes any clock, so an officer stepping a new
-    matter (instance, then clocks) waits for it instead of deadlocking. The officer may
-    then be told the task changed (its due instant moved): that is a 409, not a failure."""
+    """The departments reply, launching the matters and their first clocks, while the
+    calendar load is about to lock the instances with open clocks. The load locks those
+    instances, new ones included, in one statement in id order before it takes any
+    clock, so an officer stepping a new matter (instance, then clocks) waits for it
+    instead of deadlocking. The officer may then be told the task changed (its due
+    instant moved): that is a 409, not a failure."""
     code = declare(platform)
     drive_to(platform, code, "department_reply", matter_code=None)
     replies = [t for t in ready(platform, code) if t.element_id == "department_reply"]
