@@ -15,7 +15,7 @@ from api.scheduler import start_sweeper
 from engine import accounts, audit, calendar, seed
 from engine.access import Actor
 from engine.clock import SystemClock
-from engine.db import make_engine, make_session_factory, unit_of_work
+from engine.db import make_engine, make_session_factory, retrying, unit_of_work
 from engine.errors import DomainError
 from engine.health import upgrade
 from engine.platform import Platform
@@ -124,11 +124,14 @@ def calendar_group() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def calendar_load(path: str) -> None:
     """Load or correct a year's schedule from a simple text file; open clocks are recomputed."""
-    now = SystemClock().now()
+    now, text = SystemClock().now(), open(path, encoding="utf-8").read()
+
+    def load(session):  # it locks every instance with an open clock: a deadlock is done again
+        year = calendar.load_year_text(session, text, now=now, actor="cli", source=path)
+        return year, calendar_loaded(session, now)
+
     try:
-        with unit_of_work(_factory()) as session:
-            year = calendar.load_year_text(session, open(path, encoding="utf-8").read(), now=now, actor="cli", source=path)
-            rearmed = calendar_loaded(session, now)
+        year, rearmed = retrying(_factory(), load, what=f"loading the calendar from {path}")
     except DomainError as exc:
         _refuse(exc)
     click.echo(f"calendar {year} loaded; {rearmed} instances re-armed")

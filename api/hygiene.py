@@ -2,7 +2,8 @@
 meets it: a path segment or id the database cannot hold (a path that matches no route
 answers 404, like an absent row), and in query parameters, form fields and JSON bodies
 control characters (PostgreSQL's text cannot hold NUL; the others are never typed) and
-nesting deeper than any form needs. Fields are then validated by their schemas."""
+nesting deeper than any form needs; and a Host header no link to the request can be
+made from. Fields are then validated by their schemas."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from typing import Any
 from flask import Flask, request
 from flask_smorest import Api
 from flask_smorest.spec.plugins import integerconverter2paramschema, unicodeconverter2paramschema
+from werkzeug.exceptions import BadHost
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from api.errors import payload
@@ -58,6 +60,10 @@ def _problems(value: Any, path: str, depth: int, found: dict[str, list[str]]) ->
 
 
 def _refuse_unusable_input():
+    try:
+        request.url  # a Host the router took but IDNA cannot decode ("xn--") breaks every link to this request
+    except UnicodeError:
+        raise BadHost() from None
     found: dict[str, list[str]] = {}
     for name, value in [*request.args.items(multi=True), *request.form.items(multi=True)]:
         _problems({name: value}, "", 0, found)

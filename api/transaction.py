@@ -12,15 +12,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from api.errors import payload
-from engine.db import is_retryable
+from engine.db import MAX_ATTEMPTS, is_retryable
 from engine.errors import DomainError
 from engine.platform import Platform
 
 log = logging.getLogger(__name__)
-
-#: Attempts per request before the abort answers 503 ("retry").
-MAX_ATTEMPTS = 3
-
 
 def platform() -> Platform:
     return current_app.extensions["tzxm"]

@@ -34,20 +34,21 @@ NOW = START + timedelta(days=30)
 
 
 def _fill(engine, project_id: int, project_code: str, open_clocks: int, due: int) -> None:
-    """open_clocks running clocks; the first ``due`` have their yellow threshold passed."""
+    """open_clocks running clocks computed on the calendar in force; the first ``due``
+    have their yellow threshold passed."""
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM alerts"))
         conn.execute(text("DELETE FROM clocks"))
         conn.execute(text("""
             INSERT INTO clocks (kind, project_id, project_code, matter_code, department_code, instance_id, scope_id,
                                 started_at, limit_days, yellow_fraction, pauses, yellow_at, due_at, state, light,
-                                next_check_at, calendar_provisional, version)
+                                next_check_at, calendar_provisional, calendar_revision, version)
             SELECT 'promised', :pid, :code, 'eia_approval', 'env', NULL, NULL,
                    :start, 30, 0.8, '[]',
                    CASE WHEN g <= :due THEN :now - interval '1 hour' ELSE :now + interval '20 days' END,
                    :now + interval '25 days', 'running', 'green',
                    CASE WHEN g <= :due THEN :now - interval '1 hour' ELSE :now + interval '20 days' END,
-                   false, 1
+                   false, (SELECT value FROM platform_state WHERE key = 'calendar_revision'), 1
             FROM generate_series(1, :n) AS g
         """), {"pid": project_id, "code": project_code, "start": START, "now": NOW, "due": due, "n": open_clocks})
         conn.execute(text("ANALYZE clocks"))

@@ -6,7 +6,8 @@ session and never commit; whoever opened the unit of work commits or rolls back.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import logging
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -14,6 +15,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -90,10 +95,33 @@ def _hold_loaded(session: Session, instance) -> None:
 RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 
 
+#: Attempts at one piece of work (a request, a swept item, a command) before the
+#: database's abort is given up to the caller.
+MAX_ATTEMPTS = 3
+
+
 def is_retryable(exc: DBAPIError) -> bool:
     """The database aborted the transaction to let another through: doing the same work
     again in a new transaction is safe and will see the other's result."""
     return getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
+
+
+def retrying(factory: sessionmaker[Session], work: Callable[[Session], T], *, what: str) -> T:
+    """``work`` in a unit of work of its own, done again whole in a new one (up to
+    ``MAX_ATTEMPTS`` times) when the database aborts it for a deadlock or a
+    serialization conflict: for the sweep and the commands, what ``api.transaction``
+    does for requests. ``work`` tells its results by returning them, so an attempt
+    rolled back leaves nothing counted."""
+    attempt = 1
+    while True:
+        try:
+            with unit_of_work(factory) as session:
+                return work(session)
+        except DBAPIError as exc:
+            if attempt >= MAX_ATTEMPTS or not is_retryable(exc):
+                raise
+            log.warning("%s aborted by the database (%s), attempt %d: doing it again", what, exc.orig.sqlstate, attempt)
+            attempt += 1
 
 
 def is_postgresql(session: Session) -> bool:

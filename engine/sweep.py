@@ -16,11 +16,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from engine import calendar, clocks, materials, runtime, waits
-from engine.db import is_postgresql, unit_of_work
+from engine.db import is_postgresql, retrying
 from engine.health import record_sweep
 from engine.models import Clock, Delivery, ProcessInstance, Project
 from engine.platform import Platform
@@ -69,8 +69,7 @@ def sweep(platform: Platform) -> SweepReport:
     _end_lapsed_commitments(platform, now, report)
     _deliver(platform, now, report)
     _change_lights(platform, now, report)
-    with unit_of_work(platform.session_factory) as session:
-        record_sweep(session, now)
+    retrying(platform.session_factory, lambda session: record_sweep(session, now), what="recording the sweep")
     return report
 
 
@@ -82,16 +81,18 @@ def _deliver(platform: Platform, now: datetime, report: SweepReport) -> None:
             select(Delivery.target_instance_id).where(Delivery.delivered_at.is_(None))
             .group_by(Delivery.target_instance_id).order_by(func.min(Delivery.id)).limit(BATCH)))
     for target_id in targets:
+        def deliver(session: Session, target_id=target_id) -> int:
+            if not _claim(session, ProcessInstance, ProcessInstance.id == target_id):
+                return 0  # another sweeper is working this master: it delivers
+            runtime.lock_for_steps(session, target_id)
+            pending = _claim(session, Delivery, Delivery.target_instance_id == target_id,
+                             Delivery.delivered_at.is_(None), order_by=Delivery.id)
+            if pending:
+                runtime.deliver(session, session.get(ProcessInstance, target_id), pending, now=now)
+            return len(pending)
+
         try:
-            with unit_of_work(platform.session_factory) as session:
-                if not _claim(session, ProcessInstance, ProcessInstance.id == target_id):
-                    continue  # another sweeper is working this master: it delivers
-                runtime.lock_for_steps(session, target_id)
-                pending = _claim(session, Delivery, Delivery.target_instance_id == target_id,
-                                 Delivery.delivered_at.is_(None), order_by=Delivery.id)
-                if pending:
-                    runtime.deliver(session, session.get(ProcessInstance, target_id), pending, now=now)
-                    report.count("deliveries", len(pending))
+            report.count("deliveries", retrying(platform.session_factory, deliver, what=f"delivering to instance {target_id}"))
         except Exception:  # noqa: BLE001 - one failing master must not stop the sweep
             log.exception("deliveries to instance %s failed; retried on the next sweep", target_id)
 
@@ -117,15 +118,15 @@ def _fire_timers(platform: Platform, now: datetime, report: SweepReport) -> None
 
 
 def _fire_chunk(platform: Platform, ids: list[int], now: datetime, report: SweepReport) -> None:
-    fired = 0
-    with unit_of_work(platform.session_factory) as session:
+    def fire(session: Session) -> int:
         claimed = _claim(session, ProcessInstance, ProcessInstance.id.in_(ids), ProcessInstance.next_timer_at <= now,
                          order_by=ProcessInstance.id)
         if claimed:
             runtime.lock_for_steps(session, *(row.id for row in claimed))
-        for row in sorted(claimed, key=lambda r: (r.next_timer_at, r.id)):
-            fired += runtime.fire_timers(session, row, until=now, isolated=len(ids) == 1)
-    report.count("timers", fired)  # counted once the chunk is committed
+        return sum(runtime.fire_timers(session, row, until=now, isolated=len(ids) == 1)
+                   for row in sorted(claimed, key=lambda r: (r.next_timer_at, r.id)))
+
+    report.count("timers", retrying(platform.session_factory, fire, what=f"firing the timers of instances {ids}"))
 
 
 def _end_lapsed_commitments(platform: Platform, now: datetime, report: SweepReport) -> None:
@@ -136,8 +137,8 @@ def _end_lapsed_commitments(platform: Platform, now: datetime, report: SweepRepo
         due = materials.due_commitments(session, now=now, limit=BATCH)
     for commitment_id in due:
         try:
-            with unit_of_work(platform.session_factory) as session:
-                lapsed = materials.lapse(session, commitment_id, now=now)
+            lapsed = retrying(platform.session_factory, lambda session, c=commitment_id: materials.lapse(session, c, now=now),
+                              what=f"lapsing commitment {commitment_id}")
             if lapsed is not None:
                 report.count("commitments_lapsed")
         except Exception:  # noqa: BLE001 - retried on the next sweep
@@ -149,10 +150,12 @@ def _end_prerequisite_waits(platform: Platform, now: datetime, report: SweepRepo
     with platform.session_factory() as session:
         due = waits.waits_to_end(session)
     for project_id, matter_code in due:
+        def end(session: Session, project_id=project_id, matter_code=matter_code) -> None:
+            waits.end_wait(session, actor="platform", project=session.get(Project, project_id), matter_code=matter_code, now=now)
+
         try:
-            with unit_of_work(platform.session_factory) as session:
-                waits.end_wait(session, actor="platform", project=session.get(Project, project_id), matter_code=matter_code, now=now)
-                report.count("waits_ended")
+            retrying(platform.session_factory, end, what=f"ending the prerequisite wait of {matter_code}")
+            report.count("waits_ended")
         except Exception:  # noqa: BLE001 - retried on the next sweep
             log.exception("ending the prerequisite wait of %s failed", matter_code)
 
@@ -163,12 +166,13 @@ def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> No
         ids = _due_ids(platform, select(Clock.id).where(Clock.next_check_at <= now).order_by(Clock.next_check_at))
         if not ids:
             return
+        def light(session: Session, ids=ids) -> int:
+            table = Clock.__table__  # rows, not objects: written set-wise (clocks.fire_due_lights_of_rows)
+            rows = _claim(session, table, table.c.id.in_(ids), table.c.next_check_at <= now, order_by=table.c.next_check_at)
+            return clocks.fire_due_lights_of_rows(session, rows, now)
+
         try:
-            with unit_of_work(platform.session_factory) as session:
-                table = Clock.__table__  # rows, not objects: written set-wise (clocks.fire_due_lights_of_rows)
-                rows = _claim(session, table, table.c.id.in_(ids), table.c.next_check_at <= now, order_by=table.c.next_check_at)
-                alerts = clocks.fire_due_lights_of_rows(session, rows, now)
-            report.count("alerts", alerts)
+            report.count("alerts", retrying(platform.session_factory, light, what="changing lights"))
         except Exception:  # noqa: BLE001 - rolled back whole; the next sweep does it
             log.exception("changing lights failed; retried on the next sweep")
             return
@@ -212,7 +216,8 @@ def _recompute(session: Session, cal, rows: list[Clock], now: datetime) -> int:
 def _stale(revision: str):
     """Open clocks computed on another revision of the calendar than ``revision``: two
     range scans of ``ix_clocks_open_revision``, so finding none costs next to nothing."""
-    return (Clock.state != "stopped") & ((Clock.calendar_revision < revision) | (Clock.calendar_revision > revision))
+    return ((Clock.state != literal_column("'stopped'"))  # a literal, as in the index's predicate: a generic plan uses it
+            & ((Clock.calendar_revision < revision) | (Clock.calendar_revision > revision)))
 
 
 def _recompute_stale_clocks(platform: Platform, now: datetime, report: SweepReport) -> None:
@@ -225,14 +230,20 @@ def _recompute_stale_clocks(platform: Platform, now: datetime, report: SweepRepo
         owners = list(session.scalars(select(Clock.instance_id).where(_stale(revision))
                                       .group_by(Clock.instance_id).limit(BATCH)))
     for instance_id in owners:
+        def recompute(session: Session, instance_id=instance_id) -> int:
+            cal = calendar.current(session)
+            if instance_id is None:  # the platform's own clocks (rectification): each row by itself
+                rows = _claim(session, Clock, _stale(cal.revision), Clock.instance_id.is_(None), order_by=Clock.id)
+            elif _claim(session, ProcessInstance, ProcessInstance.id == instance_id):
+                runtime.lock_for_steps(session, instance_id)  # all its clocks and tasks: the re-arm writes tasks
+                rows = list(session.scalars(select(Clock).where(_stale(cal.revision), Clock.instance_id == instance_id)))
+            else:
+                return 0  # another sweeper (or a step) has it: the next sweep looks again
+            _recompute(session, cal, rows, now)
+            return len(rows)
+
         try:
-            with unit_of_work(platform.session_factory) as session:
-                if instance_id is not None and not _claim(session, ProcessInstance, ProcessInstance.id == instance_id):
-                    continue  # another sweeper (or a step) has it: the next sweep looks again
-                cal = calendar.current(session)
-                owned = Clock.instance_id == instance_id if instance_id is not None else Clock.instance_id.is_(None)
-                rows = _claim(session, Clock, _stale(cal.revision), owned, order_by=Clock.id)
-                _recompute(session, cal, rows, now)
-            report.count("clocks_recomputed", len(rows))
+            report.count("clocks_recomputed", retrying(platform.session_factory, recompute,
+                                                       what=f"recomputing the clocks of instance {instance_id}"))
         except Exception:  # noqa: BLE001 - retried on the next sweep
             log.exception("recomputing the clocks of instance %s on the current calendar failed", instance_id)

@@ -33,5 +33,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index('ix_clocks_open_revision', table_name='clocks')
-    with op.batch_alter_table('clocks') as batch:
-        batch.drop_column('calendar_revision')
+    # In place (SQLite 3.35+ drops a column): a batch copy of the table would drop the old
+    # one, which the alerts and supervision records refer to.
+    op.drop_column('clocks', 'calendar_revision')

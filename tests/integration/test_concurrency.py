@@ -281,3 +281,70 @@ def test_a_request_the_database_aborts_for_a_deadlock_is_done_again(app, client,
         assert audit.verify(s).ok
     replies = tasks(client, token("land"), project_code=code)
     assert [t["name"] for t in replies] == ["department_reply"]
+
+
+def test_work_outside_a_request_the_database_aborts_for_a_deadlock_is_done_again_whole(platform, database_url, caplog):
+    """The sweep's items and the commands run through ``engine.db.retrying``: work that
+    PostgreSQL aborts to break a deadlock is done again in a new transaction once the
+    other side has gone, and what the aborted attempt wrote is gone with it."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("deadlocks are PostgreSQL's; SQLite serializes writers at BEGIN")
+    import logging
+
+    from sqlalchemy import text, update
+
+    from engine.db import retrying, unit_of_work
+    from engine.models import PlatformState
+
+    def write(session, key: str, value: str) -> None:
+        session.execute(update(PlatformState).where(PlatformState.key == key).values(value=value))
+
+    with unit_of_work(platform.session_factory) as s:
+        s.add_all([PlatformState(key="test_a", value="-"), PlatformState(key="test_b", value="-")])
+    other = platform.session_factory()
+    other.execute(text("SET deadlock_timeout = '30s'"))  # the work, not this session, detects the cycle
+    write(other, "test_b", "other")
+    attempts: list[int] = []
+
+    def work(session) -> int:
+        attempts.append(len(attempts) + 1)
+        write(session, "test_a", f"attempt {attempts[-1]}")
+        write(session, "test_b", f"attempt {attempts[-1]}")  # the first attempt waits for the other side here
+        return attempts[-1]
+
+    result: list = []
+    caplog.set_level(logging.WARNING, logger="engine.db")
+    worker = threading.Thread(target=lambda: result.append(retrying(platform.session_factory, work, what="the test's work")))
+    worker.start()
+    try:
+        with platform.session_factory() as watcher:
+            assert waits_for_a_lock(watcher, "UPDATE platform_state%"), "the work never waited for the other side"
+        write(other, "test_a", "other")  # closes the cycle; returns once the work's attempt is aborted
+        other.commit()
+    finally:
+        other.close()
+        worker.join(timeout=60)
+    assert result == [2] and attempts == [1, 2]
+    assert any("40P01" in r.getMessage() and "doing it again" in r.getMessage() for r in caplog.records)
+    with platform.session_factory() as s:
+        assert {k: s.get(PlatformState, k).value for k in ("test_a", "test_b")} == {"test_a": "attempt 2", "test_b": "attempt 2"}
+
+
+def test_work_failing_for_another_reason_is_not_done_again(platform):
+    from sqlalchemy.exc import IntegrityError
+
+    from engine.db import retrying
+    from engine.models import PlatformState
+
+    attempts: list[int] = []
+
+    def work(session) -> None:
+        attempts.append(1)
+        session.add_all([PlatformState(key="test_twice", value="1"), PlatformState(key="test_twice", value="2")])
+        session.flush()
+
+    with pytest.raises(IntegrityError):
+        retrying(platform.session_factory, work, what="the test's work")
+    assert attempts == [1]
+    with platform.session_factory() as s:
+        assert s.get(PlatformState, "test_twice") is None

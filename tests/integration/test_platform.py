@@ -125,3 +125,29 @@ def test_deploy_and_calendar_commands(database_url, monkeypatch, tmp_path, platf
     with platform.session_factory() as s:
         cal = calendar.current(s)
     assert cal.is_loaded(2027) and not cal.is_workday(date(2027, 1, 1))
+
+
+def test_the_newest_migration_goes_down_and_up_again_keeping_every_row(client, token, platform, database_url, clock):
+    """Backing out a release: 0006 (a clock's calendar revision) goes down and up again on
+    a database with clocks and the alerts that refer to them, and keeps every row."""
+    from alembic import command
+
+    from engine import calendar
+    from engine.health import alembic_config
+    from engine.models import Alert, Clock
+    from tests.integration.helpers import declare
+
+    declare(client, token)
+    clock.advance(days=3)
+    sweep(platform)  # the dispatch clock turns yellow, then red: alerts
+    with platform.session_factory() as s:
+        clocks_before = s.execute(select(Clock.id, Clock.due_at, Clock.state).order_by(Clock.id)).all()
+        alerts_before = s.scalars(select(Alert.id).order_by(Alert.id)).all()
+    assert alerts_before and clocks_before
+    command.downgrade(alembic_config(database_url), "0005")
+    command.upgrade(alembic_config(database_url), "head")
+    with platform.session_factory() as s:
+        assert s.execute(select(Clock.id, Clock.due_at, Clock.state).order_by(Clock.id)).all() == clocks_before
+        assert s.scalars(select(Alert.id).order_by(Alert.id)).all() == alerts_before
+        revision = calendar.current(s).revision
+        assert {c.calendar_revision for c in s.scalars(select(Clock).where(Clock.state != "stopped"))} <= {revision}
