@@ -97,14 +97,14 @@ def create_user(
     _check_roles(roles)
     if "applicant" in roles:
         if project_unit_id is None or session.get(ProjectUnit, project_unit_id) is None:
-            raise Invalid.field("project_unit", "申报用户须属于一个项目单位 (an applicant acts for one project unit)")
+            raise Invalid.field("project_unit_id", "申报用户须属于一个项目单位 (an applicant acts for one project unit)")
         if department_code is not None:
-            raise Invalid.field("department", "申报用户不属于任何部门 (an applicant belongs to no department)")
+            raise Invalid.field("department_code", "申报用户不属于任何部门 (an applicant belongs to no department)")
     else:
         if department_code is None or session.get(Department, department_code) is None:
-            raise Invalid.field("department", "工作人员须属于一个部门 (an official belongs to a department)")
+            raise Invalid.field("department_code", "工作人员须属于一个部门 (an official belongs to a department)")
         if project_unit_id is not None:
-            raise Invalid.field("project_unit", "工作人员不代表项目单位 (an official acts for no project unit)")
+            raise Invalid.field("project_unit_id", "工作人员不代表项目单位 (an official acts for no project unit)")
     user = User(
         username=username,
         password_hash=password_hash or hash_password(password),

@@ -50,15 +50,15 @@ def test_operator_creates_and_lists_users(client, token):
     ({"password": "land3land3land3LAND"}, "password"),
     ({"roles": ["king"]}, "roles.0"),
     ({"roles": []}, "roles"),
-    ({"department_code": "nowhere"}, "department"),
+    ({"department_code": "nowhere"}, "department_code"),
     ({"username": "Bad Name"}, "username"),
-    ({"roles": ["applicant"], "department_code": None}, "project_unit"),
+    ({"roles": ["applicant"], "department_code": None}, "project_unit_id"),
     ({"roles": ["applicant", "officer"], "project_unit_id": 1}, "roles"),
     ({"roles": ["operator", "applicant"], "department_code": None, "project_unit_id": 1}, "roles"),
     ({"roles": ["supervisor", "officer"], "department_code": "supervision"}, "roles"),
     ({"roles": ["officer", "officer"]}, "roles"),
-    ({"roles": ["applicant"], "project_unit_id": 1}, "department"),
-    ({"project_unit_id": 1}, "project_unit"),
+    ({"roles": ["applicant"], "project_unit_id": 1}, "department_code"),
+    ({"project_unit_id": 1}, "project_unit_id"),
 ])
 def test_bad_users_are_refused(client, token, platform, body, field):
     base = {"username": "land3", "password": "Ziran-Ziyuan-2026", "display_name": "经办", "roles": ["officer"], "department_code": "land"}
