@@ -22,10 +22,7 @@ _LOCATIONS = ("json", "query", "form", "files", "view_args", "headers", "path")
 
 
 def payload(code: int, message: str, errors: dict | None = None) -> dict:
-    body = {"code": code, "status": HTTP_STATUS_CODES.get(code, "Error"), "message": message}
-    if errors:
-        body["errors"] = errors
-    return body
+    return {"code": code, "status": HTTP_STATUS_CODES.get(code, "Error"), "message": message, "errors": errors or {}}
 
 
 def flatten(errors: dict) -> dict:

@@ -683,7 +683,7 @@ def claim(session: Session, *, actor: Actor, task_id: str, now: datetime) -> Tas
     if task.assignee_id not in (None, actor.user_id):
         raise Conflict("任务已由他人签收 (claimed by someone else)")
     task.assignee_id = actor.user_id
-    _audit_task(session, actor, task, "task.claim", now)
+    _assignment_changed(session, actor, task, "task.claim", now)
     return task
 
 
@@ -698,7 +698,7 @@ def unclaim(session: Session, *, actor: Actor, task_id: str, now: datetime) -> T
     if task.assignee_id != actor.user_id and not admin:
         raise Conflict("只能退回自己签收的任务 (not claimed by you)")
     task.assignee_id = None
-    _audit_task(session, actor, task, "task.unclaim", now)
+    _assignment_changed(session, actor, task, "task.unclaim", now)
     return task
 
 
@@ -711,7 +711,7 @@ def delegate(session: Session, *, actor: Actor, task_id: str, to_username: str, 
     if colleague is None or not colleague.active or not _may_work(Actor.of(colleague), task):
         raise Invalid.field("to", "须转交给本部门同岗位的人员 (delegate within the department and role)")
     task.assignee_id = colleague.id
-    _audit_task(session, actor, task, "task.delegate", now, {"to": to_username})
+    _assignment_changed(session, actor, task, "task.delegate", now, {"to": to_username})
     return task
 
 
@@ -724,9 +724,12 @@ def _ready_task_for(session: Session, actor: Actor, task_id: str) -> Task:
     return task
 
 
-def _audit_task(session, actor: Actor, task: Task, action: str, now: datetime, extra: dict | None = None) -> None:
+def _assignment_changed(session, actor: Actor, task: Task, action: str, now: datetime, extra: dict | None = None) -> None:
+    """Audited, and written now: the answer carries the task's new version, which the
+    officer sends back to complete it."""
     audit.record(session, at=now, actor=actor.username, action=action, project_code=task.project_code,
                  target=f"task:{task.element_id}", summary={"task_id": task.id, **(extra or {})})
+    session.flush()
 
 
 # --- what the sweep and the operators drive -------------------------------------------------

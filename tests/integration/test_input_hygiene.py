@@ -185,3 +185,19 @@ def test_a_host_header_the_router_cannot_read_is_refused_by_name(client, app):
         body = b"".join(app.wsgi_app(environ, lambda status, headers, *_: answer.update(status=status)))
         assert answer["status"].startswith("400"), (host, answer, body)
         assert json.loads(body)["errors"] == {"Host": ["主机名无效 (invalid Host header)"]}
+
+
+def test_every_error_answer_has_the_shape_api_md_gives(client, token):
+    """{code, status, message, errors}: integrators read ``errors`` without checking for it."""
+    answers = [
+        client.get("/api/v1/tasks"),  # 401
+        client.get("/api/v1/users", headers=token("supervisor")),  # 403
+        client.get("/api/v1/projects/2026-510411-44-03-999999", headers=token("supervisor")),  # 404
+        client.delete("/api/v1/health"),  # 405
+        client.post("/api/v1/projects", json={"name": 1}, headers=token("applicant")),  # 422
+    ]
+    assert [r.status_code for r in answers] == [401, 403, 404, 405, 422]
+    for r in answers:
+        body = r.get_json()
+        assert set(body) == {"code", "status", "message", "errors"} and body["code"] == r.status_code, body
+        assert isinstance(body["errors"], dict) and (body["errors"] != {}) == (r.status_code == 422), body

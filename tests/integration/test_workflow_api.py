@@ -315,6 +315,7 @@ def test_claim_unclaim_and_delegate_within_the_department(client, token, platfor
 
     r = client.post(f"/api/v1/tasks/{task['id']}/claim", headers=token("land"))
     assert r.status_code == 200, r.get_json()
+    assert r.get_json()["version"] == find(client, token, "land", "pre_check", code)["version"]  # the answer is current
     land_id = r.get_json()["assignee_id"]
     assert land_id is not None and land_id != land2_id
     assert [t["id"] for t in tasks(client, token, "land", mine=True)] == [task["id"]]
@@ -327,16 +328,18 @@ def test_claim_unclaim_and_delegate_within_the_department(client, token, platfor
 
     r = client.post(f"/api/v1/tasks/{task['id']}/unclaim", headers=token("land"))
     assert r.status_code == 200 and r.get_json()["assignee_id"] is None
+    assert r.get_json()["version"] == find(client, token, "land", "pre_check", code)["version"]
 
     for to in ("drc", "applicant", "nobody"):
         r = client.post(f"/api/v1/tasks/{task['id']}/delegate", headers=token("land"), json={"to": to})
         assert r.status_code == 422 and "to" in r.get_json()["errors"], (to, r.get_json())
     r = client.post(f"/api/v1/tasks/{task['id']}/delegate", headers=token("land"), json={"to": "land2"})
     assert r.status_code == 200 and r.get_json()["assignee_id"] == land2_id
+    delegated = r.get_json()
+    assert delegated["version"] == find(client, token, "land2", "pre_check", code)["version"]  # the answer is current
     assert [t["id"] for t in tasks(client, token, "land2", mine=True)] == [task["id"]]
-    current = find(client, token, "land", "pre_check", code)
-    assert complete(client, token, "land", current, PRE_CHECK_PASS).status_code == 409
-    r = complete(client, token, "land2", current, PRE_CHECK_PASS)
+    assert complete(client, token, "land", delegated, PRE_CHECK_PASS).status_code == 409
+    r = complete(client, token, "land2", delegated, PRE_CHECK_PASS)  # with the version the delegation answered
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["task"]["status"] == "completed"
     assert client.post(f"/api/v1/tasks/{task['id']}/claim", headers=token("land")).status_code == 409
