@@ -136,6 +136,32 @@ def pauses_for_new_clock(session: Session, *, project_id: int, matter_code: str 
              "reason": h.reason} for h in covering]
 
 
+#: Holds that last only until the matter is accepted (受理): 容缺预审环节不计 — a tolerated
+#: gap stops the count before acceptance; from acceptance the promised limit counts,
+#: the commitment still open (its lapse ends the matter).
+TOLERATED_GAP = "tolerated_gap"
+UNTIL_ACCEPTANCE = (TOLERATED_GAP,)
+
+
+def end_at_acceptance(session: Session, project_id: int, matter_code: str, clocks_: list[Clock], calendar_, *,
+                      now: datetime) -> bool:
+    """受理: end the matter's holds that last only until it, and let the clocks they hold
+    (``clocks_``, the accepting instance's, already locked) count on; the promised clock
+    that starts next starts counting. Returns whether a clock moved (its timers need
+    re-arming)."""
+    ended = [h for h in _open_holds(session, project_id, matter_code)
+             if h.matter_code == matter_code and h.reason in UNTIL_ACCEPTANCE]
+    for hold in ended:
+        hold.ended_at = now
+    moved = False
+    for clock in clocks_:
+        if clock.state == "paused" and _open_reason(clock) in UNTIL_ACCEPTANCE:
+            clocks.resume(clock, calendar_, now=now)
+            hold_if_open(session, clock, calendar_, now=now)
+            moved = True
+    return moved
+
+
 def hold_if_open(session: Session, clock: Clock, calendar_, *, now: datetime) -> None:
     """A clock counts on after its own pause ended (a special procedure, a correction);
     a hold still open on it (an intermediary, a suspension) holds it from now."""

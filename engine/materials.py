@@ -30,13 +30,11 @@ from engine.models import Material, MaterialCommitment, Project, ProjectMatter, 
 
 #: The material code of a decision's signed scan, uploaded by the matter's department.
 SIGNED_DOCUMENT = "signed_document"
-HOLD_REASON = "tolerated_gap"
+HOLD_REASON = holds.TOLERATED_GAP
 #: A tolerated gap is short by nature: a commitment's deadline is at most this far ahead.
 MAX_COMMITMENT_DAYS = 90
 MAX_COMMITMENT_CHARS = 2000
 MAX_FILENAME = 255
-#: Matter statuses in which the project unit may still submit materials.
-OPEN_STATUSES = ("notified", "dispatched", "handling")
 #: A signed decision exists only once the matter is being or has been decided.
 SIGNED_STATUSES = ("handling", "concluded")
 #: Material rows that count as "submitted" for acceptance and commitments.
@@ -132,7 +130,7 @@ def _authorise_upload(session: Session, actor: Actor, project: Project, pm: Proj
         return
     if not _is_owner(actor, project):
         raise Forbidden("申报材料由项目单位上传 (the project unit uploads its materials)")
-    if pm.status not in OPEN_STATUSES:
+    if pm.status not in projects.OPEN_MATTER_STATUSES:  # materials only for an open matter
         raise Conflict(f"事项已结束，不能再提交材料 (the matter has ended: {pm.status})")
     _guide_item(session, pm, material)
 
@@ -228,8 +226,10 @@ def commit(session: Session, *, actor: Actor, project: Project, matter_code: str
         raise Forbidden("容缺承诺由项目单位作出 (the project unit makes the commitment)")
     pm = _matter(session, project, matter_code)
     runtime.lock_matter(session, pm)  # the matter's status is checked as it stands under the lock
-    if pm.status not in OPEN_STATUSES:
+    if pm.status not in projects.OPEN_MATTER_STATUSES:  # materials only for an open matter
         raise Conflict(f"事项已结束，不能作出承诺 (the matter has ended: {pm.status})")
+    if pm.accepted_at is not None:
+        raise Conflict("事项已受理，容缺承诺须在受理前作出 (a commitment is made before acceptance)")
     item = _guide_item(session, pm, material)
     if not item.get("required"):
         raise Invalid.field("material", "非必要材料无需容缺承诺 (the material is not required)")

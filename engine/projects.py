@@ -27,6 +27,10 @@ FACT_FIELDS = ("new_land_use", "environment_sensitive", "water_soil_impact", "bu
 #: Fields a change request may adjust (调整); a major change re-codes instead.
 ADJUSTABLE_FIELDS = ("name", "location", "investment", "construction_content", "start_year", "end_year")
 CHANGE_KINDS = ("adjustment", "extension", "major_change", "suspension", "resumption")
+#: A matter in one of these statuses is still open (notified, dispatched to its
+#: department, handled); every other status (concluded, refused, no_matter, terminated,
+#: closed, cancelled) has ended it.
+OPEN_MATTER_STATUSES = ("notified", "dispatched", "handling")
 
 
 @dataclass(frozen=True)

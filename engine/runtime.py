@@ -161,6 +161,9 @@ class Run:
         return matter.department_code if matter else None
 
     def _start_clock(self, scope, kind: str, working_days, from_clock: str | None) -> None:
+        if kind == ACCEPTED_CLOCK and self.row.kind == "matter":  # 受理: before the promised clock looks for holds
+            self.rearm |= holds.end_at_acceptance(self.session, self.project.id, self.row.matter_code, self.all_clocks(),
+                                                  self.calendar, now=self.now)
         previous = self._clock(scope, kind)
         if previous is not None:
             clocks.stop(self.session, previous, now=self.now)

@@ -20,8 +20,6 @@ from engine.errors import Conflict, Forbidden, Invalid
 from engine.models import Hold, Project, ProjectMatter
 
 PREFIX = "prerequisite:"
-#: A matter in one of these states has ended: nothing waits on it any longer.
-ENDED = ("concluded", "refused", "no_matter", "cancelled")
 
 
 def start_wait(session: Session, *, actor: Actor, project: Project, matter_code: str, prerequisite: str, now: datetime) -> ProjectMatter:
@@ -34,7 +32,7 @@ def start_wait(session: Session, *, actor: Actor, project: Project, matter_code:
     other = projects.require_matter(session, project, prerequisite) if prerequisite != matter_code else None
     if other is None:
         raise Invalid.field("prerequisite", "前置事项须为本项目的另一事项 (another matter of this project)")
-    if other.status in ENDED:
+    if other.status not in projects.OPEN_MATTER_STATUSES:
         raise Invalid.field("prerequisite", "前置事项已办结 (the prerequisite has already concluded)")
     if not holds.hold_matter(session, pm, PREFIX + prerequisite, now=now):
         raise Conflict("事项没有正在计时的时钟 (no running clock to pause)")
@@ -73,5 +71,5 @@ def waits_to_end(session: Session) -> list[tuple[int, str]]:
         return []
     ended = set(session.execute(select(ProjectMatter.project_id, ProjectMatter.matter_code).where(
         ProjectMatter.project_id.in_({project for project, _ in waiting}),
-        ProjectMatter.status.in_(ENDED))).all())
+        ProjectMatter.status.not_in(projects.OPEN_MATTER_STATUSES))).all())  # ended, however: nothing waits on it
     return [(project, matter) for (project, matter), prerequisite in waiting.items() if (project, prerequisite) in ended]

@@ -160,6 +160,14 @@ def test_missing_materials_block_acceptance_a_tolerated_gap_is_not_counted_and_a
     with platform.session_factory() as s:
         land = s.scalars(select(ProjectMatter).where(ProjectMatter.matter_code == "land_pre_review")).one()
         assert land.accepted_at == at(2026, 3, 3, 9) and land.status == "handling"
+    # 容缺预审环节不计: only until acceptance. The promised time limit counts from it, the
+    # commitment still open; and no commitment is made after acceptance.
+    promised = clock_of(project(client, token, code), "promised")
+    assert promised["state"] == "running" and promised["due_at"] is not None, promised
+    again = client.post(f"/api/v1/projects/{code}/materials/commitments", headers=token("applicant"), json={
+        "matter_code": "land_pre_review", "material": "land_ownership", "commitment": "再次承诺",
+        "deadline": at(2026, 3, 20, 17).isoformat()})
+    assert again.status_code == 409, again.get_json()
 
     set_now(client, token, at(2026, 3, 10, 18))  # the deadline passed with the material still missing
     with platform.session_factory() as s:
@@ -169,9 +177,43 @@ def test_missing_materials_block_acceptance_a_tolerated_gap_is_not_counted_and_a
     assert instance.status == "cancelled"
     assert not tasks(client, token, "land", project_code=code)
     assert all(c["state"] == "stopped" for c in project(client, token, code)["clocks"] if c["matter_code"] == "land_pre_review")
-    with platform.session_factory() as s:  # the tolerated gap's hold ended with the matter
+    with platform.session_factory() as s:  # the tolerated gap's hold ended at acceptance
         assert [(h.reason, h.ended_at) for h in s.scalars(select(Hold).where(Hold.matter_code == "land_pre_review"))] == [
-            ("tolerated_gap", at(2026, 3, 10, 18))]
+            ("tolerated_gap", at(2026, 3, 3, 9))]
+
+
+def test_a_wait_on_a_prerequisite_that_was_terminated_ends(client, token, platform, clock):
+    """等待前置情况消除后则恢复计时: a prerequisite ended in any way (here terminated, its
+    tolerated-gap commitment lapsed) ends the wait, and the waiting matter's clock counts."""
+    clock.set(at(2026, 3, 2, 9))
+    code = declare(client, token, new_land_use=True, building_works=False)["project_code"]
+    supply_materials(client, token, code, "enterprise_filing")
+    guide = client.get("/api/v1/portal/guides/land_pre_review").get_json()
+    for item in guide["materials"]:
+        if item["required"] and not item["gap_tolerable"]:
+            _upload(client, token, code, "land_pre_review", item["code"])
+    dispatch(client, token, code, departments=["drc", "land"])
+    for user in ("drc", "land"):
+        complete(client, token, user, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
+    complete(client, token, "land", "pre_check", {"precheck_result": "pass", "code_verified": True, "within_competence": True},
+             code, "land_pre_review")
+    r = client.post(f"/api/v1/projects/{code}/materials/commitments", headers=token("applicant"), json={
+        "matter_code": "land_pre_review", "material": "land_ownership", "commitment": "承诺补交",
+        "deadline": at(2026, 3, 6, 17).isoformat()})
+    assert r.status_code == 201, r.get_json()
+    complete(client, token, "land", "acceptance", {"acceptance_decision": "accept"}, code)
+    r = client.post(f"/api/v1/projects/{code}/matters/enterprise_filing/prerequisite-wait", headers=token("drc"),
+                    json={"prerequisite": "land_pre_review"})
+    assert r.status_code == 200, r.get_json()
+    assert clock_of(project(client, token, code), "filing")["state"] == "paused"
+
+    set_now(client, token, at(2026, 3, 9, 9))  # the commitment lapsed: land terminated; the next sweep ends the wait
+    set_now(client, token, at(2026, 3, 9, 9, 1))
+    body = project(client, token, code)
+    assert {m["matter_code"]: m["status"] for m in body["matters"]}["land_pre_review"] == "terminated"
+    assert clock_of(body, "filing")["state"] == "running"
+    with platform.session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(Hold).where(Hold.ended_at.is_(None))) == 0
 
 
 def test_a_commitment_that_lapses_before_the_department_receives_the_matter_ends_the_gap(client, token, platform, clock):
