@@ -80,12 +80,21 @@ def _check_details(kind: str, details: dict[str, Any], working_days: int | None)
     return {**details, "amount": str(amount)}
 
 
-def record(session: Session, *, actor: Actor, project: Project, kind: str, title: str, content: str, public: bool,
+def record(session: Session, *, actor: Actor, project: Project, kind: str, title: str, content: str, public: bool | None,
            details: dict[str, Any], rectification_working_days: int | None, now: datetime) -> RecordView:
-    """检查, 整改, 处罚 on a project the officer's department may see (its region and below)."""
+    """检查, 整改, 处罚 on a project the officer's department may see (its region and below).
+
+    A penalty is always public: 处罚结果等要及时通过在线平台向社会公开 (Hunan, Shenzhen,
+    Inner Mongolia 第十八条; Jilin 第十七条). Other records are public when the officer
+    says so (``public`` left out: not public)."""
     _require_officer(actor)
     if kind not in KINDS:
         raise Invalid.field("kind", f"须为 {', '.join(KINDS)} 之一 (unknown kind)")
+    if kind == "penalty":
+        if public is False:
+            raise Invalid.field("public", "处罚结果须向社会公开 (a penalty is always disclosed)")
+        public = True
+    public = bool(public)
     details = _check_details(kind, details, rectification_working_days)
     row = SupervisionRecord(
         project_id=project.id, project_code=project.project_code, region_code=project.region_code,

@@ -105,7 +105,8 @@ class SupervisionRecordInSchema(StrictSchema):
     kind = ma.fields.String(required=True, validate=validate.OneOf(RECORD_KINDS))
     title = Text(200, required=True)
     content = Text(4000, required=True)
-    public = ma.fields.Boolean(load_default=False, metadata={"description": "public records feed the disclosure lists"})
+    public = ma.fields.Boolean(load_default=None, metadata={
+        "description": "public records feed the disclosure lists; a penalty is always public, others only when true"})
     details = ma.fields.Nested(SupervisionDetailsSchema, load_default=dict, metadata={
         "description": "decision_number, amount and legal_basis are required for a penalty"})
     rectification_working_days = ma.fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_RECTIFICATION_DAYS),

@@ -198,7 +198,7 @@ def test_penalties_need_their_particulars_and_the_unit_sees_only_what_is_public(
         ("private_inspection", {"kind": "inspection", "title": "例行检查", "content": "现场检查未发现问题", "public": False,
                                 "details": {"findings": "无"}}),
         ("public_inspection", {"kind": "inspection", "title": "专项检查", "content": "检查施工许可公示", "public": True}),
-        ("private_penalty", {"kind": "penalty", "title": "未批先建", "content": "责令停止建设并处罚款",
+        ("penalty", {"kind": "penalty", "title": "未批先建", "content": "责令停止建设并处罚款",
                              "details": {"decision_number": "仁自然资罚〔2026〕3号", "amount": "50000",
                                          "legal_basis": "《土地管理法》第七十七条"}}),
         ("rectification", {"kind": "rectification", "title": "补办用地手续", "content": "限期补办", "rectification_working_days": 10}),
@@ -206,21 +206,24 @@ def test_penalties_need_their_particulars_and_the_unit_sees_only_what_is_public(
         r = record(client, token, code, **body)
         assert r.status_code == 201, (key, r.get_json())
         made[key] = r.get_json()
-    assert made["private_penalty"]["details"]["amount"] == "50000.00"
-    assert made["private_inspection"]["state"] == made["private_penalty"]["state"] == "closed"
+    assert made["penalty"]["details"]["amount"] == "50000.00"
+    assert made["private_inspection"]["state"] == made["penalty"]["state"] == "closed"
     assert made["private_inspection"]["deadline"] is None
 
     officials = [x["id"] for x in records(client, token, code, "supervisor")]
-    assert officials == [made[k]["id"] for k in ("private_inspection", "public_inspection", "private_penalty", "rectification")]
+    assert officials == [made[k]["id"] for k in ("private_inspection", "public_inspection", "penalty", "rectification")]
+    assert made["penalty"]["public"] is True  # 处罚结果等要及时通过在线平台向社会公开: always
     assert [x["id"] for x in records(client, token, code, "applicant")] == [
-        made["public_inspection"]["id"], made["rectification"]["id"]]
+        made["public_inspection"]["id"], made["penalty"]["id"], made["rectification"]["id"]]
     assert [x["title"] for x in records(client, token, code, "drc", kind="penalty")] == ["未批先建"]
-    assert records(client, token, code, "applicant", kind="penalty") == []
+    hidden = record(client, token, code, kind="penalty", title="不公开的处罚", content="x", public=False,
+                    details={"decision_number": "仁自然资罚〔2026〕4号", "amount": "1", "legal_basis": "《土地管理法》"})
+    assert hidden.status_code == 422 and "public" in hidden.get_json()["errors"], hidden.get_json()
     assert client.get(f"/api/v1/projects/{code}/supervision-records", headers=token("applicant2")).status_code == 404
     r = client.get(f"/api/v1/projects/{code}/supervision-records", headers=token("land"), query_string={"kind": "fine"})
     assert r.status_code == 422
     # closing applies to a rectification order only
-    url = f"/api/v1/projects/{code}/supervision-records/{made['private_penalty']['id']}/close"
+    url = f"/api/v1/projects/{code}/supervision-records/{made['penalty']['id']}/close"
     assert client.post(url, json={"content": "已缴纳"}, headers=token("land")).status_code == 409
     history = client.get(f"/api/v1/projects/{code}/history", headers=token("supervisor"),
                          query_string={"page_size": 200}).get_json()["items"]

@@ -280,7 +280,7 @@ def test_unknown_codes_are_404_after_the_same_statements_as_known_ones(app, clie
         response, statements = count_statements(app, lambda: client.get(f"{PORTAL}/projects/{path}"))
         assert response.status_code == (200 if name in ("known", "legacy") else 404), (name, response.get_json())
         if response.status_code == 404:
-            assert response.get_json() == {"code": 404, "status": "Not Found", "message": "项目不存在 (no such project)"}
+            assert response.get_json() == {"code": 404, "status": "Not Found", "message": "项目不存在 (no such project)", "errors": {}}
         counted[name] = statements
     # not just as many statements: the same SQL text, in the same order (only parameters differ)
     for name, statements in counted.items():
