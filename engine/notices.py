@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from engine import audit, files, pdf, projects
 from engine.access import Actor, project_filter
 from engine.errors import NotFound
-from engine.models import MAX_ID, Department, Matter, Notice, Project
+from engine.models import MAX_ID, Department, Matter, Notice, Project, ProjectMatter
 
 NOTICE_KINDS = {
     "acceptance": "受理通知书",
@@ -74,7 +74,7 @@ def _names(session: Session, project: Project, matter_code: str | None, particul
     """The Chinese names a notice prints: addressee, issuer, the matter, and for a
     conclusion every concluded matter."""
     codes = {matter_code} if matter_code else set()
-    for result in particulars.get("matter_results") or ():
+    for result in [*(particulars.get("matter_results") or ()), *(particulars.get("notified_matters") or ())]:
         if isinstance(result, dict) and result.get("matter_code"):
             codes.add(str(result["matter_code"]))
     query = select(Matter.matter_code, Matter.name).where(Matter.matter_code.in_(codes))
@@ -85,6 +85,14 @@ def _names(session: Session, project: Project, matter_code: str | None, particul
         "matter_name": names.get(matter_code) if matter_code else None,
         "matter_names": {code: names[code] for code in sorted(names)},
     }
+
+
+def _notified_matters(session: Session, project: Project) -> list[dict[str, Any]]:
+    """应办事项 as the matters notice told them, each with how it ended: the conclusion
+    notice accounts for every one, not only the matters a department handled."""
+    rows = session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id).order_by(ProjectMatter.id))
+    return [{"matter_code": pm.matter_code, "status": pm.status, "decision": (pm.result or {}).get("decision") or "",
+             "document_number": (pm.result or {}).get("document_number") or ""} for pm in rows]
 
 
 def _document(notice: Notice, content: dict[str, Any]) -> pdf.NoticeDocument:
@@ -104,6 +112,8 @@ def issue(session: Session, *, project: Project, matter_code: str | None, kind: 
     if kind not in NOTICE_KINDS:
         raise ValueError(f"unknown notice kind {kind!r}; one of {sorted(NOTICE_KINDS)}")
     scope = matter_code or "project"
+    if kind == "conclusion":
+        particulars = {**particulars, "notified_matters": _notified_matters(session, project)}
     count = session.scalar(select(func.count()).select_from(Notice).where(
         Notice.project_id == project.id, Notice.matter_code.is_(matter_code) if matter_code is None else Notice.matter_code == matter_code,
         Notice.kind == kind))
@@ -111,6 +121,8 @@ def issue(session: Session, *, project: Project, matter_code: str | None, kind: 
     content = {"title": title(kind, particulars), "project_code": project.project_code, "project_name": project.name,
                **_names(session, project, matter_code, particulars),
                **{k: particulars.get(k) for k in PARTICULARS[kind]}}
+    if kind == "conclusion":
+        content["notified_matters"] = particulars["notified_matters"]
     notice = Notice(project_id=project.id, project_code=project.project_code, matter_code=matter_code, kind=kind,
                     number=number, content=content, issued_at=now)
     notice.sha256 = files.store().put(session, pdf.render(_document(notice, content)), "application/pdf", now=now)

@@ -40,7 +40,11 @@ MARGIN_X, MARGIN_TOP, MARGIN_BOTTOM = 26 * mm, 30 * mm, 28 * mm
 TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN_X
 INDENT = "\u3000\u3000"  # two full-width spaces: a Chinese paragraph's first-line indent
 
-DECISION_LABELS = {"approved": "同意（准予）", "denied": "不予批准", "refused": "不予受理", "filed": "予以备案"}
+DECISION_LABELS = {"approved": "同意（准予）", "denied": "不予批准", "refused": "不予受理", "filed": "予以备案",
+                   "terminated": "终止办理"}
+#: How a notified matter ended without a decision (the conclusion notice accounts for each).
+UNDECIDED_LABELS = {"no_matter": "经部门答复，本阶段无需办理", "notified": "经部门答复，本阶段无需办理",
+                    "closed": "已关闭", "cancelled": "已撤销"}
 ACCEPTED_AS_LABELS = {"notice": "出具受理通知书", "deemed": "逾期视为受理", "filing": "备案"}
 #: 避头点: marks that must not begin a line
 _NO_LINE_START = set("，。、；：？！）》」』】〕…％,.;:?!)]}%")
@@ -104,8 +108,8 @@ def correction_lines(items: Any) -> list[str]:
 def _acceptance(doc: NoticeDocument) -> list[str]:
     accepted_as = str(doc.particulars.get("accepted_as") or "notice")
     if accepted_as == "deemed":
-        body = (f"{_subject(doc)}，受理审查期限届满未作处理，依照规定视为受理，"
-                "受理时间为预审核验通过（同意接件）之时，承诺办理时限自该时起算。")
+        body = (f"{_subject(doc)}，受理审查期限届满未作处理，依照规定视为受理，受理时间为本次受理审查计时"
+                "开始之时（预审核验通过、同意接件之时；补正的，为补正材料补齐之时），承诺办理时限自该时起算。")
     else:
         body = f"{_subject(doc)}，经审查，申请材料齐全、符合法定形式，决定予以受理。"
     return [INDENT + body, f"受理方式：{ACCEPTED_AS_LABELS.get(accepted_as, _text(accepted_as))}"]
@@ -137,13 +141,22 @@ def _decision(doc: NoticeDocument) -> list[str]:
 
 
 def _conclusion(doc: NoticeDocument) -> list[str]:
-    lines = [INDENT + f"{_subject(doc)}，事前告知的应办事项已全部办结，办理结果如下："]
-    results = doc.particulars.get("matter_results") or []
-    for i, result in enumerate(r for r in results if isinstance(r, Mapping)):
-        code = _text(result.get("matter_code"))
+    """Every matter of the matters notice and how it ended: “已全部办结” only when each was
+    decided. A notice issued before it listed them all names the decided ones only."""
+    matters = doc.particulars.get("notified_matters")
+    if not isinstance(matters, list):
+        matters = doc.particulars.get("matter_results") or []
+    matters = [m for m in matters if isinstance(m, Mapping)]
+    decided = all(m.get("decision") for m in matters)
+    lines = [INDENT + f"{_subject(doc)}，" + ("事前告知的应办事项已全部办结，办理结果如下：" if decided
+                                              else "事前告知的应办事项办理情况如下：")]
+    for i, matter in enumerate(matters):
+        code = _text(matter.get("matter_code"))
         name = doc.matter_names.get(code) or code
-        number = _text(result.get("document_number"))
-        lines.append(f"{i + 1}. {name}：{decision_label(result.get('decision'))}" + (f"，文号：{number}" if number else ""))
+        number = _text(matter.get("document_number"))
+        outcome = (decision_label(matter["decision"]) if matter.get("decision")
+                   else UNDECIDED_LABELS.get(str(matter.get("status")), _text(matter.get("status")) or "—"))
+        lines.append(f"{i + 1}. {name}：{outcome}" + (f"，文号：{number}" if number else ""))
     return lines
 
 

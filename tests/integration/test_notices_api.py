@@ -109,6 +109,31 @@ def test_refusals_and_the_conclusion_are_pdfs_for_the_unit_and_the_officials(cli
     assert sum(e["action"].startswith("notice.") for e in history.get_json()["items"]) == 3
 
 
+def test_the_conclusion_accounts_for_every_notified_matter_not_only_the_handled_ones(client, token, platform):
+    """事前告知的应办事项全部办结后生成办结告知书: a department that answered “no matter at
+    this stage” leaves its matter undecided, and the notice says so instead of calling
+    every notified matter concluded."""
+    code = declare(client, token, **LAND_PROJECT)["project_code"]
+    window = find(client, token, "window", "window_review", code)
+    r = client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"), json={
+        "data": {"window_decision": "dispatch", "departments": window["context"]["departments"]},
+        "version": window["version"]})
+    assert r.status_code == 200, r.get_json()
+    work(client, token, "drc", "department_reply", code, REPLY_ACCEPTED)
+    work(client, token, "land", "department_reply", code, {"reply_outcome": "no_matter", "reply_comment": "本阶段无应办事项"})
+    work(client, token, "drc", "filing_check", code, FILING_REFUSED)
+    sweep(platform)
+
+    (conclusion,) = [n for n in project_notices(client, token, code) if n["kind"] == "conclusion"]
+    with platform.session_factory() as s:
+        content = s.get(Notice, conclusion["id"]).content
+    assert [(m["matter_code"], m["decision"] or m["status"]) for m in content["notified_matters"]] == [
+        ("enterprise_filing", "refused"), ("land_pre_review", "no_matter")]
+    text = text_of(download(client, token, conclusion["id"], "applicant").data)
+    assert "事前告知的应办事项办理情况如下" in text and "已全部办结" not in text
+    assert "企业投资项目备案：不予受理" in text and "建设项目用地预审与选址意见书：经部门答复，本阶段无需办理" in text
+
+
 def test_a_correction_notice_lists_the_materials_and_downloads_as_issued(client, token, platform, file_store):
     code = declare(client, token)["project_code"]
     items = [{"material": "red_line_map", "name": "用地红线图", "note": "请提供加盖公章的用地红线图"},

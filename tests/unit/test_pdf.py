@@ -106,6 +106,23 @@ def test_a_conclusion_lists_every_matter_with_its_decision_and_number():
     assert "仁和区政务服务中心综合窗口" in text
 
 
+def test_a_conclusion_says_all_concluded_only_when_every_notified_matter_was_decided():
+    names = {"enterprise_filing": "企业投资项目备案", "land_pre_review": "建设项目用地预审与选址意见书",
+             "eia_approval": "环境影响评价审批"}
+    matters = [{"matter_code": "enterprise_filing", "status": "concluded", "decision": "filed", "document_number": "备1号"},
+               {"matter_code": "land_pre_review", "status": "terminated", "decision": "terminated", "document_number": ""},
+               {"matter_code": "eia_approval", "status": "no_matter", "decision": "", "document_number": ""}]
+    text = text_of(pdf.render(document("conclusion", {"notified_matters": matters}, title="办结告知书", matter_code=None,
+                                       matter_name=None, matter_names=names)))
+    assert "办理情况如下" in text and "已全部办结" not in text
+    assert "1. 企业投资项目备案：予以备案，文号：备1号" in text
+    assert "2. 建设项目用地预审与选址意见书：终止办理" in text
+    assert "3. 环境影响评价审批：经部门答复，本阶段无需办理" in text and "terminated" not in text
+    decided = text_of(pdf.render(document("conclusion", {"notified_matters": matters[:2]}, title="办结告知书",
+                                          matter_code=None, matter_name=None, matter_names=names)))
+    assert "事前告知的应办事项已全部办结" in decided
+
+
 def test_long_text_wraps_by_width_onto_several_pages_and_still_extracts():
     reason = "该项目选址与国土空间规划确定的用途管制要求不符，且未能提供有效的用地审批手续。" * 60
     data = pdf.render(document("refusal", {"refusal_reason": reason}, title="不予受理通知书"))
