@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import bindparam, event, insert, inspect, select, update
@@ -70,6 +70,19 @@ def _pauses(clock: Clock) -> list[tuple[datetime, datetime | None]]:
         (datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"]) if p.get("end") else None)
         for p in clock.pauses or []
     ]
+
+
+def paused_working_days(clock: Clock, calendar: WorkCalendar, reason: str, *, now: datetime) -> float:
+    """The working days the clock has stood still for ``reason`` so far (an open pause up
+    to ``now``): what a budget on that kind of pause (特别程序最多60个工作日) has used."""
+    used = timedelta()
+    for pause in clock.pauses or []:
+        if pause.get("reason") == reason:
+            start = datetime.fromisoformat(pause["start"])
+            end = datetime.fromisoformat(pause["end"]) if pause.get("end") else now
+            if end > start:
+                used += calendar.working_time_between(start, end).amount
+    return used / timedelta(days=1)
 
 
 def recompute(clock: Clock, calendar: WorkCalendar) -> None:

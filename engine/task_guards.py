@@ -13,6 +13,11 @@ mechanism (the rules themselves live in ``engine.materials``):
   each must be on the guide's list and not already accepted (no re-submitting what
   was filed, no hidden extra demands). The items are completed with the materials'
   names for the notice.
+- ``pauseBudget`` = ``<field>:<clock kind>:<pause reason>:<working days>`` with
+  ``pauseBudgetWhen`` = ``<field>=<value>``: when the condition holds, the working days
+  the submitted field asks the clock to stand still for, added to those it already
+  stood still for that reason, may not exceed the budget (特别程序：默认30个工作日，
+  最多60个工作日 — in all, not per request). Otherwise 422 naming the field.
 """
 from __future__ import annotations
 
@@ -20,16 +25,21 @@ import re
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import materials, projects
-from engine.models import Project, ProjectMatter
+from engine import calendar, clocks, materials, projects
+from engine.errors import Invalid
+from engine.models import Clock, Project, ProjectMatter
 
 MATERIALS_COMPLETE_WHEN = "materialsCompleteWhen"
 CORRECTION_ITEMS_FIELD = "correctionItemsField"
+PAUSE_BUDGET = "pauseBudget"
+PAUSE_BUDGET_WHEN = "pauseBudgetWhen"
 _FIELD = r"[A-Za-z][A-Za-z0-9_]{0,63}"
 _CONDITION = re.compile(rf"^({_FIELD})=([^=\s]{{1,64}})$")
 _FIELD_NAME = re.compile(rf"^{_FIELD}$")
+_BUDGET = re.compile(rf"^({_FIELD}):({_FIELD}):({_FIELD}):([1-9][0-9]{{0,2}})$")
 
 
 def property_problems(properties: dict[str, str]) -> list[str]:
@@ -41,6 +51,11 @@ def property_problems(properties: dict[str, str]) -> list[str]:
     field_name = properties.get(CORRECTION_ITEMS_FIELD)
     if field_name is not None and not _FIELD_NAME.match(field_name):
         problems.append(f"{CORRECTION_ITEMS_FIELD} must name a form field, not {field_name!r}")
+    budget, when = properties.get(PAUSE_BUDGET), properties.get(PAUSE_BUDGET_WHEN)
+    if budget is not None and not _BUDGET.match(budget):
+        problems.append(f"{PAUSE_BUDGET} must be <field>:<clock kind>:<pause reason>:<working days>, not {budget!r}")
+    if (budget is None) != (when is None) or (when is not None and not _CONDITION.match(when)):
+        problems.append(f"{PAUSE_BUDGET} goes with {PAUSE_BUDGET_WHEN} = <field>=<value>")
     return problems
 
 
@@ -51,7 +66,7 @@ def _project_matter(session: Session, project: Project, matter_code: str | None)
 def apply(session: Session, *, properties: dict[str, str], project: Project, matter_code: str | None,
           data: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Run the task's guards on the submitted data; returns the data to complete the task with."""
-    if MATERIALS_COMPLETE_WHEN not in properties and CORRECTION_ITEMS_FIELD not in properties:
+    if not {MATERIALS_COMPLETE_WHEN, CORRECTION_ITEMS_FIELD, PAUSE_BUDGET} & set(properties):
         return data
     pm = _project_matter(session, project, matter_code)
     if pm is None:
@@ -63,4 +78,21 @@ def apply(session: Session, *, properties: dict[str, str], project: Project, mat
     condition = _CONDITION.match(properties.get(MATERIALS_COMPLETE_WHEN, ""))
     if condition and str(data.get(condition.group(1))) == condition.group(2):
         materials.check_acceptance(session, project_matter=pm, now=now)
+    budget, when = _BUDGET.match(properties.get(PAUSE_BUDGET, "")), _CONDITION.match(properties.get(PAUSE_BUDGET_WHEN, ""))
+    if budget and when and str(data.get(when.group(1))) == when.group(2):
+        _check_pause_budget(session, pm, data, *budget.groups(), now=now)
     return data
+
+
+def _check_pause_budget(session: Session, pm: ProjectMatter, data: dict[str, Any], field: str, kind: str, reason: str,
+                        limit: str, *, now: datetime) -> None:
+    clock = session.scalar(select(Clock).where(Clock.instance_id == pm.instance_id, Clock.kind == kind)
+                           .order_by(Clock.id.desc()).limit(1)) if pm.instance_id is not None else None
+    asked = data.get(field)
+    if clock is None or not isinstance(asked, (int, float)) or isinstance(asked, bool):
+        return  # no such clock yet, or the form's own check answers for the field
+    used = clocks.paused_working_days(clock, calendar.current(session), reason, now=now)
+    if used + asked > int(limit):
+        left = max(0, int(limit) - used)
+        raise Invalid.field(field, f"累计不得超过{limit}个工作日，已用{used:g}个，尚可{left:g}个 "
+                                   f"(at most {limit} working days in all: {used:g} used, {left:g} left)")

@@ -177,6 +177,16 @@ def test_special_procedure_pauses_the_promised_clock_and_is_bounded(client, toke
     resumed = clock_of(project(client, token, code), "promised")
     assert resumed["state"] == "running" and resumed["due_at"] > before
 
+    # 最多60个工作日 in all: Monday 9 to Thursday 12 March used 3 working days, 57 are left
+    special = {"handling_action": "special_procedure", "handling_opinion": "再次评审", "special_procedure_reason": "补充评审"}
+    handling = [t for t in tasks(client, token, "land", project_code=code) if t["name"] == "handling"][0]
+    over = client.post(f"/api/v1/tasks/{handling['id']}/complete", headers=token("land"), json={
+        "version": handling["version"], "data": {**special, "special_procedure_days": 58}})
+    assert over.status_code == 422, over.get_json()
+    assert "已用3个，尚可57个" in over.get_json()["errors"]["special_procedure_days"][0]
+    complete(client, token, "land", "handling", {**special, "special_procedure_days": 57}, code)
+    assert clock_of(project(client, token, code), "promised")["state"] == "paused"
+
 
 def test_a_year_without_schedule_is_provisional_until_loaded(client, token, clock):
     clock.set(at(2026, 12, 31, 10))
