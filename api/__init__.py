@@ -8,6 +8,8 @@ from flask_smorest import Api
 
 from api import blueprints, errors, hygiene, transaction
 from api.config import from_environment
+from api.openapi import RefusalsPlugin
+from api.schemas.common import decimal2properties
 from engine import files
 from engine.clock import ManualClock, SystemClock
 from engine.db import make_engine, make_session_factory
@@ -51,8 +53,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["tzxm_engine"] = engine
 
     hygiene.init_app(app)
-    smorest = Api(app)
+    smorest = Api(app, spec_kwargs={"extra_plugins": [RefusalsPlugin(app)]})
     hygiene.document(smorest)
+    smorest.ma_plugin.converter.add_attribute_function(decimal2properties)
     smorest.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

@@ -34,6 +34,7 @@ def requires(*roles: str):
                 require_role(actor, *roles)
             return view(*args, **kwargs)
 
+        inner.requires_sign_in = True  # the OpenAPI document lists the refusals it can answer (api.openapi)
         return inner
 
     return wrap

@@ -65,23 +65,31 @@ def _project_matter(session: Session, project: Project, matter_code: str | None)
 
 def apply(session: Session, *, properties: dict[str, str], project: Project, matter_code: str | None,
           data: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Run the task's guards on the submitted data; returns the data to complete the task with."""
-    if not {MATERIALS_COMPLETE_WHEN, CORRECTION_ITEMS_FIELD, PAUSE_BUDGET} & set(properties):
+    """Run the task's guards on the submitted data; returns the data to complete the task
+    with. The matter is read only when a guard's condition holds (most steps: none)."""
+    corrections = properties.get(CORRECTION_ITEMS_FIELD)
+    corrections = corrections if corrections and data.get(corrections) else None
+    accepting = _holds(properties.get(MATERIALS_COMPLETE_WHEN), data)
+    budget = _BUDGET.match(properties.get(PAUSE_BUDGET, "")) if _holds(properties.get(PAUSE_BUDGET_WHEN), data) else None
+    if not (corrections or accepting or budget):
         return data
     pm = _project_matter(session, project, matter_code)
     if pm is None:
         return data
     data = dict(data)
-    field_name = properties.get(CORRECTION_ITEMS_FIELD)
-    if field_name and data.get(field_name):
-        data[field_name] = materials.check_correction_items(session, project_matter=pm, items=list(data[field_name]))
-    condition = _CONDITION.match(properties.get(MATERIALS_COMPLETE_WHEN, ""))
-    if condition and str(data.get(condition.group(1))) == condition.group(2):
+    if corrections:
+        data[corrections] = materials.check_correction_items(session, project_matter=pm, items=list(data[corrections]))
+    if accepting:
         materials.check_acceptance(session, project_matter=pm, now=now)
-    budget, when = _BUDGET.match(properties.get(PAUSE_BUDGET, "")), _CONDITION.match(properties.get(PAUSE_BUDGET_WHEN, ""))
-    if budget and when and str(data.get(when.group(1))) == when.group(2):
+    if budget:
         _check_pause_budget(session, pm, data, *budget.groups(), now=now)
     return data
+
+
+def _holds(condition: str | None, data: dict[str, Any]) -> bool:
+    """A ``<field>=<value>`` condition on the submitted data."""
+    match = _CONDITION.match(condition or "")
+    return bool(match) and str(data.get(match.group(1))) == match.group(2)
 
 
 def _check_pause_budget(session: Session, pm: ProjectMatter, data: dict[str, Any], field: str, kind: str, reason: str,

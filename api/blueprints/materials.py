@@ -11,6 +11,7 @@ from werkzeug.datastructures import CombinedMultiDict, FileStorage
 
 from api.auth import current_actor, requires
 from api.blueprints import StrictParser
+from api.openapi import file_response
 from api.schemas.common import page_envelope, page_of
 from api.schemas.materials import (
     CommitmentRequestSchema,
@@ -84,6 +85,7 @@ class Materials(MethodView):
 @requires()
 @bp.response(200, description="the file, as an attachment (never shown inline)",
              content_type="application/octet-stream")
+@bp.doc(responses={"200": file_response("application/octet-stream", "the file, as an attachment (never shown inline)")})
 def download(code, material_id):
     """A material's bytes as uploaded, with its media type as read from the content."""
     s, actor = session(), current_actor()

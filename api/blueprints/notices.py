@@ -7,13 +7,13 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from api.auth import current_actor, requires
+from api.openapi import file_response
 from api.transaction import session
 from engine import notices
 
 bp = Blueprint("notices", __name__, url_prefix="/notices", description="通知书 (notices): the PDF of each notice")
 
-PDF_RESPONSE = {"description": "the notice as issued (application/pdf, as an attachment)",
-                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}
+PDF_RESPONSE = file_response("application/pdf", "the notice as issued (application/pdf, as an attachment)")
 
 
 def attachment(filename: str) -> str:

@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from api.auth import current_actor, requires
+from api.openapi import file_response
 from api.schemas.common import PageQuery, page_envelope, page_of
 from api.transaction import platform, session
 from engine import procedures
@@ -94,6 +95,7 @@ def get_version(process_id, version):
 @bp.route("/<string:process_id>/versions/<int:version>/xml")
 @requires("dept_admin", "operator", "analyst")
 @bp.response(200, description="the deployed XML, as deployed")
+@bp.doc(responses={"200": file_response("application/xml", "the deployed XML, as deployed")})
 def get_xml(process_id, version):
     row = procedures.get_version(session(), process_id, version)
     return Response(row.xml, mimetype="application/xml")

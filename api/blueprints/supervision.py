@@ -9,6 +9,7 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from api.auth import current_actor, requires
+from api.openapi import file_response
 from api.schemas.common import page_envelope, page_of
 from api.schemas.supervision import (
     ForecastQuery,
@@ -58,6 +59,7 @@ def summary(query):
 @requires(*READERS)
 @bp.arguments(PeriodQuery, location="query")
 @bp.response(200, description="UTF-8 CSV with BOM: department rows then matter rows", content_type="text/csv")
+@bp.doc(responses={"200": file_response("text/csv", "UTF-8 CSV with BOM: department rows then matter rows")})
 def summary_csv(query):
     data = supervision.summary(session(), current_actor(), now=_now(), **query)
     columns, rows = exports.summary_csv_rows(data)
@@ -68,6 +70,7 @@ def summary_csv(query):
 @requires(*READERS)
 @bp.arguments(PeriodQuery, location="query")
 @bp.response(200, description="workbook: departments, matters, concluded projects", content_type=XLSX)
+@bp.doc(responses={"200": file_response(XLSX, "workbook: departments, matters, concluded projects")})
 def summary_xlsx(query):
     data, tables = exports.summary_tables(session(), current_actor(), now=_now(), **query)
     return _download(exports.to_xlsx(tables), XLSX, f"{_stem(data, '电子监察汇总')}.xlsx")
@@ -115,6 +118,7 @@ def _project_rows(query):
 @bp.arguments(PeriodQuery, location="query")
 @bp.response(200, description="projects with their codes (固定资产投资统计), UTF-8 CSV with BOM; from/to filter the declaration date",
              content_type="text/csv")
+@bp.doc(responses={"200": file_response("text/csv", "projects with their codes (固定资产投资统计), UTF-8 CSV with BOM; from/to filter the declaration date")})
 def projects_csv(query):
     return _download(exports.to_csv(exports.PROJECT_COLUMNS, _project_rows(query)), CSV, "投资项目清单.csv")
 
@@ -124,6 +128,7 @@ def projects_csv(query):
 @bp.arguments(PeriodQuery, location="query")
 @bp.response(200, description="projects with their codes (固定资产投资统计); from/to filter the declaration date",
              content_type=XLSX)
+@bp.doc(responses={"200": file_response(XLSX, "projects with their codes (固定资产投资统计); from/to filter the declaration date")})
 def projects_xlsx(query):
     return _download(exports.to_xlsx([("项目 projects", exports.PROJECT_COLUMNS, _project_rows(query))]), XLSX,
                      "投资项目清单.xlsx")

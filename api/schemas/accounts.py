@@ -4,14 +4,14 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import StrictSchema, Text
+from api.schemas.common import OptionalText, StrictSchema, Text
 from engine.models import MAX_ID, ROLES
 
 
 class ProjectUnitCreateSchema(StrictSchema):
     name = Text(200, required=True, metadata={"description": "项目单位名称"})
     credit_code = ma.fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={"description": "统一社会信用代码 (GB 32100)"})
-    contact_name = Text(64, load_default="")
+    contact_name = OptionalText(64)
     contact_phone = ma.fields.String(load_default="", validate=validate.Regexp(r"^[0-9+\-() ]{0,32}$", error="电话号码格式有误 (phone: digits, + - ( ) and spaces)"))
 
 

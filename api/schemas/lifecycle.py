@@ -8,16 +8,10 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import ExactDecimal, PageQuery, PlatformDate, StrictSchema, Text, plain_text
+from api.schemas.common import ExactDecimal, OptionalText, PageQuery, PlatformDate, StrictSchema, Text
 from engine.implementation import KINDS as REPORT_KINDS
 from engine.intermediaries import STAGES
 from engine.supervision_records import KINDS as RECORD_KINDS, MAX_RECTIFICATION_DAYS
-
-def OptionalText(max_length: int, **kwargs) -> ma.fields.String:
-    """Plain text that may be left empty (a note, a report's remarks)."""
-    return ma.fields.String(load_default="", validate=[validate.Length(max=max_length), lambda v: plain_text(v) if v else None],
-                            **kwargs)
-
 
 # --- 中介服务 -----------------------------------------------------------------------------------
 

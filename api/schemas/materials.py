@@ -36,7 +36,7 @@ class MaterialSchema(ma.Schema):
     uploaded_by = ma.fields.String()
     uploaded_at = ma.fields.AwareDateTime()
     status = ma.fields.String(metadata={"description": "submitted | accepted (taken at acceptance, final) | replaced (a newer file for the same item)"})
-    url = ma.fields.Method("_url", metadata={"description": "download (as an attachment)"})
+    url = ma.fields.Method("_url", metadata={"type": "string", "description": "download (as an attachment)"})
 
     def _url(self, row) -> str:
         return f"/api/v1/projects/{row.project_code}/materials/{row.id}/file"

@@ -55,16 +55,16 @@ class ProjectUnitSchema(ma.Schema):
 
 class ProjectMatterSchema(ma.Schema):
     matter_code = ma.fields.String()
-    name = ma.fields.Function(lambda pm: pm.matter.name)
+    name = ma.fields.Function(lambda pm: pm.matter.name, metadata={"type": "string"})
     department = ma.fields.String(attribute="department_code")
-    promised_working_days = ma.fields.Function(lambda pm: pm.matter.promised_working_days)
+    promised_working_days = ma.fields.Function(lambda pm: pm.matter.promised_working_days, metadata={"type": "integer"})
     status = ma.fields.String()
     light = ma.fields.String()
     result = ma.fields.Dict()
     guide_version = ma.fields.Integer(allow_none=True, metadata={"description": "the service guide version the project unit was told"})
     guide = ma.fields.Function(
         lambda pm: f"/api/v1/portal/guides/{pm.matter_code}" + (f"?version={pm.guide_version}" if pm.guide_version else ""),
-        metadata={"description": "the service guide (办事指南) as told"})
+        metadata={"type": "string", "description": "the service guide (办事指南) as told"})
     received_at = ma.fields.AwareDateTime(allow_none=True)
     accepted_at = ma.fields.AwareDateTime(allow_none=True)
     concluded_at = ma.fields.AwareDateTime(allow_none=True)
@@ -100,8 +100,8 @@ class NoticeSchema(ma.Schema):
     issued_at = ma.fields.AwareDateTime()
     content = ma.fields.Dict()
     url = ma.fields.Function(lambda n: f"/api/v1/notices/{n.id}/pdf",
-                             metadata={"description": "download the notice's PDF (attachment)"})
-    title = ma.fields.Function(lambda n: (n.content or {}).get("title"))
+                             metadata={"type": "string", "description": "download the notice's PDF (attachment)"})
+    title = ma.fields.Function(lambda n: (n.content or {}).get("title"), metadata={"type": "string"})
 
 
 class ProjectSchema(ma.Schema):
