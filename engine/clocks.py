@@ -82,7 +82,7 @@ def paused_working_days(clock: Clock, calendar: WorkCalendar, reason: str, *, no
             end = datetime.fromisoformat(pause["end"]) if pause.get("end") else now
             if end > start:
                 used += calendar.working_time_between(start, end).amount
-    return used / timedelta(days=1)
+    return round(used / timedelta(days=1), 6)  # a timer ends a pause a microsecond after it came due
 
 
 def recompute(clock: Clock, calendar: WorkCalendar) -> None:

@@ -43,7 +43,7 @@ INDENT = "\u3000\u3000"  # two full-width spaces: a Chinese paragraph's first-li
 DECISION_LABELS = {"approved": "同意（准予）", "denied": "不予批准", "refused": "不予受理", "filed": "予以备案",
                    "terminated": "终止办理"}
 #: How a notified matter ended without a decision (the conclusion notice accounts for each).
-UNDECIDED_LABELS = {"no_matter": "经部门答复，本阶段无需办理", "notified": "经部门答复，本阶段无需办理",
+UNDECIDED_LABELS = {"no_matter": "本阶段无需办理（部门答复或逾期视为无应办事项）", "notified": "本阶段未分送办理",
                     "closed": "已关闭", "cancelled": "已撤销"}
 ACCEPTED_AS_LABELS = {"notice": "出具受理通知书", "deemed": "逾期视为受理", "filing": "备案"}
 #: 避头点: marks that must not begin a line
@@ -142,12 +142,13 @@ def _decision(doc: NoticeDocument) -> list[str]:
 
 def _conclusion(doc: NoticeDocument) -> list[str]:
     """Every matter of the matters notice and how it ended: “已全部办结” only when each was
-    decided. A notice issued before it listed them all names the decided ones only."""
+    decided (a terminated matter was ended, not concluded). A notice issued before it
+    listed them all names the decided ones only."""
     matters = doc.particulars.get("notified_matters")
     if not isinstance(matters, list):
         matters = doc.particulars.get("matter_results") or []
     matters = [m for m in matters if isinstance(m, Mapping)]
-    decided = all(m.get("decision") for m in matters)
+    decided = all(m.get("decision") not in (None, "", "terminated") for m in matters)  # 终止 is not 办结
     lines = [INDENT + f"{_subject(doc)}，" + ("事前告知的应办事项已全部办结，办理结果如下：" if decided
                                               else "事前告知的应办事项办理情况如下：")]
     for i, matter in enumerate(matters):

@@ -188,6 +188,44 @@ def test_special_procedure_pauses_the_promised_clock_and_is_bounded(client, toke
     assert clock_of(project(client, token, code), "promised")["state"] == "paused"
 
 
+def _special_procedure(client, token, code, days):
+    complete(client, token, "land", "handling", {"handling_action": "special_procedure", "handling_opinion": "需专家评审",
+                                                 "special_procedure_reason": "专家评审", "special_procedure_days": days}, code)
+
+
+def _land_timer(platform, code):
+    from sqlalchemy import select
+
+    from engine.models import ProcessInstance, Project
+    with platform.session_factory() as s:
+        return s.scalar(select(ProcessInstance.next_timer_at).join(Project, Project.id == ProcessInstance.project_id)
+                        .where(Project.project_code == code, ProcessInstance.matter_code == "land_pre_review"))
+
+
+def test_a_special_procedure_its_timer_ended_leaves_exactly_the_rest_of_the_budget(client, token, clock, platform):
+    code = declare(client, token, new_land_use=True)["project_code"]
+    _to_acceptance(client, token, code)
+    complete(client, token, "land", "acceptance", {"acceptance_decision": "accept"}, code)
+    _special_procedure(client, token, code, 30)
+    set_now(client, token, _land_timer(platform, code) + timedelta(minutes=1))  # the pause runs out: its timer ends it
+    assert clock_of(project(client, token, code), "promised")["state"] == "running"
+    _special_procedure(client, token, code, 30)  # 30 used (to the microsecond the timer fired), 30 left
+    assert clock_of(project(client, token, code), "promised")["state"] == "paused"
+
+
+def test_loading_a_year_during_a_special_procedure_does_not_start_the_pause_over(client, token, clock, platform):
+    code = declare(client, token, new_land_use=True)["project_code"]
+    _to_acceptance(client, token, code)
+    complete(client, token, "land", "acceptance", {"acceptance_decision": "accept"}, code)
+    _special_procedure(client, token, code, 5)
+    ends = _land_timer(platform, code)
+    clock.advance(days=3)
+    r = client.post("/api/v1/admin/calendar/years", data={"file": (io.BytesIO(b"year 2027\n2027-01-01 holiday \xe5\x85\x83\xe6\x97\xa6\n"), "2027.txt")},
+                    headers=token("operator"), content_type="multipart/form-data")
+    assert r.status_code == 201, r.get_json()
+    assert _land_timer(platform, code) == ends  # re-armed, not restarted from the load
+
+
 def test_a_year_without_schedule_is_provisional_until_loaded(client, token, clock):
     clock.set(at(2026, 12, 31, 10))
     code = declare(client, token, new_land_use=True)["project_code"]

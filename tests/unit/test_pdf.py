@@ -117,8 +117,11 @@ def test_a_conclusion_says_all_concluded_only_when_every_notified_matter_was_dec
     assert "办理情况如下" in text and "已全部办结" not in text
     assert "1. 企业投资项目备案：予以备案，文号：备1号" in text
     assert "2. 建设项目用地预审与选址意见书：终止办理" in text
-    assert "3. 环境影响评价审批：经部门答复，本阶段无需办理" in text and "terminated" not in text
-    decided = text_of(pdf.render(document("conclusion", {"notified_matters": matters[:2]}, title="办结告知书",
+    assert "3. 环境影响评价审批：本阶段无需办理（部门答复或逾期视为无应办事项）" in text and "terminated" not in text
+    ended = text_of(pdf.render(document("conclusion", {"notified_matters": matters[:2]}, title="办结告知书",
+                                        matter_code=None, matter_name=None, matter_names=names)))
+    assert "办理情况如下" in ended  # a terminated matter was ended, not concluded
+    decided = text_of(pdf.render(document("conclusion", {"notified_matters": matters[:1]}, title="办结告知书",
                                           matter_code=None, matter_name=None, matter_names=names)))
     assert "事前告知的应办事项已全部办结" in decided
 
