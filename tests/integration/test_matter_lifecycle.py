@@ -127,8 +127,9 @@ def _upload(client, token, code, matter, material):
     assert r.status_code == 201, r.get_json()
 
 
-def test_missing_materials_block_acceptance_a_tolerated_gap_is_not_counted_and_a_lapsed_commitment_ends_the_matter(
-        client, token, platform, clock):
+def _land_at_acceptance_with_a_gap(client, token, clock) -> str:
+    """A filing and a land pre-review, every material but the one the guide tolerates a gap
+    for (land_ownership) supplied, both departments replied, land's pre-check passed."""
     clock.set(at(2026, 3, 2, 9))
     code = declare(client, token, new_land_use=True, building_works=False)["project_code"]
     supply_materials(client, token, code, "enterprise_filing")
@@ -141,6 +142,12 @@ def test_missing_materials_block_acceptance_a_tolerated_gap_is_not_counted_and_a
         complete(client, token, user, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
     complete(client, token, "land", "pre_check", {"precheck_result": "pass", "code_verified": True, "within_competence": True},
              code, "land_pre_review")
+    return code
+
+
+def test_missing_materials_block_acceptance_a_tolerated_gap_is_not_counted_and_a_lapsed_commitment_ends_the_matter(
+        client, token, platform, clock):
+    code = _land_at_acceptance_with_a_gap(client, token, clock)
     acceptance = [t for t in tasks(client, token, "land", project_code=code) if t["name"] == "acceptance"][0]
     refused = client.post(f"/api/v1/tasks/{acceptance['id']}/complete", headers=token("land"),
                           json={"data": {"acceptance_decision": "accept"}, "version": acceptance["version"]})
@@ -185,18 +192,7 @@ def test_missing_materials_block_acceptance_a_tolerated_gap_is_not_counted_and_a
 def test_a_wait_on_a_prerequisite_that_was_terminated_ends(client, token, platform, clock):
     """等待前置情况消除后则恢复计时: a prerequisite ended in any way (here terminated, its
     tolerated-gap commitment lapsed) ends the wait, and the waiting matter's clock counts."""
-    clock.set(at(2026, 3, 2, 9))
-    code = declare(client, token, new_land_use=True, building_works=False)["project_code"]
-    supply_materials(client, token, code, "enterprise_filing")
-    guide = client.get("/api/v1/portal/guides/land_pre_review").get_json()
-    for item in guide["materials"]:
-        if item["required"] and not item["gap_tolerable"]:
-            _upload(client, token, code, "land_pre_review", item["code"])
-    dispatch(client, token, code, departments=["drc", "land"])
-    for user in ("drc", "land"):
-        complete(client, token, user, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
-    complete(client, token, "land", "pre_check", {"precheck_result": "pass", "code_verified": True, "within_competence": True},
-             code, "land_pre_review")
+    code = _land_at_acceptance_with_a_gap(client, token, clock)
     r = client.post(f"/api/v1/projects/{code}/materials/commitments", headers=token("applicant"), json={
         "matter_code": "land_pre_review", "material": "land_ownership", "commitment": "承诺补交",
         "deadline": at(2026, 3, 6, 17).isoformat()})

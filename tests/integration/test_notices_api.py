@@ -52,14 +52,20 @@ def text_of(data: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(BytesIO(data)).pages)
 
 
-def test_refusals_and_the_conclusion_are_pdfs_for_the_unit_and_the_officials(client, token, platform, file_store):
-    code = declare(client, token, **LAND_PROJECT)["project_code"]
+def dispatch_all(client, token, code) -> list[str]:
+    """The window dispatches to every department the matters notice names; returns them."""
     window = find(client, token, "window", "window_review", code)
     r = client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"), json={
         "data": {"window_decision": "dispatch", "departments": window["context"]["departments"]},
         "version": window["version"]})
     assert r.status_code == 200, r.get_json()
-    for department in window["context"]["departments"]:
+    return window["context"]["departments"]
+
+
+def test_refusals_and_the_conclusion_are_pdfs_for_the_unit_and_the_officials(client, token, platform, file_store):
+    code = declare(client, token, **LAND_PROJECT)["project_code"]
+    departments = dispatch_all(client, token, code)
+    for department in departments:
         work(client, token, department, "department_reply", code, REPLY_ACCEPTED)
     work(client, token, "land", "pre_check", code, PRE_CHECK_FAIL)
     work(client, token, "drc", "filing_check", code, FILING_REFUSED)
@@ -114,11 +120,7 @@ def test_the_conclusion_accounts_for_every_notified_matter_not_only_the_handled_
     this stage” leaves its matter undecided, and the notice says so instead of calling
     every notified matter concluded."""
     code = declare(client, token, **LAND_PROJECT)["project_code"]
-    window = find(client, token, "window", "window_review", code)
-    r = client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"), json={
-        "data": {"window_decision": "dispatch", "departments": window["context"]["departments"]},
-        "version": window["version"]})
-    assert r.status_code == 200, r.get_json()
+    dispatch_all(client, token, code)
     work(client, token, "drc", "department_reply", code, REPLY_ACCEPTED)
     work(client, token, "land", "department_reply", code, {"reply_outcome": "no_matter", "reply_comment": "本阶段无应办事项"})
     work(client, token, "drc", "filing_check", code, FILING_REFUSED)
