@@ -50,6 +50,7 @@ class CalendarLoadedSchema(ma.Schema):
 @requires("operator")
 @bp.arguments(ClockSetSchema)
 @bp.response(200, ClockStateSchema)
+@bp.alt_response(404, description="the server runs on the system clock: there is no manual clock to set")
 def set_clock(body):
     """Manual clock only (TZXM_CLOCK=manual): set the time, run the sweep, answer when it is done."""
     p = platform()
