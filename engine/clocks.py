@@ -140,8 +140,21 @@ def start(
 
 
 def pause(clock: Clock, calendar: WorkCalendar, *, now: datetime, reason: str, until: datetime | None = None) -> None:
-    """Stop the count from now (补正, 特别程序, 等待前置, 暂停 …); ``until`` bounds the pause."""
-    if clock.state != "running":
+    """Stop the count from now (补正, 特别程序, 等待前置, 暂停 …); ``until`` bounds the pause.
+
+    A clock a hold already holds (an intermediary, a suspension) is taken over by the
+    new reason from now: the hold's pause ends here, so the hold ending later does not
+    let the clock count while the new pause lasts; when it ends, a hold still open
+    holds the clock again (``holds.hold_if_open``)."""
+    if clock.state == "stopped":
+        return
+    if clock.state == "paused":
+        pauses = list(clock.pauses or [])
+        if not pauses or pauses[-1].get("end") is not None or pauses[-1].get("reason") == reason:
+            return
+        pauses[-1] = {**pauses[-1], "end": now.isoformat()}
+        clock.pauses = [*pauses, {"start": now.isoformat(), "end": until.isoformat() if until else None, "reason": reason}]
+        recompute(clock, calendar)
         return
     clock.pauses = [*(clock.pauses or []), {"start": now.isoformat(), "end": until.isoformat() if until else None, "reason": reason}]
     clock.state = "paused" if until is None else "running"

@@ -245,6 +245,26 @@ def test_an_intermediary_and_a_special_procedure_overlapping_count_on_when_the_i
     assert datetime.fromisoformat(counting["due_at"]) == _due_without(started, (not_counted_from, not_counted_to))
 
 
+def test_an_intermediary_completing_during_a_special_procedure_leaves_the_clock_held_until_the_procedure_ends(
+        client, token, clock):
+    """The special procedure begins while an intermediary holds the clock and outlasts it:
+    the intermediary's completion does not let the clock count while the procedure lasts."""
+    code = handling_land_matter(client, token)
+    row = commission(client, token, code).get_json()
+    clock.advance(hours=1)
+    work(client, token, "land", "handling", code, SPECIAL, LAND)
+    for name in ("accepted", "handling"):
+        row = stage(client, token, code, row, name).get_json()
+    clock.advance(days=1)
+    assert stage(client, token, code, row, "completed", result="踏勘完成").status_code == 200
+    assert promised(client, token, code)["state"] == "paused"  # the special procedure still holds it
+    clock.advance(days=1)
+    work(client, token, "land", "special_procedure", code, SPECIAL_DONE, LAND)
+    counting = promised(client, token, code)
+    assert counting["state"] == "running"
+    assert [p["reason"] for p in counting["pauses"]] == ["intermediary", "special_procedure"]
+
+
 def test_deemed_acceptance_leaves_out_the_holds_since_the_pre_check(client, token, clock):
     """The promised limit of a deemed acceptance runs from the pre-check; an intermediary
     between the pre-check and the deemed acceptance is not counted on it."""
