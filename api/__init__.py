@@ -8,8 +8,7 @@ from flask_smorest import Api
 
 from api import blueprints, errors, hygiene, transaction
 from api.config import from_environment
-from api.openapi import RefusalsPlugin
-from api.schemas.common import decimal2properties
+from api.openapi import RefusalsPlugin, decimal2properties
 from engine import files
 from engine.clock import ManualClock, SystemClock
 from engine.db import make_engine, make_session_factory

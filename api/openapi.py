@@ -1,5 +1,6 @@
 """What the OpenAPI document says beyond each view's own decorators: the refusals every
-signed-in operation can answer (API.md: 401, 403, 404, 409), and files as binary.
+signed-in operation can answer (API.md: 401, 403, 404, 409), files as binary, and
+decimals as the strings they travel as.
 
 The refusals are added as each path is registered (an apispec plugin), from what the
 route itself shows: ``api.auth.requires`` marks a view that needs a signed-in user, a
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
 from apispec import BasePlugin
 from flask import Flask
 
@@ -56,3 +58,18 @@ class RefusalsPlugin(BasePlugin):
             responses = operation.setdefault("responses", {})
             for status in statuses:
                 responses.setdefault(status, refusal(status))
+
+
+def decimal2properties(self, field, ret, **kwargs) -> dict:
+    """OpenAPI for decimals: one kept as a string (no binary rounding; a number is read
+    too) is a ``string`` of format ``decimal``, its bounds said in words (OpenAPI 3.0
+    bounds only numbers); bounds on one kept as a number are numbers, not strings.
+    Registered on the API's marshmallow converter (``api.create_app``)."""
+    if not isinstance(field, ma.fields.Decimal):
+        return {}
+    bounds = {k: float(ret.pop(k)) for k in ("minimum", "maximum") if k in ret}
+    if not field.as_string:
+        return bounds
+    words = "，".join(f"{'不小于' if k == 'minimum' else '不大于'} {v:g}" for k, v in bounds.items())
+    description = "；".join(part for part in (ret.get("description"), words) if part)
+    return {"type": "string", "format": "decimal", **({"description": description} if description else {})}

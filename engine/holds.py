@@ -44,14 +44,21 @@ def _hold(session: Session, rows: list[Clock], reason: str, now: datetime) -> in
 
 
 def _release(session: Session, rows: list[Clock], reason: str, now: datetime) -> int:
-    cal, touched = calendar.current(session), set()
+    touched = _count_on(session, rows, (reason,), calendar.current(session), now)
+    _rearm(session, {i for i in touched if i is not None}, now)
+    return len(touched)
+
+
+def _count_on(session: Session, rows: list[Clock], reasons: tuple[str, ...], cal, now: datetime) -> set[int | None]:
+    """The clocks held for one of ``reasons`` count on from now, unless another hold still
+    open holds them; returns the instances whose clocks moved."""
+    touched = set()
     for clock in rows:
-        if clock.state == "paused" and _open_reason(clock) == reason:
+        if clock.state == "paused" and _open_reason(clock) in reasons:
             clocks.resume(clock, cal, now=now)
             hold_if_open(session, clock, cal, now=now)
             touched.add(clock.instance_id)
-    _rearm(session, {i for i in touched if i is not None}, now)
-    return len(touched)
+    return touched
 
 
 def _scope(matter_code: str | None):
@@ -149,17 +156,9 @@ def end_at_acceptance(session: Session, project_id: int, matter_code: str, clock
     (``clocks_``, the accepting instance's, already locked) count on; the promised clock
     that starts next starts counting. Returns whether a clock moved (its timers need
     re-arming)."""
-    ended = [h for h in _open_holds(session, project_id, matter_code)
-             if h.matter_code == matter_code and h.reason in UNTIL_ACCEPTANCE]
-    for hold in ended:
-        hold.ended_at = now
-    moved = False
-    for clock in clocks_:
-        if clock.state == "paused" and _open_reason(clock) in UNTIL_ACCEPTANCE:
-            clocks.resume(clock, calendar_, now=now)
-            hold_if_open(session, clock, calendar_, now=now)
-            moved = True
-    return moved
+    for reason in UNTIL_ACCEPTANCE:
+        _end(session, project_id, matter_code, reason, now)
+    return bool(_count_on(session, clocks_, UNTIL_ACCEPTANCE, calendar_, now))  # re-armed by the accepting step
 
 
 def hold_if_open(session: Session, clock: Clock, calendar_, *, now: datetime) -> None:

@@ -69,8 +69,8 @@ def apply(session: Session, *, properties: dict[str, str], project: Project, mat
     with. The matter is read only when a guard's condition holds (most steps: none)."""
     corrections = properties.get(CORRECTION_ITEMS_FIELD)
     corrections = corrections if corrections and data.get(corrections) else None
-    accepting = _holds(properties.get(MATERIALS_COMPLETE_WHEN), data)
-    budget = _BUDGET.match(properties.get(PAUSE_BUDGET, "")) if _holds(properties.get(PAUSE_BUDGET_WHEN), data) else None
+    accepting = _met(properties.get(MATERIALS_COMPLETE_WHEN), data)
+    budget = _BUDGET.match(properties.get(PAUSE_BUDGET, "")) if _met(properties.get(PAUSE_BUDGET_WHEN), data) else None
     if not (corrections or accepting or budget):
         return data
     pm = _project_matter(session, project, matter_code)
@@ -86,7 +86,7 @@ def apply(session: Session, *, properties: dict[str, str], project: Project, mat
     return data
 
 
-def _holds(condition: str | None, data: dict[str, Any]) -> bool:
+def _met(condition: str | None, data: dict[str, Any]) -> bool:
     """A ``<field>=<value>`` condition on the submitted data."""
     match = _CONDITION.match(condition or "")
     return bool(match) and str(data.get(match.group(1))) == match.group(2)

@@ -64,21 +64,6 @@ class ExactDecimal(ma.fields.Decimal):
         return super()._format_num(value)
 
 
-def decimal2properties(self, field, ret, **kwargs) -> dict:
-    """OpenAPI for decimals: one kept as a string (no binary rounding; a number is read
-    too) is a ``string`` of format ``decimal``, its bounds said in words (OpenAPI 3.0
-    bounds only numbers); bounds on one kept as a number are numbers, not strings.
-    Registered on the API's marshmallow converter (``api.create_app``)."""
-    if not isinstance(field, ma.fields.Decimal):
-        return {}
-    bounds = {k: float(ret.pop(k)) for k in ("minimum", "maximum") if k in ret}
-    if not field.as_string:
-        return bounds
-    words = "，".join(f"{'不小于' if k == 'minimum' else '不大于'} {v:g}" for k, v in bounds.items())
-    description = "；".join(part for part in (ret.get("description"), words) if part)
-    return {"type": "string", "format": "decimal", **({"description": description} if description else {})}
-
-
 def _fraction_digits(num: decimal.Decimal) -> int:
     """Digits after the point, trailing zeros left out, read off the digits themselves
     (arithmetic in a decimal context would round or overflow first)."""
