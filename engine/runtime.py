@@ -295,7 +295,7 @@ def _after_step(run: Run, instance: spiff_adapter.Instance) -> None:
         if run.project.status == "declared" and data.get("window_decision") == "dispatch":
             run.project.status = "dispatched"
         _launch_matters(run, instance)
-        _record_replies(run, data)
+        _record_replies(run, instance)
     _project_tasks(run, instance)
     row.state = spiff_adapter.dump(instance)
     row.serializer_version = spiff_adapter.SERIALIZER_VERSION
@@ -335,10 +335,11 @@ def _launch_matters(run: Run, instance: spiff_adapter.Instance) -> None:
             project_matter.received_at = run.now
 
 
-def _record_replies(run: Run, data: dict[str, Any]) -> None:
-    """Departments that replied "no matter at this stage" (or were auto-replied overdue)."""
-    replies = data.get("replies") or []
-    silent = {r.get("department") for r in replies if isinstance(r, dict) and r.get("outcome") in ("no_matter", "overdue_no_reply")}
+def _record_replies(run: Run, instance: spiff_adapter.Instance) -> None:
+    """Departments that replied "no matter at this stage" (or were auto-replied overdue),
+    as soon as each replied: the others' stages may still be running."""
+    replies = [r for r in spiff_adapter.recorded_values(instance, "reply") if isinstance(r, dict)]
+    silent = {r.get("department") for r in replies if r.get("outcome") in ("no_matter", "overdue_no_reply")}
     if not silent:
         return
     for pm in run.session.scalars(select(ProjectMatter).where(

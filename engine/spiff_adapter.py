@@ -1152,6 +1152,18 @@ def is_completed(instance: Instance) -> bool:
     return instance._workflow.is_completed()
 
 
+def recorded_values(instance: Instance, variable: str) -> list[Any]:
+    """A copy of every value ``variable`` holds in the completed tasks, in task order.
+
+    A multi-instance's output item (each department's ``reply``) reaches its collection
+    only once every instance has ended; this reads each one as soon as a task set it.
+    Tasks that follow the one that set it hold copies of it too. Every task is walked:
+    filtering ``get_tasks`` by state stops at a task not yet in it (a multi-instance still
+    running) and misses the completed ones below."""
+    return [copy.deepcopy(task.data[variable]) for task in instance._workflow.get_tasks()
+            if task.state == TaskState.COMPLETED and variable in task.data]
+
+
 def instance_data(instance: Instance) -> dict[str, Any]:
     """A copy of the procedure's data: at the end, the data it ended with; before, the
     data of the most recently completed task."""

@@ -143,7 +143,8 @@ def test_dispatch_clock_yellow_on_the_window_review(client, token):
 def test_a_silent_departments_reply_turns_yellow_then_the_automatic_reply_records_red_once(client, token):
     code = declare(client, token, new_land_use=True)["project_code"]
     complete(client, token, "window", code, "window_review", {"window_decision": "dispatch", "departments": ["drc", "land"]})
-    complete(client, token, "drc", code, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"})
+    # drc replies at once, with nothing to handle (an accepted matter would start its own clock now, and its timers)
+    complete(client, token, "drc", code, "department_reply", {"reply_outcome": "no_matter", "reply_comment": "本阶段无事项"})
     reply = clock_of(client, token, code, "reply", "land")
     swept = set_now(client, token, instant(reply["yellow_at"]) + MINUTE)
     assert swept.get("timers") == 1 and "alerts" not in swept

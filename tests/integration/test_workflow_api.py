@@ -603,7 +603,9 @@ def test_silent_department_gets_the_automatic_reply_and_its_matter_no_matter(cli
 
     clock.set(datetime(2026, 3, 5, 9, 30, tzinfo=SHANGHAI))  # past 3 working days without a reply
     report = sweep(platform)
-    assert report.fired.get("timers") == 1, report
+    # land's automatic reply; and the filing's yellow and red: drc's matter started at drc's reply,
+    # 3 working days before (备案材料外网提交后3个工作日之内), not when the last department replied
+    assert report.fired.get("timers") == 3, report
     assert [t["name"] for t in tasks(client, token, "land", project_code=code)] == []
     p = project(client, token, code)
     statuses = {m["matter_code"]: m["status"] for m in p["matters"]}
@@ -612,10 +614,11 @@ def test_silent_department_gets_the_automatic_reply_and_its_matter_no_matter(cli
     with platform.session_factory() as s:
         row = s.scalar(select(ProcessInstance).where(ProcessInstance.kind == "master"))
         from engine import procedures, spiff_adapter
-        data = spiff_adapter.instance_data(spiff_adapter.restore(procedures.SPECS.get(row.procedure_version), row.state))
-        replies = {r["department"]: (r["outcome"], r["overdue"]) for r in data["replies"]}
+        master = spiff_adapter.restore(procedures.SPECS.get(row.procedure_version), row.state)
+        replies = {r["department"]: (r["outcome"], r["overdue"]) for r in spiff_adapter.recorded_values(master, "reply")}
         assert replies == {"drc": ("accepted", False), "land": ("overdue_no_reply", True), "housing": ("accepted", False)}
-        assert data["matters"] == ["enterprise_filing", "construction_permit"]
+        filing = s.scalar(select(Clock).where(Clock.kind == "filing"))
+        assert (filing.started_at, filing.light) == (datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc), "red")
         land_reply = s.scalar(select(Clock).where(Clock.kind == "reply", Clock.department_code == "land"))
         alerts = s.scalars(select(Alert).where(Alert.clock_id == land_reply.id).order_by(Alert.at)).all()
         assert land_reply.state == "stopped"
@@ -645,6 +648,6 @@ def test_automatic_reply_when_the_sweep_runs_late(client, token, platform, clock
     r = client.get("/api/v1/alerts", headers=token("land"), query_string={"project_code": code})
     assert sorted((a["light"], a["clock"], a["at"]) for a in r.get_json()["items"]) == [
         ("red", "reply", "2026-03-05T01:00:00+00:00"), ("yellow", "reply", "2026-03-04T10:36:00+00:00")]
-    # the filing clock started when the matter did: at the reply deadline, not at the late sweep
+    # the filing clock started when drc replied: not when land's reply came due, nor at the late sweep
     filing = [c for c in project(client, token, code)["clocks"] if c["kind"] == "filing"]
-    assert [c["started_at"][:19] for c in filing] == ["2026-03-05T01:00:00"], filing
+    assert [c["started_at"][:19] for c in filing] == ["2026-03-02T01:00:00"], filing

@@ -165,10 +165,13 @@ def test_every_form_is_used():
     assert used <= shipped
 
 
-def test_master_matter_stage_is_a_system_receive_task():
+def test_master_matter_stage_is_a_receive_task_in_each_department_stage():
+    """A department's matters start when it replies: their stage lies inside its reply stage."""
     parser = parser_for(BPMN_DIR / "project_master.bpmn")
-    stage = parser.get_subprocess_specs("project_master")["matter_stages"].task_specs["matter_stage"]
-    assert isinstance(stage, ReceiveTask) and stage.lane == "system"
+    subprocesses = parser.get_subprocess_specs("project_master")
+    assert "matter_stages" in subprocesses["department_replies"].task_specs
+    stage = subprocesses["matter_stages"].task_specs["matter_stage"]
+    assert isinstance(stage, ReceiveTask) and stage.lane == "$department:officer"  # the department's stage's lane
     assert stage.event_definition.name == "matter_concluded"
     assert stage.event_definition.message_var == "matter_result"
 
@@ -716,6 +719,8 @@ def test_master_return_dispatch_replies_overdue_and_conclusion(platform):
     assert {t.task_spec.bpmn_id for t in replies} == {"department_reply"}
     run.complete("department_reply", {"reply_outcome": "accepted", "reply_comment": "受理企业投资项目备案"},
                  lane="drc:officer")
+    # drc's matter starts at drc's reply, while the other departments have yet to reply (三（五）: its own clock)
+    assert [t.data["matter_code"] for t in run.waiting("matter_stage")] == ["enterprise_filing"]
     run.complete("department_reply", {"reply_outcome": "no_matter", "reply_comment": "本阶段无施工许可"},
                  lane="housing:officer")
     run.advance(days=1)
@@ -738,7 +743,8 @@ def test_master_return_dispatch_replies_overdue_and_conclusion(platform):
     by_department = {r["department"]: r for r in data["replies"]}
     assert by_department["land"]["outcome"] == "overdue_no_reply" and by_department["land"]["overdue"] is True
     assert by_department["drc"] == {"department": "drc", "outcome": "accepted", "comment": "受理企业投资项目备案",
-                                    "overdue": False}
+                                    "overdue": False, "matter_results": [{"matter_code": "enterprise_filing", "decision": "filed"}]}
+    assert by_department["land"]["matter_results"] == [] and by_department["housing"]["matter_results"] == []
     assert data["matters"] == ["enterprise_filing", "eia_approval"]
     assert sorted(r["matter_code"] for r in data["matter_results"]) == ["eia_approval", "enterprise_filing"]
     assert "department" not in data and "matter_code" not in data  # item variables stay in their instance
