@@ -225,6 +225,8 @@ class Run:
         return clock.light
 
     def _issue_notice(self, scope, kind: str) -> str:
+        if self.row.kind == "master":  # a notice states the matters as they stand: this step's replies count
+            _record_replies(self, scope.data.get("replies") or [])
         notice = notices.issue(
             self.session, project=self.project, matter_code=self.row.matter_code, kind=str(kind),
             particulars=dict(scope.data), now=self.now,
@@ -295,7 +297,7 @@ def _after_step(run: Run, instance: spiff_adapter.Instance) -> None:
         if run.project.status == "declared" and data.get("window_decision") == "dispatch":
             run.project.status = "dispatched"
         _launch_matters(run, instance)
-        _record_replies(run, instance)
+        _record_replies(run, spiff_adapter.recorded_values(instance, "reply"))
     _project_tasks(run, instance)
     row.state = spiff_adapter.dump(instance)
     row.serializer_version = spiff_adapter.SERIALIZER_VERSION
@@ -335,11 +337,11 @@ def _launch_matters(run: Run, instance: spiff_adapter.Instance) -> None:
             project_matter.received_at = run.now
 
 
-def _record_replies(run: Run, instance: spiff_adapter.Instance) -> None:
-    """Departments that replied "no matter at this stage" (or were auto-replied overdue),
-    as soon as each replied: the others' stages may still be running."""
-    replies = [r for r in spiff_adapter.recorded_values(instance, "reply") if isinstance(r, dict)]
-    silent = {r.get("department") for r in replies if r.get("outcome") in ("no_matter", "overdue_no_reply")}
+def _record_replies(run: Run, replies: list) -> None:
+    """Departments that replied "no matter at this stage" (or were auto-replied overdue):
+    their notified matters are marked so as soon as each replied, while the other
+    departments' stages may still be running."""
+    silent = {r.get("department") for r in replies if isinstance(r, dict) and r.get("outcome") in ("no_matter", "overdue_no_reply")}
     if not silent:
         return
     for pm in run.session.scalars(select(ProjectMatter).where(
@@ -738,13 +740,18 @@ def _assignment_changed(session, actor: Actor, task: Task, action: str, now: dat
 
 # --- what the sweep and the operators drive -------------------------------------------------
 
-def deliver(session: Session, row: ProcessInstance, deliveries: list[Delivery], *, now: datetime) -> None:
+def deliver(session: Session, row: ProcessInstance, deliveries: list[Delivery], *, now: datetime) -> int:
     """Complete the master's waiting `matter_stage` tasks with the concluded matters'
-    results: every pending delivery to this master in one restore and one save."""
+    results: every pending delivery to this master in one restore and one save. Returns
+    how many were delivered: none while the master is errored (they wait for an
+    operator's retry, and a delivery whose step fails waits with them); a master that
+    has ended takes them as delivered, with nothing left to tell."""
+    if row.status == "error":
+        return 0
     for delivery in deliveries:
         delivery.delivered_at = now
     if row.status != "running":
-        return
+        return len(deliveries)
     project = session.get(Project, row.project_id)
     run = Run(session, now, row, project, "platform")
 
@@ -759,8 +766,12 @@ def deliver(session: Session, row: ProcessInstance, deliveries: list[Delivery], 
         return instance
 
     error = _attempt(run, step)
-    if error is not None:
-        _mark_error(row, error, now, pending={"action": "advance"})
+    if error is None:
+        return len(deliveries)
+    _mark_error(row, error, now, pending={"action": "advance"})
+    for delivery in deliveries:
+        delivery.delivered_at = None
+    return 0
 
 
 def fire_timers(session: Session, row: ProcessInstance, *, until: datetime, isolated: bool = True) -> int:
@@ -861,8 +872,15 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime) ->
     if row.status != "error":
         raise Conflict("只有出错的流程实例可以重试 (only errored instances are retried)")
     newest = procedures.latest(session, row.procedure_version.process_id)
-    row.procedure_version_id, row.procedure_version = newest.id, newest
     pending, project = row.pending_action or {}, session.get(Project, row.project_id)
+    restored = None
+    if pending.get("action") != "start":
+        try:
+            restored = spiff_adapter.restore(procedures.SPECS.get(newest), row.state)
+        except spiff_adapter.StateFormatError as exc:
+            raise Conflict(f"流程实例的状态不能在第 {newest.version} 版流程上继续，请部署与其结构相容的修正版本 "
+                           f"(the instance's state does not fit version {newest.version}: {exc})") from exc
+    row.procedure_version_id, row.procedure_version = newest.id, newest
     run = Run(session, now, row, project, actor.username)
 
     def step() -> spiff_adapter.Instance:
@@ -871,7 +889,7 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime) ->
                      target=f"instance:{row.id}", summary={"procedure_version": newest.version})
         if pending.get("action") == "start":
             return spiff_adapter.start(procedures.SPECS.get(newest), pending["data"], now=now, functions=run.functions)
-        instance = _load(row)
+        instance = restored
         if pending.get("action") == "complete":
             spiff_adapter.complete_user_task(instance, pending["task_id"], pending["data"], now=now, functions=run.functions)
             task = session.get(Task, pending["task_id"])

@@ -145,8 +145,9 @@ class ClockNotSet(RuntimeError):
 
 
 class StateFormatError(ValueError):
-    """A stored spec or state was written by another format (see ``SERIALIZER_VERSION``)
-    or belongs to another process."""
+    """A stored spec or state was written by another format (see ``SERIALIZER_VERSION``),
+    belongs to another process, or does not fit the spec it is restored with (a version
+    whose diagram was restructured)."""
 
 
 class TaskUnavailable(LookupError):
@@ -594,7 +595,12 @@ def restore(spec: LoadedSpec, state_json: str) -> Instance:
     version = dct.pop(serializer.VERSION_KEY, None)
     if version != SERIALIZER_VERSION:
         raise StateFormatError(f"state format {version!r} is not {SERIALIZER_VERSION!r}")
-    workflow = serializer.from_dict(dct, spec=spec.spec, subprocess_specs=spec.subprocess_specs)
+    try:
+        workflow = serializer.from_dict(dct, spec=spec.spec, subprocess_specs=spec.subprocess_specs)
+    except StateFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - SpiffWorkflow fails in many ways on a state its spec cannot hold
+        raise StateFormatError(f"the state does not fit this version of {spec.spec.name!r}: {_describe(exc)}") from exc
     return Instance(workflow, spec)
 
 

@@ -78,7 +78,8 @@ def _deliver(platform: Platform, now: datetime, report: SweepReport) -> None:
     in one transaction (one restore and one save of the master's state)."""
     with platform.session_factory() as session:
         targets = list(session.scalars(
-            select(Delivery.target_instance_id).where(Delivery.delivered_at.is_(None))
+            select(Delivery.target_instance_id).where(Delivery.delivered_at.is_(None), Delivery.target_instance_id.not_in(
+                select(ProcessInstance.id).where(ProcessInstance.status == "error")))  # they wait for a retry
             .group_by(Delivery.target_instance_id).order_by(func.min(Delivery.id)).limit(BATCH)))
     for target_id in targets:
         def deliver(session: Session, target_id=target_id) -> int:
@@ -87,9 +88,7 @@ def _deliver(platform: Platform, now: datetime, report: SweepReport) -> None:
             runtime.lock_for_steps(session, target_id)
             pending = _claim(session, Delivery, Delivery.target_instance_id == target_id,
                              Delivery.delivered_at.is_(None), order_by=Delivery.id)
-            if pending:
-                runtime.deliver(session, session.get(ProcessInstance, target_id), pending, now=now)
-            return len(pending)
+            return runtime.deliver(session, session.get(ProcessInstance, target_id), pending, now=now) if pending else 0
 
         try:
             report.count("deliveries", retrying(platform.session_factory, deliver, what=f"delivering to instance {target_id}"))

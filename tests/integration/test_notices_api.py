@@ -137,6 +137,25 @@ def test_the_conclusion_accounts_for_every_notified_matter_not_only_the_handled_
     assert "企业投资项目备案：不予受理" in flat and "建设项目用地预审与选址意见书：本阶段无需办理（部门答复或逾期视为无应办事项）" in flat
 
 
+
+def test_the_last_reply_concluding_the_project_is_counted_in_its_conclusion(client, token, platform):
+    """drc's matter ends first (it started at drc's reply); land's "no matter" reply then
+    concludes the project in the same step: the notice marks land's matter as such, not as
+    never dispatched."""
+    code = declare(client, token, **LAND_PROJECT)["project_code"]
+    dispatch_all(client, token, code)
+    work(client, token, "drc", "department_reply", code, REPLY_ACCEPTED)
+    work(client, token, "drc", "filing_check", code, FILING_REFUSED)
+    sweep(platform)
+    assert [n for n in project_notices(client, token, code) if n["kind"] == "conclusion"] == []
+    work(client, token, "land", "department_reply", code, {"reply_outcome": "no_matter", "reply_comment": "本阶段无应办事项"})
+
+    (conclusion,) = [n for n in project_notices(client, token, code) if n["kind"] == "conclusion"]
+    with platform.session_factory() as s:
+        content = s.get(Notice, conclusion["id"]).content
+    assert [(m["matter_code"], m["decision"] or m["status"]) for m in content["notified_matters"]] == [
+        ("enterprise_filing", "refused"), ("land_pre_review", "no_matter")]
+
 def test_a_correction_notice_lists_the_materials_and_downloads_as_issued(client, token, platform, file_store):
     code = declare(client, token)["project_code"]
     items = [{"material": "red_line_map", "name": "用地红线图", "note": "请提供加盖公章的用地红线图"},

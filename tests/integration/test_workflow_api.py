@@ -522,6 +522,64 @@ def test_a_failed_step_leaves_no_notice_or_clock_behind(client, token, platform)
     assert [c["state"] for c in promised] == ["running"]
 
 
+MASTER = Path("bpmn/project_master.bpmn").read_text(encoding="utf-8")
+RECORD_REPLY = ("department_matters = [m['matter_code'] for m in matters_notice "
+                "if m['department'] == department and reply_outcome == 'accepted']")
+
+
+def master_version(extra_line: str) -> bytes:
+    """The shipped master with one more line in record_reply (a new version of it)."""
+    assert MASTER.count(RECORD_REPLY) == 1
+    return MASTER.replace(RECORD_REPLY, f"{RECORD_REPLY}\n{extra_line}").encode()
+
+
+def test_a_matter_concluded_while_its_master_is_errored_is_delivered_after_the_retry(client, token, platform):
+    """drc's matter runs from drc's reply; housing's reply then fails the master. drc's
+    result waits (the sweep leaves it pending) and reaches the master once it is retried."""
+    assert upload(client, token, "operator", "project_master.bpmn",
+                  master_version("boom = 1 / 0 if department == 'housing' else 0")).status_code == 201
+    code = declare(client, token, **FILING_PROJECT)["project_code"]
+    supply_all_materials(client, token, code)
+    dispatch(client, token, code)
+    work(client, token, "drc", "department_reply", code, REPLY_ACCEPTED)
+    work(client, token, "land", "department_reply", code, {"reply_outcome": "no_matter", "reply_comment": "无"})
+    r = complete(client, token, "housing", find(client, token, "housing", "department_reply", code),
+                 {"reply_outcome": "no_matter", "reply_comment": "无"})
+    assert r.status_code == 202 and r.get_json()["error"]["element"] == "record_reply", r.get_json()
+    work(client, token, "drc", "filing_check", code, FILE, "enterprise_filing")
+    assert "deliveries" not in sweep(platform).fired  # the master is errored: the result waits
+    assert upload(client, token, "operator", "project_master.bpmn", master_version("boom = 0")).status_code == 201
+    [master] = matter_instances(client, token, status="error")
+    assert client.post(f"/api/v1/instances/{master['id']}/retry", headers=token("operator")).status_code == 200
+    assert sweep(platform).fired.get("deliveries") == 1
+    p = project(client, token, code)
+    assert p["status"] == "concluded", [(m["matter_code"], m["status"]) for m in p["matters"]]
+    assert {m["matter_code"]: m["status"] for m in p["matters"]} == {
+        "enterprise_filing": "concluded", "land_pre_review": "no_matter", "construction_permit": "no_matter"}
+
+
+def test_retrying_on_a_version_that_cannot_hold_the_state_is_409_and_changes_nothing(client, token, platform):
+    """An instance errored on a master whose structure the newest version changed: the
+    retry says so (409) instead of failing, and the instance stays as it was."""
+    old_master = MASTER.replace(RECORD_REPLY, "department_matters = []").replace(
+        '<bpmn:subProcess id="matter_stages"', '<bpmn:subProcess id="matter_stages_v0"')
+    old_master = old_master.replace('bpmnElement="matter_stages"', 'bpmnElement="matter_stages_v0"').replace(
+        'targetRef="matter_stages"', 'targetRef="matter_stages_v0"').replace(
+        'sourceRef="matter_stages"', 'sourceRef="matter_stages_v0"').replace(
+        "<bpmn:flowNodeRef>matter_stages</bpmn:flowNodeRef>", "<bpmn:flowNodeRef>matter_stages_v0</bpmn:flowNodeRef>")
+    failing = old_master.replace("department_matters = []", "department_matters = []\nboom = 1 / 0")
+    assert upload(client, token, "operator", "project_master.bpmn", failing.encode()).status_code == 201
+    code = declare(client, token, **FILING_PROJECT)["project_code"]
+    dispatch(client, token, code)
+    r = complete(client, token, "drc", find(client, token, "drc", "department_reply", code), REPLY_ACCEPTED)
+    assert r.status_code == 202, r.get_json()
+    assert upload(client, token, "operator", "project_master.bpmn", master_version("fixed = 1")).status_code == 201
+    [master] = matter_instances(client, token, status="error")
+    r = client.post(f"/api/v1/instances/{master['id']}/retry", headers=token("operator"))
+    assert r.status_code == 409 and "does not fit version" in r.get_json()["message"], r.get_json()
+    assert matter_instances(client, token, status="error") == [master]
+
+
 # --- restricted scripts at run time -------------------------------------------------------------
 
 FORMAT_ESCAPE = "stop_clock('pre_review')\nleak = '{0.__class__.__mro__}'.format(precheck_result)\nstart_clock('acceptance', working_days=5)"

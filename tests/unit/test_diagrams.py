@@ -754,6 +754,20 @@ def test_master_return_dispatch_replies_overdue_and_conclusion(platform):
     assert platform.open_clocks() == []
 
 
+
+def test_master_keeps_a_result_that_names_no_matter(platform):
+    """A matter diagram that ended without a proper matter_result (the platform delivers
+    {}) still lets the project conclude; its result is kept, after the named ones."""
+    run = start_master(platform)
+    run.complete("window_review", {"window_decision": "dispatch", "departments": ["drc", "env"]})
+    run.complete("department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, lane="drc:officer")
+    run.complete("department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, lane="env:officer")
+    run.conclude_matter("eia_approval", {})
+    run.conclude_matter("enterprise_filing", {"matter_code": "enterprise_filing", "decision": "filed"})
+    assert run.data["declaration_outcome"] == "concluded"
+    assert run.data["matter_results"] == [{"matter_code": "enterprise_filing", "decision": "filed"}, {}]
+    assert run.data["matters"] == ["enterprise_filing"] and "codes" not in run.data and "results" not in run.data
+
 def test_master_cancel(platform):
     run = start_master(platform)
     run.complete("window_review", {"window_decision": "cancel", "window_comment": "重复申报"})
