@@ -18,6 +18,11 @@ from engine.models import Project, Region, User
 OFFICIAL_ROLES = frozenset(
     {"window_officer", "officer", "dept_admin", "analyst", "coordinator", "supervisor", "operator"}
 )
+#: The official roles that work on or watch projects, and so see them (their region and
+#: below). An analyst edits diagrams: it is given no project's data (Jilin 第九条: 在依法保护
+#: 项目申请人合法权益和商业秘密的前提下 permissions go to applicants, the departments and the
+#: supervisors).
+PROJECT_ROLES = OFFICIAL_ROLES - {"analyst"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ def project_filter(session: Session, actor: Actor):
     """A WHERE clause limiting projects to those the actor may see."""
     if actor.has("operator"):
         return Project.id.is_not(None)
-    if actor.is_official and actor.region_code:
+    if actor.has(*PROJECT_ROLES) and actor.region_code:
         return Project.region_code.in_(region_subtree(session, actor.region_code))
     if actor.has("applicant") and actor.project_unit_id is not None:
         return Project.project_unit_id == actor.project_unit_id

@@ -11,9 +11,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import and_, event, func, select
 from sqlalchemy.orm import Session
 
 from engine.db import transaction_memo
@@ -142,9 +143,12 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
 
 
 
-def project_trail(session: Session, project_code: str, *, page: int, page_size: int):
-    """One project's events, oldest first, a page at a time."""
+def project_trail(session: Session, project_code: str, *, page: int, page_size: int, hidden_targets: Sequence[str] = ()):
+    """One project's events, oldest first, a page at a time; events about ``hidden_targets``
+    (what the reader may not see, e.g. a non-public inspection) are left out."""
     where = AuditEvent.project_code == project_code
+    if hidden_targets:
+        where = and_(where, AuditEvent.target.not_in(hidden_targets))
     total = session.scalar(select(func.count()).select_from(AuditEvent).where(where))
     rows = session.scalars(
         select(AuditEvent).where(where).order_by(AuditEvent.seq).offset((page - 1) * page_size).limit(page_size)

@@ -684,6 +684,22 @@ def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[st
     return task, row
 
 
+#: What the project unit is told when the procedure fails after its submission: which
+#: element failed and the script's message are for officials and operators.
+FAILURE_TOLD_TO_APPLICANT = "已提交；平台处理时出现问题，运维人员将处理 (submitted; the platform hit a problem that its operators will handle)"
+
+
+def failure_for(actor: Actor, row: ProcessInstance) -> dict[str, str | None] | None:
+    """The run-time failure of the instance a completed task belongs to, as the actor may
+    read it: none while it runs; the element and message for an official; a plain
+    sentence for the project unit (a diagram's code and data are not its to read)."""
+    if row.status != "error":
+        return None
+    if actor.is_official:
+        return {"element": row.error_element, "message": row.error_message}
+    return {"element": None, "message": FAILURE_TOLD_TO_APPLICANT}
+
+
 def claim(session: Session, *, actor: Actor, task_id: str, now: datetime) -> Task:
     task = _ready_task_for(session, actor, task_id)
     if task.assignee_id not in (None, actor.user_id):

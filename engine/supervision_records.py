@@ -84,9 +84,10 @@ def record(session: Session, *, actor: Actor, project: Project, kind: str, title
            details: dict[str, Any], rectification_working_days: int | None, now: datetime) -> RecordView:
     """检查, 整改, 处罚 on a project the officer's department may see (its region and below).
 
-    A penalty is always public: 处罚结果等要及时通过在线平台向社会公开 (Hunan, Shenzhen,
-    Inner Mongolia 第十八条; Jilin 第十七条). Other records are public when the officer
-    says so (``public`` left out: not public)."""
+    项目审批信息、监管信息、处罚结果等要及时通过在线平台向社会公开 (Hunan, Shenzhen, Inner
+    Mongolia 第十八条; Jilin 第十七条): a record is public unless the officer withholds
+    it (``public=false``, e.g. an inspection touching a business secret); a penalty is
+    always public."""
     _require_officer(actor)
     if kind not in KINDS:
         raise Invalid.field("kind", f"须为 {', '.join(KINDS)} 之一 (unknown kind)")
@@ -94,7 +95,7 @@ def record(session: Session, *, actor: Actor, project: Project, kind: str, title
         if public is False:
             raise Invalid.field("public", "处罚结果须向社会公开 (a penalty is always disclosed)")
         public = True
-    public = bool(public)
+    public = public is not False
     details = _check_details(kind, details, rectification_working_days)
     row = SupervisionRecord(
         project_id=project.id, project_code=project.project_code, region_code=project.region_code,
@@ -161,6 +162,18 @@ def list_records(session: Session, actor: Actor, project: Project, *, kind: str 
     clock_ids = [r.clock_id for r in rows if r.clock_id is not None]
     by_id = {c.id: c for c in session.scalars(select(Clock).where(Clock.id.in_(clock_ids)))} if clock_ids else {}
     return [_view(r, by_id.get(r.clock_id)) for r in rows], total
+
+
+def withheld_targets(session: Session, actor: Actor, project: Project) -> list[str]:
+    """The audit targets of the project's records this actor may not see (a project unit:
+    the non-public ones, as ``list_records`` leaves them out), so that the project's
+    history does not show them either."""
+    if actor.is_official:
+        return []
+    ids = session.scalars(select(SupervisionRecord.id).where(
+        SupervisionRecord.project_id == project.id, SupervisionRecord.public.is_(False),
+        SupervisionRecord.kind != "rectification"))
+    return [f"supervision_record:{i}" for i in ids]
 
 
 def _view(row: SupervisionRecord, clock: Clock | None) -> RecordView:

@@ -15,7 +15,7 @@ from api.schemas.projects import (
     ProjectSchema,
 )
 from api.transaction import platform, session
-from engine import audit, changes, projects, runtime, waits
+from engine import audit, changes, projects, runtime, supervision_records, waits
 
 bp = Blueprint("projects", __name__, url_prefix="/projects", description="项目申报与查询 (projects)")
 
@@ -99,5 +99,6 @@ def history(query, code):
     """The project's audit trail (痕迹管理), oldest first."""
     s = session()
     project = projects.visible_project(s, current_actor(), code)
-    rows, total = audit.project_trail(s, project.project_code, page=query["page"], page_size=query["page_size"])
+    rows, total = audit.project_trail(s, project.project_code, page=query["page"], page_size=query["page_size"],
+                                      hidden_targets=supervision_records.withheld_targets(s, current_actor(), project))
     return page_of(rows, total, query["page"], query["page_size"])

@@ -38,9 +38,10 @@ def get_task(task_id):
 def complete(body, task_id):
     """Complete a task with its form data; 422 field errors, 409 when done or stale, 403 another department's."""
     backfill = runtime.Backfill(body["effective_at"], body.get("backfill_reason", "")) if "effective_at" in body else None
-    task, row = runtime.complete_task(session(), actor=current_actor(), task_id=task_id, data=body["data"],
+    actor = current_actor()
+    task, row = runtime.complete_task(session(), actor=actor, task_id=task_id, data=body["data"],
                                       version=body["version"], now=platform().clock.now(), backfill=backfill)
-    error = {"element": row.error_element, "message": row.error_message} if row.status == "error" else None
+    error = runtime.failure_for(actor, row)
     return {"task": task, "instance_status": row.status, "error": error}, 202 if error else 200
 
 

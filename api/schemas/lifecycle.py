@@ -100,7 +100,7 @@ class SupervisionRecordInSchema(StrictSchema):
     title = Text(200, required=True)
     content = Text(4000, required=True)
     public = ma.fields.Boolean(load_default=None, metadata={
-        "description": "public records feed the disclosure lists; a penalty is always public, others only when true"})
+        "description": "public records feed the disclosure lists (监管信息向社会公开): public unless false; a penalty is always public"})
     details = ma.fields.Nested(SupervisionDetailsSchema, load_default=dict, metadata={
         "description": "decision_number, amount and legal_basis are required for a penalty"})
     rectification_working_days = ma.fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_RECTIFICATION_DAYS),

@@ -57,4 +57,5 @@ class DelegateSchema(StrictSchema):
 class CompletedSchema(ma.Schema):
     task = ma.fields.Nested(TaskSchema)
     instance_status = ma.fields.String(metadata={"description": "running | completed | error"})
-    error = ma.fields.Dict(allow_none=True, metadata={"description": "element and message when the procedure failed"})
+    error = ma.fields.Dict(allow_none=True, metadata={
+        "description": "when the procedure failed: element and message for officials; for the project unit a plain message"})

@@ -213,6 +213,7 @@ def test_penalties_need_their_particulars_and_the_unit_sees_only_what_is_public(
     officials = [x["id"] for x in records(client, token, code, "supervisor")]
     assert officials == [made[k]["id"] for k in ("private_inspection", "public_inspection", "penalty", "rectification")]
     assert made["penalty"]["public"] is True  # 处罚结果等要及时通过在线平台向社会公开: always
+    assert made["rectification"]["public"] is True  # 监管信息 too, unless withheld (``public`` left out)
     assert [x["id"] for x in records(client, token, code, "applicant")] == [
         made["public_inspection"]["id"], made["penalty"]["id"], made["rectification"]["id"]]
     assert [x["title"] for x in records(client, token, code, "drc", kind="penalty")] == ["未批先建"]
@@ -229,6 +230,10 @@ def test_penalties_need_their_particulars_and_the_unit_sees_only_what_is_public(
                          query_string={"page_size": 200}).get_json()["items"]
     assert [e["action"] for e in history if e["action"].startswith("supervision.")] == [
         "supervision.inspection", "supervision.inspection", "supervision.penalty", "supervision.rectification"]
+    # the unit's view of the history leaves out the withheld inspection, as its list does
+    mine = client.get(f"/api/v1/projects/{code}/history", headers=token("applicant"),
+                      query_string={"page_size": 200}).get_json()["items"]
+    assert [e["summary"]["title"] for e in mine if e["action"].startswith("supervision.")] == ["专项检查", "未批先建", "补办用地手续"]
 
 
 def test_only_departments_whose_region_covers_the_project_record_on_it(client, token, platform):

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.integration.helpers import declaration, declare, snapshot
+from tests.integration.helpers import declaration, declare, snapshot, supply_all_materials
 
 CODE_RE = re.compile(r"^\d{4}-\d{6}-\d{2}-\d{2}-\d{6}$")
 
@@ -115,6 +115,20 @@ def test_officials_see_projects_of_their_region_paginated(client, token):
     assert [p["project_code"] for p in page2["items"]] == [codes[0]]
     assert client.get("/api/v1/projects?page_size=1000", headers=token("drc")).status_code == 422
 
+
+
+def test_an_analyst_edits_diagrams_and_sees_no_project(client, token):
+    """Jilin 第九条: permissions protect the applicant's business secrets; an analyst edits
+    procedures and is given no project's data, its materials or its history."""
+    code = declare(client, token)["project_code"]
+    supply_all_materials(client, token, code)
+    material_id = client.get(f"/api/v1/projects/{code}/materials", headers=token("applicant")).get_json()["items"][0]["id"]
+    for path in (f"/api/v1/projects/{code}", f"/api/v1/projects/{code}/materials", f"/api/v1/projects/{code}/history",
+                 f"/api/v1/projects/{code}/materials/{material_id}/file"):
+        assert client.get(path, headers=token("analyst")).status_code == 404, path
+        assert client.get(path, headers=token("drc")).status_code == 200, path
+    assert client.get("/api/v1/projects", headers=token("analyst")).get_json()["total"] == 0
+    assert client.get("/api/v1/procedures", headers=token("analyst")).status_code == 200  # its own work
 
 def test_officials_of_another_region_do_not_see_the_project(client, token, platform):
     from engine.db import unit_of_work

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from engine import scripting
+from engine import runtime, scripting
 from engine.models import Alert, Clock, ProcessInstance, Task, User
 from engine.sweep import sweep
 from tests.integration.helpers import declare, snapshot, supply_all_materials
@@ -521,6 +521,30 @@ def test_a_failed_step_leaves_no_notice_or_clock_behind(client, token, platform)
     promised = [c for c in p["clocks"] if c["kind"] == "promised"]
     assert [c["state"] for c in promised] == ["running"]
 
+
+RESTART_ACCEPTANCE = ("flow_restart_acceptance_clock_to_acceptance_after_correction</bpmn:outgoing>\n"
+                      "      <bpmn:script>start_clock('acceptance', working_days=5)")
+
+
+def test_the_project_unit_is_told_plainly_when_the_procedure_fails_after_its_answer(client, token, platform):
+    """The unit answers a correction request and the diagram fails after it: the unit is
+    answered 202 with a plain sentence, not the failing element or the script's message;
+    the operator's list has both."""
+    failing = land_version(RESTART_ACCEPTANCE, RESTART_ACCEPTANCE + "\nratio = 1 / 0")
+    assert upload(client, token, "operator", LAND, failing).status_code == 201
+    code = to_matters(client, token, **LAND_PROJECT)
+    work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, "land_pre_review")
+    work(client, token, "land", "acceptance", code,
+         {"acceptance_decision": "correction", "correction_items": [{"material": "site_plan", "note": "补充用地红线图"}]},
+         "land_pre_review")
+    r = complete(client, token, "applicant", find(client, token, "applicant", "supply_materials", code, "land_pre_review"),
+                 {"supplement_note": "已补充用地红线图"})
+    assert r.status_code == 202, r.get_json()
+    body = r.get_json()
+    assert body["error"] == {"element": None, "message": runtime.FAILURE_TOLD_TO_APPLICANT}
+    assert "1 / 0" not in r.get_data(as_text=True) and "restart_acceptance_clock" not in r.get_data(as_text=True)
+    [errored] = matter_instances(client, token, status="error")
+    assert errored["error_element"] == "restart_acceptance_clock" and "1 / 0" in errored["error_message"]
 
 MASTER = Path("bpmn/project_master.bpmn").read_text(encoding="utf-8")
 RECORD_REPLY = ("department_matters = [m['matter_code'] for m in matters_notice "
