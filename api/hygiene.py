@@ -73,8 +73,11 @@ def _refuse_unusable_input():
         except RecursionError:
             problem = f"JSON嵌套过深 (JSON nested deeper than {MAX_DEPTH} levels)"
             return payload(400, problem, {"body": [problem]}), 400
-        except ValueError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             body = None  # not JSON: the schema's parser answers that, naming the body
+        except ValueError:  # an integer longer than Python converts (4,300 digits)
+            problem = "JSON中的数字过长 (a number in the JSON is too long)"
+            return payload(400, problem, {"body": [problem]}), 400
         _problems(body, "", 0, found)
     if found:
         return payload(422, "请求数据有误 (invalid request)", found), 422

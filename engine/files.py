@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import tempfile
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,9 @@ from engine.models import StoredFile
 from engine.settings import VAR
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+#: The longest name an uploaded file keeps.
+MAX_FILENAME = 255
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029<>:"|?*]')
 
 #: media type → what the regulations call it (the accepted kinds of 申报材料)
 ACCEPTED_TYPES = {
@@ -184,3 +188,18 @@ class FileDamaged(DomainError):
 
 def store() -> FileStore:
     return FileStore(store_root())
+
+
+def clean_filename(filename: str | None, max_length: int = MAX_FILENAME) -> str:
+    """The uploaded name as plain text: its last path segment only (a browser may send a
+    whole path), without control or markup characters, at most ``max_length`` characters with
+    the extension kept. The name is only shown and offered back on download, never used as a path."""
+    name = unicodedata.normalize("NFC", filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE_NAME.sub("_", name).strip().strip(".").strip()
+    if not name:
+        raise Invalid.field("file", "缺少文件名 (the file has no name)")
+    if len(name) > max_length:
+        stem, dot, ext = name.rpartition(".")
+        ext = f".{ext}" if dot and stem and len(ext) <= 16 else ""
+        name = name[: max_length - len(ext)] + ext
+    return name

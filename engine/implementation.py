@@ -27,7 +27,7 @@ KINDS = ("start", "progress", "completion")
 #: A reported completed investment above this multiple of the declared investment is
 #: implausible (a unit slip: 元 for 万元) and refused rather than stored.
 PLAUSIBLE_INVESTMENT_FACTOR = Decimal(2)
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])", re.ASCII)
 _HUNDRED = Decimal(100)
 
 

@@ -15,8 +15,6 @@ final, so a correction notice (补正) can no longer ask for it.
 """
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,13 +32,11 @@ HOLD_REASON = holds.TOLERATED_GAP
 #: A tolerated gap is short by nature: a commitment's deadline is at most this far ahead.
 MAX_COMMITMENT_DAYS = 90
 MAX_COMMITMENT_CHARS = 2000
-MAX_FILENAME = 255
 #: A signed decision exists only once the matter is being or has been decided.
 SIGNED_STATUSES = ("handling", "concluded")
 #: Material rows that count as "submitted" for acceptance and commitments.
 PRESENT = ("submitted", "accepted")
 
-_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029<>:"|?*]')
 
 
 class TooLarge(DomainError):
@@ -106,21 +102,6 @@ def _open_commitments(session: Session, pm: ProjectMatter, material: str | None 
     return list(session.scalars(query.order_by(MaterialCommitment.id)))
 
 
-def clean_filename(filename: str | None) -> str:
-    """The uploaded name as plain text: its last path segment only (a browser may send a
-    whole path), without control or markup characters, at most 255 characters with the
-    extension kept. The name is only shown and offered back on download, never used as a path."""
-    name = unicodedata.normalize("NFC", filename or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE_NAME.sub("_", name).strip().strip(".").strip()
-    if not name:
-        raise Invalid.field("file", "缺少文件名 (the file has no name)")
-    if len(name) > MAX_FILENAME:
-        stem, dot, ext = name.rpartition(".")
-        ext = f".{ext}" if dot and stem and len(ext) <= 16 else ""
-        name = name[: MAX_FILENAME - len(ext)] + ext
-    return name
-
-
 def _authorise_upload(session: Session, actor: Actor, project: Project, pm: ProjectMatter, material: str) -> None:
     if material == SIGNED_DOCUMENT:
         if not (actor.has("officer") and actor.department_code == pm.department_code):
@@ -152,7 +133,7 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
     if len(data) > limit:
         raise TooLarge(limit)
     media_type = files.accepted_type(data)
-    name = clean_filename(filename)
+    name = files.clean_filename(filename)
     previous = list(session.scalars(select(Material).where(
         Material.project_id == project.id, Material.matter_code == matter_code, Material.material == material,
         Material.status.in_(PRESENT)).order_by(Material.id)))

@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, spiff_adapter, task_guards
+from engine import audit, files, spiff_adapter, task_guards
 from engine.access import Actor, require_role
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.models import Department, Matter, ProcedureVersion
@@ -155,7 +155,7 @@ def deploy(session: Session, *, actor: Actor, now: datetime, filename: str, cont
     latest = session.scalar(select(func.max(ProcedureVersion.version)).where(ProcedureVersion.process_id == checked.process_id)) or 0
     row = ProcedureVersion(
         process_id=checked.process_id, kind=checked.kind, version=latest + 1, department_code=owner,
-        filename=Path(filename).name[:200], sha256=digest, xml=content.decode("utf-8"), spec_json=checked.spec_json,
+        filename=files.clean_filename(filename, 200), sha256=digest, xml=content.decode("utf-8"), spec_json=checked.spec_json,
         deployed_at=now, deployed_by=actor.username,
     )
     session.add(row)

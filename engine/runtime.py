@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -23,7 +23,7 @@ import jsonschema
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, calendar, clocks, guides, holds, notices, procedures, projects, spiff_adapter, task_guards
+from engine import audit, calendar, clocks, guides, holds, notices, procedures, projects, spiff_adapter, task_guards, text
 from engine.access import Actor
 from engine.db import transaction_memo
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
@@ -76,8 +76,24 @@ def validate_form(name: str | None, data: dict[str, Any]) -> None:
         else:
             path = ".".join(str(p) for p in error.path) or "data"
             errors.setdefault(f"data.{path}" if path != "data" else "data", []).append(error.message)
+    for path in _blank_texts(data, "data"):
+        errors.setdefault(path, []).append("不能只含空白或不可见字符 (white space or invisible characters only)")
     if errors:
         raise Invalid("表单数据有误 (the form data is invalid)", errors)
+
+
+def _blank_texts(value: Any, path: str) -> Iterator[str]:
+    """Where the data holds text that reads as nothing (a zero-width space passes a
+    form's ``\\S`` pattern, then shows as an empty document number on the portal)."""
+    if isinstance(value, str):
+        if value and text.is_blank(value):
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _blank_texts(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _blank_texts(item, f"{path}.{index}")
 
 
 def _names_in(message: str) -> list[str]:

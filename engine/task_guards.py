@@ -18,17 +18,22 @@ mechanism (the rules themselves live in ``engine.materials``):
   the submitted field asks the clock to stand still for, added to those it already
   stood still for that reason, may not exceed the budget (特别程序：默认30个工作日，
   最多60个工作日 — in all, not per request). Otherwise 422 naming the field.
+- ``datesSinceDeclaration`` = ``<field>[,<field>…]``: each of these dates, when given,
+  lies between the day the project was declared and today (a decision's document date
+  is published on the portal: not a date to come, nor one before the project existed).
+  Otherwise 422 naming the field.
 """
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import calendar, clocks, materials, projects
+from engine.clock import SHANGHAI
 from engine.errors import Invalid
 from engine.models import Clock, Project, ProjectMatter
 
@@ -36,10 +41,12 @@ MATERIALS_COMPLETE_WHEN = "materialsCompleteWhen"
 CORRECTION_ITEMS_FIELD = "correctionItemsField"
 PAUSE_BUDGET = "pauseBudget"
 PAUSE_BUDGET_WHEN = "pauseBudgetWhen"
+DATES_SINCE_DECLARATION = "datesSinceDeclaration"
 _FIELD = r"[A-Za-z][A-Za-z0-9_]{0,63}"
 _CONDITION = re.compile(rf"^({_FIELD})=([^=\s]{{1,64}})$")
 _FIELD_NAME = re.compile(rf"^{_FIELD}$")
 _BUDGET = re.compile(rf"^({_FIELD}):({_FIELD}):({_FIELD}):([1-9][0-9]{{0,2}})$")
+_FIELDS = re.compile(rf"^{_FIELD}(,{_FIELD})*$")
 
 
 def property_problems(properties: dict[str, str]) -> list[str]:
@@ -56,6 +63,9 @@ def property_problems(properties: dict[str, str]) -> list[str]:
         problems.append(f"{PAUSE_BUDGET} must be <field>:<clock kind>:<pause reason>:<working days>, not {budget!r}")
     if (budget is None) != (when is None) or (when is not None and not _CONDITION.match(when)):
         problems.append(f"{PAUSE_BUDGET} goes with {PAUSE_BUDGET_WHEN} = <field>=<value>")
+    dates = properties.get(DATES_SINCE_DECLARATION)
+    if dates is not None and not _FIELDS.match(dates):
+        problems.append(f"{DATES_SINCE_DECLARATION} must name form fields, comma-separated, not {dates!r}")
     return problems
 
 
@@ -67,6 +77,7 @@ def apply(session: Session, *, properties: dict[str, str], project: Project, mat
           data: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Run the task's guards on the submitted data; returns the data to complete the task
     with. The matter is read only when a guard's condition holds (most steps: none)."""
+    _check_dates_since_declaration(properties.get(DATES_SINCE_DECLARATION), project, data, now)
     corrections = properties.get(CORRECTION_ITEMS_FIELD)
     corrections = corrections if corrections and data.get(corrections) else None
     accepting = _met(properties.get(MATERIALS_COMPLETE_WHEN), data)
@@ -90,6 +101,20 @@ def _met(condition: str | None, data: dict[str, Any]) -> bool:
     """A ``<field>=<value>`` condition on the submitted data."""
     match = _CONDITION.match(condition or "")
     return bool(match) and str(data.get(match.group(1))) == match.group(2)
+
+
+def _check_dates_since_declaration(fields: str | None, project: Project, data: dict[str, Any], now: datetime) -> None:
+    if not fields:
+        return
+    first, last = project.declared_at.astimezone(SHANGHAI).date(), now.astimezone(SHANGHAI).date()
+    for name in fields.split(","):
+        try:
+            day = date.fromisoformat(data[name]) if isinstance(data.get(name), str) else None
+        except ValueError:
+            continue  # the form's own date format answers for it
+        if day is not None and not first <= day <= last:
+            raise Invalid.field(f"data.{name}", f"须在项目申报之日（{first.isoformat()}）至今天（{last.isoformat()}）之间 "
+                                                f"(between the declaration, {first.isoformat()}, and today, {last.isoformat()})")
 
 
 def _check_pause_budget(session: Session, pm: ProjectMatter, data: dict[str, Any], field: str, kind: str, reason: str,

@@ -30,6 +30,7 @@ Conventions:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -39,6 +40,11 @@ from engine.clock import SHANGHAI
 
 _ONE_DAY = timedelta(days=1)
 _ZERO = timedelta(0)
+
+#: The years a date given to the platform may fall in (an official schedule, a client's
+#: date or instant): project codes carry years 2015–2099, and beyond these bounds date
+#: arithmetic (a day after, a time-zone shift) leaves what Python and the databases hold.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 #: A paused interval (start, end); end None means still paused.
 Pause = tuple[datetime, datetime | None]
@@ -323,8 +329,8 @@ class WorkCalendar:
 
 
 _DATE = r"\d{4}-\d{2}-\d{2}"
-_YEAR_LINE = re.compile(r"year\s+(\d{4})")
-_DAY_LINE = re.compile(rf"({_DATE})(?:\.\.({_DATE}))?\s+(\S+)(?:\s+(.*))?")
+_YEAR_LINE = re.compile(r"year\s+(\d{4})", re.ASCII)
+_DAY_LINE = re.compile(rf"({_DATE})(?:\.\.({_DATE}))?\s+(\S+)(?:\s+(.*))?", re.ASCII)
 _KINDS = {"holiday": False, "workday": True}
 
 
@@ -361,6 +367,8 @@ def parse_year_file(text: str) -> tuple[int, list[DayFact]]:
             if facts:
                 raise ValueError(f"line {number}: 'year' must come before the day lines")
             year = int(year_match.group(1))
+            if not FIRST_YEAR <= year <= LAST_YEAR:
+                raise ValueError(f"line {number}: year {year} is outside {FIRST_YEAR}–{LAST_YEAR}")
             continue
         day_match = _DAY_LINE.fullmatch(line)
         if not day_match:
@@ -370,6 +378,8 @@ def parse_year_file(text: str) -> tuple[int, list[DayFact]]:
         first_text, last_text, kind, note = day_match.groups()
         if kind not in _KINDS:
             raise ValueError(f"line {number}: unknown kind {kind!r} (expected holiday or workday)")
+        if note and any(unicodedata.category(ch)[0] == "C" for ch in note):
+            raise ValueError(f"line {number}: the note holds control or invisible characters")
         try:
             first = date.fromisoformat(first_text)
             last = date.fromisoformat(last_text) if last_text else first

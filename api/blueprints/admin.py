@@ -86,10 +86,16 @@ def calendar_years():
     return calendar.years(session())
 
 
+class CalendarFileSchema(ma.Schema):
+    file = ma.fields.Raw(required=True, metadata={"type": "string", "format": "binary",
+                                                  "description": "one year's schedule, UTF-8 text (the format of `tzxm calendar load`)"})
+
+
 @bp.route("/calendar/years", methods=["POST"])
 @requires("operator")
+@bp.arguments(CalendarFileSchema, location="files")
 @bp.response(201, CalendarLoadedSchema)
-def load_calendar_year():
+def load_calendar_year(_files):
     """Load or correct a year's official schedule (multipart `file`, the text format of `tzxm calendar load`);
     open clocks are recomputed and their timers re-armed."""
     upload = request.files.get("file")

@@ -7,10 +7,15 @@ import re
 import marshmallow as ma
 from marshmallow import validate
 
+from engine.text import is_blank
+from engine.workcal import FIRST_YEAR, LAST_YEAR
+
 #: What no text holds (a regex character range): C0 controls other than tab, line feed
-#: and carriage return, DEL, and UTF-16 surrogates (a lone ``\ud800`` escape in JSON
-#: decodes to text no UTF-8 encoder writes). ``api.hygiene`` refuses them in any field.
-UNUSABLE_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff"
+#: and carriage return, DEL, UTF-16 surrogates (a lone ``\ud800`` escape in JSON
+#: decodes to text no UTF-8 encoder writes), and the bidirectional embeddings, overrides
+#: and isolates, which make a name read in another order than it is stored (a portal
+#: entry shown reversed). ``api.hygiene`` refuses them in any field.
+UNUSABLE_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\u202a-\u202e\u2066-\u2069"
 
 #: Markup and SQL fragments have no place in a declaration; refusing them keeps
 #: disclosure pages and exports safe for every consumer downstream.
@@ -24,14 +29,10 @@ _FORBIDDEN = re.compile(
 def plain_text(value: str) -> None:
     if _FORBIDDEN.search(value):
         raise ma.ValidationError("不得包含标记或SQL片段 (markup, control characters or SQL are not allowed)")
-    if not value.strip():
-        raise ma.ValidationError("不能为空 (must not be blank)")
+    if is_blank(value):
+        raise ma.ValidationError("不能为空 (must not be blank: white space or invisible characters only)")
 
 
-#: The years a date or instant given to the platform may fall in: project codes carry
-#: years 2015–2099, and beyond these bounds date arithmetic (a day after, a time-zone
-#: shift) leaves what Python and the databases can represent.
-FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
 def within_platform_years(value) -> None:

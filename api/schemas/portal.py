@@ -99,7 +99,7 @@ class PortalRecordSchema(PortalProjectRecordSchema):
     region = ma.fields.Nested(PortalCodeNameSchema)
 
 
-_REGION = validate.Regexp(r"^\d{6}$", error="须为6位数字行政区划代码 (6-digit region code)")
+_REGION = validate.Regexp(r"^[0-9]{6}$", error="须为6位数字行政区划代码 (6-digit region code)")
 
 
 class RecordFilterSchema(StrictSchema):

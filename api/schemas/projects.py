@@ -8,8 +8,8 @@ from api.schemas.common import ExactDecimal, PageQuery, StrictSchema, Text
 from engine.models import REGIMES
 from engine.projects import CHANGE_KINDS
 
-_CODE6 = validate.Regexp(r"^\d{6}$", error="须为6位数字行政区划代码 (6-digit region code)")
-_CODE2 = validate.Regexp(r"^\d{2}$", error="须为2位国民经济行业代码 (2-digit industry code)")
+_CODE6 = validate.Regexp(r"^[0-9]{6}$", error="须为6位数字行政区划代码 (6-digit region code)")
+_CODE2 = validate.Regexp(r"^[0-9]{2}$", error="须为2位国民经济行业代码 (2-digit industry code)")
 _YEAR = validate.Range(min=1990, max=2100)
 _INVESTMENT = validate.Range(min=0, min_inclusive=False, max=10**12, error="总投资须大于0且不超过10^12万元")
 

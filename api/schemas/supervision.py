@@ -13,12 +13,12 @@ _DAYS = "working days of 24 hours (1个工作日 = 24小时)"
 
 
 class ScopeQuery(StrictSchema):
-    region = ma.fields.String(validate=validate.Regexp(r"^\d{6}$", error="须为6位行政区划代码 (a 6-digit region code)"),
+    region = ma.fields.String(validate=validate.Regexp(r"^[0-9]{6}$", error="须为6位行政区划代码 (a 6-digit region code)"),
                               metadata={"description": "a region within yours; its subtree is included"})
     department = ma.fields.String(validate=validate.Length(min=1, max=32), metadata={"description": "a department code"})
 
 
-_MONTH = r"^(\d{4})-(0[1-9]|1[0-2])$"
+_MONTH = r"^([0-9]{4})-(0[1-9]|1[0-2])$"
 
 
 def _month_years(value: str) -> None:

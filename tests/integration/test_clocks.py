@@ -316,7 +316,7 @@ def test_waiting_for_a_prerequisite_pauses_until_it_concludes_or_the_officer_end
     clock.advance(days=2)
     complete(client, token, "env", "handling", {"handling_action": "decide", "handling_opinion": "同意"}, code, "eia_approval")
     complete(client, token, "env", "decision", {"decision": "approve", "document_number": "环审〔2026〕1号", "document_title": "批复",
-                                                "document_date": "2026-03-05", "main_content": "同意"}, code, "eia_approval")
+                                                "document_date": "2026-03-02", "main_content": "同意"}, code, "eia_approval")
     swept = set_now(client, token, clock.now() + timedelta(minutes=1))
     assert swept["sweep"].get("waits_ended") == 1
     resumed = clock_of(project(client, token, code), "promised", "land")

@@ -110,7 +110,7 @@ def test_five_departments_work_one_project_at_once(app, client, token, platform)
               ("acceptance", lambda d: ACCEPT, "handling"),
               ("handling", lambda d: DECIDE, "decision"),
               ("decision", lambda d: {"decision": "approve", "document_number": f"{d}〔2026〕8号", "document_title": f"{d}批复",
-                                      "document_date": "2026-03-05", "main_content": "同意"}, None)]
+                                      "document_date": "2026-03-02", "main_content": "同意"}, None)]
     for name, data, following in rounds:
         calls = [(token(d), find(client, token(d), name, code, m), data(d)) for d, m in DEPARTMENTS.items()]
         results = at_once(app, calls)

@@ -85,6 +85,51 @@ def test_json_nested_too_deep_is_refused(client, token, platform, depth, status)
     assert counts(platform) == before
 
 
+
+def test_a_json_integer_python_will_not_read_is_refused_naming_the_body(client, token, platform):
+    before = counts(platform)
+    r = client.post("/api/v1/projects", data='{"investment": ' + "9" * 5000 + "}", content_type="application/json",
+                    headers=token("applicant"))
+    assert r.status_code == 400 and "body" in r.get_json()["errors"], r.get_json()
+    assert counts(platform) == before
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("name", "\u200b"), ("name", "\ufeff\u2060"), ("location", "\u00ad \u3164"),  # shows nothing
+    ("name", "厂房\u202e项目"), ("name", "\u2066厂房\u2069"),  # reorders what a reader sees
+    ("industry_code", "３０"), ("region_code", "５１０４１１"),  # full-width digits
+])
+def test_declaration_text_a_reader_cannot_see_as_typed_is_refused_by_name(client, token, platform, field, value):
+    before = counts(platform)
+    r = client.post("/api/v1/projects", headers=token("applicant"), json={**declaration(), field: value})
+    assert r.status_code == 422 and field in r.get_json()["errors"], r.get_json()
+    assert counts(platform) == before
+
+
+@pytest.mark.parametrize(("schedule", "problem"), [
+    ("year 0000\n", "outside"), ("year 9999\n", "outside"), ("year ２０３１\n2031-01-01 holiday 元旦\n", "line 1"),
+    ("year 2031\n2031-01-01 holiday 元\u0000旦\n", "invisible"), ("year 2031\n2031-01-01 holiday 元\u200b旦\n", "invisible"),
+])
+def test_a_calendar_file_with_an_impossible_year_or_hidden_characters_is_refused_by_name(client, token, platform, schedule, problem):
+    import io
+
+    before = counts(platform)
+    r = client.post("/api/v1/admin/calendar/years", data={"file": (io.BytesIO(schedule.encode()), "year.txt")},
+                    headers=token("operator"), content_type="multipart/form-data")
+    assert r.status_code == 422 and problem in str(r.get_json()["errors"]["file"]), r.get_json()
+    assert counts(platform) == before
+
+
+def test_a_procedure_file_name_is_stored_as_plain_text(client, token):
+    import io
+    from pathlib import Path
+
+    xml = Path("bpmn/matters.dmn").read_bytes().replace(b"</definitions>", b"<!-- v2 --></definitions>", 1)
+    r = client.post("/api/v1/procedures", headers=token("operator"), content_type="multipart/form-data",
+                    data={"file": (io.BytesIO(xml), "../a\x00b.dmn")})
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["filename"] == "a_b.dmn"
+
 def test_tabs_and_line_breaks_in_free_text_still_pass(client, token):
     """Only control characters nobody types are refused: a construction content written
     in paragraphs, with a tab, is a declaration like any other."""
@@ -140,9 +185,8 @@ def test_a_lone_surrogate_in_a_json_body_is_refused_by_name(client, token, platf
     assert counts(platform) == before
 
 
-@pytest.mark.parametrize("day", ["1999-12-31", "2100-01-01", "0001-01-01"])
-def test_a_task_forms_date_lies_within_the_platforms_years(client, token, platform, day):
-    """The forms bound their dates as the API does (``forms/filing_check.schema.json``)."""
+def _filing_check(client, token):
+    """A filing project brought to its filing_check task (drc's), returned."""
     code = declare(client, token, regime="filing", industry_code="13", new_land_use=False, building_works=False,
                    environment_sensitive=False, water_soil_impact=False)["project_code"]
     supply_all_materials(client, token, code)
@@ -159,7 +203,38 @@ def test_a_task_forms_date_lies_within_the_platforms_years(client, token, platfo
     reply = only("drc", "department_reply")
     assert client.post(f"/api/v1/tasks/{reply['id']}/complete", headers=token("drc"), json={
         "data": {"reply_outcome": "accepted", "reply_comment": "受理"}, "version": reply["version"]}).status_code == 200
-    check = only("drc", "filing_check")
+    return only("drc", "filing_check")
+
+
+@pytest.mark.parametrize("number", ["\u200b", "\ufeff \u00ad", "\u3164"])
+def test_a_task_forms_text_that_shows_nothing_is_refused_by_name(client, token, platform, number):
+    """A zero-width space passes the form's ``\\S`` pattern; it would be published as the 备案编号."""
+    check = _filing_check(client, token)
+    before = counts(platform)
+    r = client.post(f"/api/v1/tasks/{check['id']}/complete", headers=token("drc"), json={"data": {
+        "filing_decision": "file", "filing_comment": "符合", "document_number": number, "document_date": "2026-03-02"},
+        "version": check["version"]})
+    assert r.status_code == 422 and "data.document_number" in r.get_json()["errors"], r.get_json()
+    assert counts(platform) == before
+
+
+@pytest.mark.parametrize("day", ["2026-03-03", "2026-03-01"], ids=["tomorrow", "before the declaration"])
+def test_a_decisions_document_date_lies_between_the_declaration_and_today(client, token, platform, day):
+    """datesSinceDeclaration on filing_check (the diagram's guard): a 备案 document dated
+    tomorrow, or before the project existed, would be published as such."""
+    check = _filing_check(client, token)
+    before = counts(platform)
+    r = client.post(f"/api/v1/tasks/{check['id']}/complete", headers=token("drc"), json={"data": {
+        "filing_decision": "file", "filing_comment": "符合", "document_number": "备〔2026〕1号", "document_date": day},
+        "version": check["version"]})
+    assert r.status_code == 422 and "2026-03-02" in r.get_json()["errors"]["data.document_date"][0], r.get_json()
+    assert counts(platform) == before
+
+
+@pytest.mark.parametrize("day", ["1999-12-31", "2100-01-01", "0001-01-01"])
+def test_a_task_forms_date_lies_within_the_platforms_years(client, token, platform, day):
+    """The forms bound their dates as the API does (``forms/filing_check.schema.json``)."""
+    check = _filing_check(client, token)
     before = counts(platform)
     r = client.post(f"/api/v1/tasks/{check['id']}/complete", headers=token("drc"), json={"data": {
         "filing_decision": "file", "filing_comment": "符合", "document_number": "备〔2026〕1号", "document_date": day},

@@ -17,7 +17,7 @@ from tests.integration.helpers import declare, supply_all_materials
 PASS = {"precheck_result": "pass", "code_verified": True, "within_competence": True}
 DECIDE = {"handling_action": "decide", "handling_opinion": "符合国土空间规划"}
 APPROVE = {"decision": "approve", "document_number": "仁自然资〔2026〕7号", "document_title": "用地预审与选址意见书",
-           "document_date": "2026-03-20", "main_content": "同意选址"}
+           "document_date": "2026-03-02", "main_content": "同意选址"}
 MINUTE = timedelta(minutes=1)
 
 

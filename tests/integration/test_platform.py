@@ -48,6 +48,8 @@ def test_openapi_document_is_valid_openapi_and_types_decimals_as_strings(client)
         prop = schemas[schema]["properties"][field]
         assert (prop["type"], prop["format"]) == ("string", "decimal") and "minimum" not in prop, (schema, prop)
     assert "不小于 0" in schemas["Declaration"]["properties"]["investment"]["description"]
+    for upload in ("/api/v1/admin/calendar/years", "/api/v1/procedures", "/api/v1/projects/{code}/materials"):
+        assert "multipart/form-data" in spec["paths"][upload]["post"]["requestBody"]["content"], upload
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             if method == "parameters":

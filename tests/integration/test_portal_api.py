@@ -127,19 +127,26 @@ def conclude_filing_and_building(client, token, platform, clock, *, legacy_code=
     for department in dispatch(client, token, code):
         work(client, token, department, "department_reply", code, REPLY_ACCEPTED)
     later(clock, hours=1)
-    work(client, token, "drc", "filing_check", code, FILE, "enterprise_filing")
+    declared_on = {"document_date": declared(client, token, code)}  # a document is dated from the declaration on
+    work(client, token, "drc", "filing_check", code, FILE | declared_on, "enterprise_filing")
     for department, matter in (("land", "land_pre_review"), ("housing", "construction_permit")):
         work(client, token, department, "pre_check", code, PRE_CHECK_PASS, matter)
         later(clock, hours=1)
         work(client, token, department, "acceptance", code, ACCEPT, matter)
         later(clock, hours=1)
         work(client, token, department, "handling", code, DECIDE, matter)
-        decision = approve(department) | {"main_content": PRIVATE["main_content"]}
+        decision = approve(department) | {"main_content": PRIVATE["main_content"]} | declared_on
         if deny_housing and department == "housing":
             decision |= {"decision": "deny", "reason": PRIVATE["reason"]}
         work(client, token, department, "decision", code, decision, matter)
     sweep(platform)
     return code
+
+
+def declared(client, token, code) -> str:
+    """The day (China time) the project was declared."""
+    at = client.get(f"/api/v1/projects/{code}", headers=token("applicant")).get_json()["declared_at"]
+    return datetime.fromisoformat(at).astimezone(timezone(timedelta(hours=8))).date().isoformat()
 
 
 def add_record(platform, code, *, kind, public, title, content="检查内容", department="land", region="510411",
@@ -211,11 +218,11 @@ def test_portal_shows_progress_and_results_and_nothing_private(client, token, pl
     assert matters["enterprise_filing"]["matter_name"] and all(m["matter_name"] for m in matters.values())
     assert {c: m["result"] for c, m in matters.items()} == {
         "enterprise_filing": {"decision": "filed", "document_number": "川投资备〔2026〕1号",
-                              "document_title": "企业投资项目备案证明", "document_date": "2026-03-03"},
+                              "document_title": "企业投资项目备案证明", "document_date": "2026-03-02"},
         "land_pre_review": {"decision": "approved", "document_number": "land〔2026〕1号",
-                            "document_title": "land批复", "document_date": "2026-03-05"},
+                            "document_title": "land批复", "document_date": "2026-03-02"},
         "construction_permit": {"decision": "denied", "document_number": "housing〔2026〕1号",
-                                "document_title": "housing批复", "document_date": "2026-03-05"},
+                                "document_title": "housing批复", "document_date": "2026-03-02"},
     }
     # progress instants: received when the department's reply started the matter, accepted
     # when the promised clock started, concluded at the decision (the flow moved the clock hourly)
@@ -309,7 +316,7 @@ def test_approvals_list_filters_and_pages(client, token, platform, clock):
         "matter_code": "construction_permit", "matter_name": newest["matter_name"],
         "department": {"code": "housing", "name": "仁和区住房和城乡建设局"}, "status": "concluded",
         "decision": "denied", "document_number": "housing〔2026〕1号", "document_title": "housing批复",
-        "document_date": "2026-03-05", "concluded_at": "2026-03-04T07:00:00+00:00",
+        "document_date": "2026-03-04", "concluded_at": "2026-03-04T07:00:00+00:00",
     }
     raw = get(client, "/disclosure/approvals", page_size=200).get_data(as_text=True)
     for what, text in PRIVATE.items():

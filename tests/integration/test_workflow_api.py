@@ -30,7 +30,7 @@ ACCEPT = {"acceptance_decision": "accept"}
 DECIDE = {"handling_action": "decide", "handling_opinion": "同意"}
 REPLY_ACCEPTED = {"reply_outcome": "accepted", "reply_comment": "本部门有应办事项，已受理"}
 FILE = {"filing_decision": "file", "filing_comment": "备案信息齐全", "document_number": "川投资备〔2026〕1号",
-        "document_date": "2026-03-03"}
+        "document_date": "2026-03-02"}
 #: A filing-regime project needing the land pre-review (new land) and the construction
 #: permit (building works ≥ 30 万元); industry 13 (food processing) needs no EIA.
 FILING_PROJECT = {"regime": "filing", "industry_code": "13", "building_works": True, "new_land_use": True}
@@ -40,7 +40,7 @@ SHANGHAI = timezone(timedelta(hours=8))
 
 def approve(user):
     return {"decision": "approve", "document_number": f"{user}〔2026〕1号", "document_title": f"{user}批复",
-            "document_date": "2026-03-05", "main_content": "同意建设"}
+            "document_date": "2026-03-02", "main_content": "同意建设"}
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ SHIPPED = {
     "correctionItemsField": "correction_items",
     "pauseBudget": "special_procedure_days:promised:special_procedure:60",
     "pauseBudgetWhen": "handling_action=special_procedure",
+    "datesSinceDeclaration": "document_date",
 }
 
 
@@ -27,6 +28,8 @@ def test_the_shipped_guard_properties_are_well_formed():
     ({"pauseBudget": "days:promised:special_procedure:60"}, "pauseBudgetWhen"),
     ({"pauseBudgetWhen": "handling_action=special_procedure"}, "pauseBudgetWhen"),
     ({"pauseBudget": "days:promised:special_procedure:60", "pauseBudgetWhen": "handling_action"}, "pauseBudgetWhen"),
+    ({"datesSinceDeclaration": "document_date,"}, "datesSinceDeclaration"),
+    ({"datesSinceDeclaration": "document date"}, "datesSinceDeclaration"),
 ])
 def test_a_malformed_guard_property_is_refused_by_name(properties, named):
     problems = property_problems(properties)
