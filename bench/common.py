@@ -28,21 +28,33 @@ def prepare(url: str):
 
 
 @contextmanager
-def postgres():
-    """A throw-away PostgreSQL server (the same one the tests start)."""
+def postgres_databases():
+    """A throw-away PostgreSQL server (the same one the tests start); yields a function
+    that creates an empty database on it and returns its URL."""
     from sqlalchemy import create_engine, text
 
     from tests.pgserver import PostgresServer
 
     server = PostgresServer().start()
-    try:
-        admin = create_engine(server.url(), isolation_level="AUTOCOMMIT")
+    admin = create_engine(server.url(), isolation_level="AUTOCOMMIT")
+
+    def create(name: str) -> str:
         with admin.connect() as conn:
-            conn.execute(text("CREATE DATABASE bench"))
-        admin.dispose()
-        yield server.url("bench")
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        return server.url(name)
+
+    try:
+        yield create
     finally:
+        admin.dispose()
         server.stop()
+
+
+@contextmanager
+def postgres():
+    """A throw-away PostgreSQL server with one empty database; yields its URL."""
+    with postgres_databases() as create:
+        yield create("bench")
 
 
 def percentile(values: list[float], p: float) -> float:
