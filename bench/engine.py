@@ -244,7 +244,7 @@ def _rate(rates: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--projects", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=lambda text: max(1, int(text)), default=3, help="at least 1")
     parser.add_argument("--tasks", type=int, default=100_000)
     args = parser.parse_args()
     runs = range(args.runs)

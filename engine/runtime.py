@@ -76,24 +76,25 @@ def validate_form(name: str | None, data: dict[str, Any]) -> None:
         else:
             path = ".".join(str(p) for p in error.path) or "data"
             errors.setdefault(f"data.{path}" if path != "data" else "data", []).append(error.message)
-    for path in _blank_texts(data, "data"):
-        errors.setdefault(path, []).append("不能只含空白或不可见字符 (white space or invisible characters only)")
+    for path, problem in _unreadable_texts(data, "data"):
+        errors.setdefault(path, []).append(problem)
     if errors:
         raise Invalid("表单数据有误 (the form data is invalid)", errors)
 
 
-def _blank_texts(value: Any, path: str) -> Iterator[str]:
-    """Where the data holds text that reads as nothing (a zero-width space passes a
-    form's ``\\S`` pattern, then shows as an empty document number on the portal)."""
+def _unreadable_texts(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Where the data holds text that would not read as typed (a zero-width space passes
+    a form's ``\\S`` pattern, then shows as an empty document number on the portal)."""
     if isinstance(value, str):
-        if value and text.is_blank(value):
-            yield path
+        problem = text.unreadable(value)
+        if problem:
+            yield path, problem
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _blank_texts(item, f"{path}.{key}")
+            yield from _unreadable_texts(item, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _blank_texts(item, f"{path}.{index}")
+            yield from _unreadable_texts(item, f"{path}.{index}")
 
 
 def _names_in(message: str) -> list[str]:

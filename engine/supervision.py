@@ -41,6 +41,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine import calendar
+from engine.projects import OPEN_MATTER_STATUSES
 from engine.access import Actor, region_subtree, require_role
 from engine.clock import SHANGHAI
 from engine.errors import Forbidden, Invalid
@@ -56,7 +57,6 @@ PROMISED_KINDS = ("promised", "filing")
 #: practice); an officer's reply is never that quick after a deadline.
 AUTO_REPLY_TOLERANCE = timedelta(seconds=1)
 OPEN_PROJECT_STATUSES = ("declared", "dispatched")
-CLOSED_MATTER_STATUSES = ("concluded", "refused", "no_matter", "cancelled")
 MAX_PERIOD_DAYS = 3700
 _DAY = timedelta(days=1)
 
@@ -362,7 +362,7 @@ def forecast(session: Session, actor: Actor, *, now: datetime, region: str | Non
     cal = calendar.current(session)
     history = department_history(session, cal, now=now)
     open_pms = session.scalars(select(ProjectMatter).where(
-        ProjectMatter.project_id.in_([p.id for p in projects]), ProjectMatter.status.not_in(CLOSED_MATTER_STATUSES),
+        ProjectMatter.project_id.in_([p.id for p in projects]), ProjectMatter.status.in_(OPEN_MATTER_STATUSES),
         scope.department_condition(ProjectMatter.department_code)).order_by(ProjectMatter.id)).all()
     promised = promised_clocks(session, (pm.project_id for pm in open_pms))
     per_project: dict[int, list[dict]] = defaultdict(list)

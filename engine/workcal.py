@@ -378,7 +378,7 @@ def parse_year_file(text: str) -> tuple[int, list[DayFact]]:
         first_text, last_text, kind, note = day_match.groups()
         if kind not in _KINDS:
             raise ValueError(f"line {number}: unknown kind {kind!r} (expected holiday or workday)")
-        if note and any(unicodedata.category(ch)[0] == "C" for ch in note):
+        if note and any(unicodedata.category(ch)[0] == "C" and ch != "\t" for ch in note):
             raise ValueError(f"line {number}: the note holds control or invisible characters")
         try:
             first = date.fromisoformat(first_text)

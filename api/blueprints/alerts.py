@@ -8,7 +8,7 @@ from marshmallow import validate
 from api.auth import current_actor, requires
 from api.schemas.common import PageQuery, page_envelope, page_of
 from api.transaction import session
-from engine.access import OFFICIAL_ROLES
+from engine.access import PROJECT_ROLES
 from engine.alerts import AlertFilter, list_alerts
 from engine.clocks import CLOCK_KINDS
 
@@ -36,7 +36,7 @@ class AlertQuery(PageQuery):
 
 
 @bp.route("")
-@requires(*sorted(OFFICIAL_ROLES))
+@requires(*sorted(PROJECT_ROLES))
 @bp.arguments(AlertQuery, location="query")
 @bp.response(200, page_envelope(AlertSchema))
 def alerts(query):

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 
 from api.auth import requires
 from api.transaction import session
-from engine.access import OFFICIAL_ROLES
+from engine.access import PROJECT_ROLES
 from engine.projects import verify_code
 
 bp = Blueprint("codes", __name__, url_prefix="/codes", description="项目代码核验 (code verification)")
@@ -22,7 +22,7 @@ class VerificationSchema(ma.Schema):
 
 
 @bp.route("/<path:code>/verify")
-@requires(*sorted(OFFICIAL_ROLES))
+@requires(*sorted(PROJECT_ROLES))
 @bp.response(200, VerificationSchema)
 def verify(code):
     """Verify a project code of either scheme, or a legacy code the platform holds."""

@@ -7,20 +7,19 @@ import re
 import marshmallow as ma
 from marshmallow import validate
 
-from engine.text import is_blank
+from engine.text import BIDI_CONTROLS, is_blank
 from engine.workcal import FIRST_YEAR, LAST_YEAR
 
 #: What no text holds (a regex character range): C0 controls other than tab, line feed
-#: and carriage return, DEL, UTF-16 surrogates (a lone ``\ud800`` escape in JSON
-#: decodes to text no UTF-8 encoder writes), and the bidirectional embeddings, overrides
-#: and isolates, which make a name read in another order than it is stored (a portal
-#: entry shown reversed). ``api.hygiene`` refuses them in any field.
-UNUSABLE_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\u202a-\u202e\u2066-\u2069"
+#: and carriage return, DEL, and UTF-16 surrogates (a lone ``\ud800`` escape in JSON
+#: decodes to text no UTF-8 encoder writes). ``api.hygiene`` refuses them in any field.
+UNUSABLE_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff"
 
 #: Markup and SQL fragments have no place in a declaration; refusing them keeps
-#: disclosure pages and exports safe for every consumer downstream.
+#: disclosure pages and exports safe for every consumer downstream. Nor have
+#: bidirectional controls, which make a name read in another order than it is stored.
 _FORBIDDEN = re.compile(
-    rf"[<>{UNUSABLE_CHARACTERS}]|--|/\*|\*/|;\s*(drop|delete|insert|update|select|alter|truncate|create)\b"
+    rf"[<>{UNUSABLE_CHARACTERS}{BIDI_CONTROLS}]|--|/\*|\*/|;\s*(drop|delete|insert|update|select|alter|truncate|create)\b"
     r"|'\s*or\s+'?\d|\bunion\s+select\b",
     re.IGNORECASE,
 )

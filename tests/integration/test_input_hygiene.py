@@ -120,6 +120,14 @@ def test_a_calendar_file_with_an_impossible_year_or_hidden_characters_is_refused
     assert counts(platform) == before
 
 
+
+def test_a_calendar_note_may_hold_a_tab(client, token):
+    import io
+
+    r = client.post("/api/v1/admin/calendar/years", headers=token("operator"), content_type="multipart/form-data",
+                    data={"file": (io.BytesIO("year 2031\n2031-01-01 holiday 元旦\t放假一天\n".encode()), "2031.txt")})
+    assert r.status_code == 201, r.get_json()
+
 def test_a_procedure_file_name_is_stored_as_plain_text(client, token):
     import io
     from pathlib import Path
@@ -206,9 +214,10 @@ def _filing_check(client, token):
     return only("drc", "filing_check")
 
 
-@pytest.mark.parametrize("number", ["\u200b", "\ufeff \u00ad", "\u3164"])
+@pytest.mark.parametrize("number", ["\u200b", "\ufeff \u00ad", "\u3164", "备\u202e〔2026〕1号"])
 def test_a_task_forms_text_that_shows_nothing_is_refused_by_name(client, token, platform, number):
-    """A zero-width space passes the form's ``\\S`` pattern; it would be published as the 备案编号."""
+    """A zero-width space passes the form's ``\\S`` pattern; it would be published as the
+    备案编号. A bidirectional override would publish it reordered."""
     check = _filing_check(client, token)
     before = counts(platform)
     r = client.post(f"/api/v1/tasks/{check['id']}/complete", headers=token("drc"), json={"data": {
@@ -217,6 +226,23 @@ def test_a_task_forms_text_that_shows_nothing_is_refused_by_name(client, token, 
     assert r.status_code == 422 and "data.document_number" in r.get_json()["errors"], r.get_json()
     assert counts(platform) == before
 
+
+
+def test_an_empty_optional_comment_sent_as_a_line_break_still_passes(client, token):
+    """White space alone is the form's business: a text area left empty may send a line break."""
+    code = declare(client, token)["project_code"]
+    [window] = client.get("/api/v1/tasks", headers=token("window"), query_string={"project_code": code}).get_json()["items"]
+    r = client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"), json={"data": {
+        "window_decision": "dispatch", "departments": window["context"]["departments"], "window_comment": "\n"},
+        "version": window["version"]})
+    assert r.status_code == 200, r.get_json()
+
+
+def test_a_password_is_not_read_as_text_shown_to_others(client):
+    """Bidirectional controls are refused where text is shown, not in a password: a wrong
+    one is the same 401 as any."""
+    r = client.post("/api/v1/auth/token", json={"username": "applicant", "password": "密码\u202e\u200b"})
+    assert r.status_code == 401, r.get_json()
 
 @pytest.mark.parametrize("day", ["2026-03-03", "2026-03-01"], ids=["tomorrow", "before the declaration"])
 def test_a_decisions_document_date_lies_between_the_declaration_and_today(client, token, platform, day):

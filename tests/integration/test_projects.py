@@ -128,6 +128,9 @@ def test_an_analyst_edits_diagrams_and_sees_no_project(client, token):
         assert client.get(path, headers=token("analyst")).status_code == 404, path
         assert client.get(path, headers=token("drc")).status_code == 200, path
     assert client.get("/api/v1/projects", headers=token("analyst")).get_json()["total"] == 0
+    for path in ("/api/v1/alerts", f"/api/v1/codes/{code}/verify"):  # nor its clocks' lights, nor its code
+        assert client.get(path, headers=token("analyst")).status_code == 403, path
+        assert client.get(path, headers=token("drc")).status_code == 200, path
     assert client.get("/api/v1/procedures", headers=token("analyst")).status_code == 200  # its own work
 
 def test_officials_of_another_region_do_not_see_the_project(client, token, platform):

@@ -349,6 +349,17 @@ def test_forecast_shows_its_basis(client, token, world):
     assert drc_view["total"] == 1 and drc_view["items"][0]["basis"] == []
 
 
+
+@pytest.mark.parametrize("ended", ["terminated", "closed"])
+def test_forecast_leaves_out_a_matter_the_platform_ended(client, token, world, platform, ended):
+    """A matter ended by a lapsed commitment (terminated) or a re-code (closed) is not open."""
+    with unit_of_work(platform.session_factory) as s:
+        pm = s.scalar(select(ProjectMatter).join(Project).where(
+            Project.project_code == P2, ProjectMatter.matter_code == "construction_permit"))
+        pm.status = ended
+    (project,) = get(client, token, "supervisor", "forecast").get_json()["items"]
+    assert [b["matter_code"] for b in project["basis"]] == ["land_pre_review"]
+
 def test_summary_exports_carry_the_same_figures(client, token, world):
     r = get(client, token, "supervisor", "summary.csv", **MARCH)
     assert r.headers["Content-Type"].startswith("text/csv")
