@@ -897,22 +897,25 @@ def close_project(session: Session, project: Project, *, reason: str, now: datet
                  target=f"project:{project.project_code}", summary={"reason": reason})
 
 
-def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime) -> ProcessInstance:
-    """Retry an errored instance on the newest version of its procedure (after a fix was deployed)."""
+def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on_newest: bool = True) -> ProcessInstance:
+    """Retry an errored instance on the newest version of its procedure (after a fix was
+    deployed), or, ``on_newest=False``, on the version it runs on (the failure lay outside
+    the diagram, or the newest version was restructured and cannot hold its state)."""
     row = session.get(ProcessInstance, instance_id)
     if row is None:
         raise NotFound("流程实例不存在 (no such instance)")
     if row.status != "error":
         raise Conflict("只有出错的流程实例可以重试 (only errored instances are retried)")
-    newest = procedures.latest(session, row.procedure_version.process_id)
+    newest = procedures.latest(session, row.procedure_version.process_id) if on_newest else row.procedure_version
     pending, project = row.pending_action or {}, session.get(Project, row.project_id)
     restored = None
     if pending.get("action") != "start":
         try:
             restored = spiff_adapter.restore(procedures.SPECS.get(newest), row.state)
         except spiff_adapter.StateFormatError as exc:
-            raise Conflict(f"流程实例的状态不能在第 {newest.version} 版流程上继续，请部署与其结构相容的修正版本 "
-                           f"(the instance's state does not fit version {newest.version}: {exc})") from exc
+            raise Conflict(f"流程实例的状态不能在第 {newest.version} 版流程上继续：请部署与其结构相容的修正版本，或在其原版本上重试 "
+                           f"(the instance's state does not fit version {newest.version}: deploy a compatible fix, or retry "
+                           f"on its own version with {{\"version\": \"current\"}}: {exc})") from exc
     row.procedure_version_id, row.procedure_version = newest.id, newest
     run = Run(session, now, row, project, actor.username)
 

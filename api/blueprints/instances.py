@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from api.auth import current_actor, requires
-from api.schemas.common import PageQuery, page_envelope, page_of
+from api.schemas.common import PageQuery, StrictSchema, page_envelope, page_of
 from api.transaction import platform, session
 from engine import runtime
 
@@ -39,9 +39,17 @@ def list_instances(query):
     return page_of(rows, total, query["page"], query["page_size"])
 
 
+class RetrySchema(StrictSchema):
+    version = ma.fields.String(load_default="newest", validate=validate.OneOf(("newest", "current")), metadata={
+        "description": "newest (default): the newest deployed version, after a fix; current: the version the instance "
+                       "runs on (a failure outside the diagram, or a newest version that cannot hold its state)"})
+
+
 @bp.route("/<int:instance_id>/retry", methods=["POST"])
 @requires("operator")
+@bp.arguments(RetrySchema, required=False)
 @bp.response(200, InstanceSchema)
-def retry(instance_id):
-    """Retry an errored instance on the newest deployed version of its procedure."""
-    return runtime.retry(session(), actor=current_actor(), instance_id=instance_id, now=platform().clock.now())
+def retry(body, instance_id):
+    """Retry an errored instance on the newest deployed version of its procedure, or on its own (optional body)."""
+    return runtime.retry(session(), actor=current_actor(), instance_id=instance_id, now=platform().clock.now(),
+                         on_newest=(body or {}).get("version", "newest") == "newest")

@@ -602,6 +602,12 @@ def test_retrying_on_a_version_that_cannot_hold_the_state_is_409_and_changes_not
     r = client.post(f"/api/v1/instances/{master['id']}/retry", headers=token("operator"))
     assert r.status_code == 409 and "does not fit version" in r.get_json()["message"], r.get_json()
     assert matter_instances(client, token, status="error") == [master]
+    r = client.post(f"/api/v1/instances/{master['id']}/retry", headers=token("operator"), json={"version": "sideways"})
+    assert r.status_code == 422 and "version" in r.get_json()["errors"], r.get_json()
+    # on its own version it fails again the same way (the fault is in that version): errored, not lost
+    r = client.post(f"/api/v1/instances/{master['id']}/retry", headers=token("operator"), json={"version": "current"})
+    assert r.status_code == 200 and r.get_json()["status"] == "error", r.get_json()
+    assert r.get_json()["procedure_version"] == master["procedure_version"]
 
 
 # --- restricted scripts at run time -------------------------------------------------------------
