@@ -906,25 +906,25 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on
         raise NotFound("流程实例不存在 (no such instance)")
     if row.status != "error":
         raise Conflict("只有出错的流程实例可以重试 (only errored instances are retried)")
-    newest = procedures.latest(session, row.procedure_version.process_id) if on_newest else row.procedure_version
+    version = procedures.latest(session, row.procedure_version.process_id) if on_newest else row.procedure_version
     pending, project = row.pending_action or {}, session.get(Project, row.project_id)
     restored = None
     if pending.get("action") != "start":
         try:
-            restored = spiff_adapter.restore(procedures.SPECS.get(newest), row.state)
+            restored = spiff_adapter.restore(procedures.SPECS.get(version), row.state)
         except spiff_adapter.StateFormatError as exc:
-            raise Conflict(f"流程实例的状态不能在第 {newest.version} 版流程上继续：请部署与其结构相容的修正版本，或在其原版本上重试 "
-                           f"(the instance's state does not fit version {newest.version}: deploy a compatible fix, or retry "
+            raise Conflict(f"流程实例的状态不能在第 {version.version} 版流程上继续：请部署与其结构相容的修正版本，或在其原版本上重试 "
+                           f"(the instance's state does not fit version {version.version}: deploy a compatible fix, or retry "
                            f"on its own version with {{\"version\": \"current\"}}: {exc})") from exc
-    row.procedure_version_id, row.procedure_version = newest.id, newest
+    row.procedure_version_id, row.procedure_version = version.id, version
     run = Run(session, now, row, project, actor.username)
 
     def step() -> spiff_adapter.Instance:
         row.status, row.error_element, row.error_message, row.pending_action = "running", None, None, None
         audit.record(session, at=now, actor=actor.username, action="instance.retry", project_code=project.project_code,
-                     target=f"instance:{row.id}", summary={"procedure_version": newest.version})
+                     target=f"instance:{row.id}", summary={"procedure_version": version.version})
         if pending.get("action") == "start":
-            return spiff_adapter.start(procedures.SPECS.get(newest), pending["data"], now=now, functions=run.functions)
+            return spiff_adapter.start(procedures.SPECS.get(version), pending["data"], now=now, functions=run.functions)
         instance = restored
         if pending.get("action") == "complete":
             spiff_adapter.complete_user_task(instance, pending["task_id"], pending["data"], now=now, functions=run.functions)
