@@ -67,6 +67,7 @@ def report(session: Session, *, actor: Actor, project: Project, kind: str, perio
         raise Conflict("项目审批事项尚未全部办结，不能报送实施情况 (the project's matters have not all concluded)")
     if kind not in KINDS:
         raise Invalid.field("kind", f"须为 {', '.join(KINDS)} 之一 (unknown kind)")
+    _month(period) if kind == "progress" else _day(period)  # the report's own fields first, then its order
     _check_amounts(project, percent_complete, investment_completed)
     session.execute(select(Project.id).where(Project.id == project.id).with_for_update())
     earlier = list(session.scalars(select(ImplementationReport).where(ImplementationReport.project_id == project.id)

@@ -60,6 +60,9 @@ def test_implementation_reports_start_progress_completion(client, token, platfor
     assert report(client, token, code, kind="progress", period="2026-03", percent_complete="10",
                   investment_completed="100").status_code == 409  # no start yet
     assert report(client, token, code, kind="completion", period="2026-03-02").status_code == 409
+    for kind, period in (("progress", "2026-13"), ("progress", "２０２６-03"), ("completion", "2026-3-2")):
+        r = report(client, token, code, kind=kind, period=period)  # its own field is wrong: said first, not the order
+        assert r.status_code == 422 and "period" in r.get_json()["errors"], (kind, period, r.get_json())
     for bad, field in (({"period": "2026-03"}, "period"), ({"period": "2026-03-03"}, "period"),  # a month; tomorrow
                        ({"kind": "finish"}, "kind"), ({"percent_complete": "101"}, "percent_complete"),
                        ({"investment_completed": "-1"}, "investment_completed"), ({"content": "<script>"}, "content"),
