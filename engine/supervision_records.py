@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, not_, select
 from sqlalchemy.orm import Session
 
 from engine import audit, calendar, clocks, holds
@@ -78,6 +78,11 @@ def _check_details(kind: str, details: dict[str, Any], working_days: int | None)
     if not amount.is_finite() or amount < 0:
         raise Invalid.field("details.amount", "罚款金额不得为负 (the amount must be >= 0)")
     return {**details, "amount": str(amount)}
+
+
+#: What the project unit does not see: a withheld record, unless it is a rectification
+#: order, which the unit must act on.
+_WITHHELD_FROM_UNIT = and_(SupervisionRecord.public.is_(False), SupervisionRecord.kind != "rectification")
 
 
 def record(session: Session, *, actor: Actor, project: Project, kind: str, title: str, content: str, public: bool | None,
@@ -153,7 +158,7 @@ def list_records(session: Session, actor: Actor, project: Project, *, kind: str 
     public ones and the rectification orders it must act on."""
     where = [SupervisionRecord.project_id == project.id]
     if not actor.is_official:
-        where.append(or_(SupervisionRecord.public.is_(True), SupervisionRecord.kind == "rectification"))
+        where.append(not_(_WITHHELD_FROM_UNIT))
     if kind:
         where.append(SupervisionRecord.kind == kind)
     total = session.scalar(select(func.count()).select_from(SupervisionRecord).where(*where))
@@ -170,9 +175,7 @@ def withheld_targets(session: Session, actor: Actor, project: Project) -> list[s
     history does not show them either."""
     if actor.is_official:
         return []
-    ids = session.scalars(select(SupervisionRecord.id).where(
-        SupervisionRecord.project_id == project.id, SupervisionRecord.public.is_(False),
-        SupervisionRecord.kind != "rectification"))
+    ids = session.scalars(select(SupervisionRecord.id).where(SupervisionRecord.project_id == project.id, _WITHHELD_FROM_UNIT))
     return [f"supervision_record:{i}" for i in ids]
 
 

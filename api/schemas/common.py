@@ -25,6 +25,10 @@ _FORBIDDEN = re.compile(
 )
 
 
+#: A 6-digit administrative region code (行政区划代码), ASCII digits only.
+REGION_CODE = validate.Regexp(r"^[0-9]{6}$", error="须为6位数字行政区划代码 (6-digit region code)")
+
+
 def plain_text(value: str) -> None:
     if _FORBIDDEN.search(value):
         raise ma.ValidationError("不得包含标记或SQL片段 (markup, control characters or SQL are not allowed)")

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import PageQuery, PlatformDate, StrictSchema
+from api.schemas.common import REGION_CODE, PageQuery, PlatformDate, StrictSchema
 from engine.clock import SHANGHAI
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -99,13 +99,12 @@ class PortalRecordSchema(PortalProjectRecordSchema):
     region = ma.fields.Nested(PortalCodeNameSchema)
 
 
-_REGION = validate.Regexp(r"^[0-9]{6}$", error="须为6位数字行政区划代码 (6-digit region code)")
 
 
 class RecordFilterSchema(StrictSchema):
     """Filters of the supervision and penalty lists (dates: recorded, Asia/Shanghai, inclusive)."""
 
-    region = ma.fields.String(validate=_REGION, metadata={"description": "行政区划 (includes the regions below it)"})
+    region = ma.fields.String(validate=REGION_CODE, metadata={"description": "行政区划 (includes the regions below it)"})
     department = ma.fields.String(validate=validate.Length(min=1, max=32))
     date_from = PlatformDate(data_key="from", metadata={"description": "first day, YYYY-MM-DD"})
     date_to = PlatformDate(data_key="to", metadata={"description": "last day, YYYY-MM-DD"})

@@ -4,11 +4,10 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import ExactDecimal, PageQuery, StrictSchema, Text
+from api.schemas.common import REGION_CODE, ExactDecimal, PageQuery, StrictSchema, Text
 from engine.models import REGIMES
 from engine.projects import CHANGE_KINDS
 
-_CODE6 = validate.Regexp(r"^[0-9]{6}$", error="须为6位数字行政区划代码 (6-digit region code)")
 _CODE2 = validate.Regexp(r"^[0-9]{2}$", error="须为2位国民经济行业代码 (2-digit industry code)")
 _YEAR = validate.Range(min=1990, max=2100)
 _INVESTMENT = validate.Range(min=0, min_inclusive=False, max=10**12, error="总投资须大于0且不超过10^12万元")
@@ -17,7 +16,7 @@ _INVESTMENT = validate.Range(min=0, min_inclusive=False, max=10**12, error="总�
 class DeclarationSchema(StrictSchema):
     name = Text(200, required=True, metadata={"description": "项目名称"})
     regime = ma.fields.String(required=True, validate=validate.OneOf(REGIMES), metadata={"description": "审批 examination | 核准 approval | 备案 filing"})
-    region_code = ma.fields.String(required=True, validate=_CODE6, metadata={"description": "建设地点行政区划代码"})
+    region_code = ma.fields.String(required=True, validate=REGION_CODE, metadata={"description": "建设地点行政区划代码"})
     industry_code = ma.fields.String(required=True, validate=_CODE2, metadata={"description": "国民经济行业代码 (GB/T 4754 大类)"})
     location = Text(200, required=True, metadata={"description": "建设地点"})
     investment = ExactDecimal(required=True, places=4, as_string=True, validate=_INVESTMENT, allow_nan=False, metadata={"description": "总投资 (万元)"})

@@ -7,13 +7,13 @@ from datetime import date
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import PageQuery, PlatformDate, StrictSchema, within_platform_years
+from api.schemas.common import REGION_CODE, PageQuery, PlatformDate, StrictSchema, within_platform_years
 
 _DAYS = "working days of 24 hours (1个工作日 = 24小时)"
 
 
 class ScopeQuery(StrictSchema):
-    region = ma.fields.String(validate=validate.Regexp(r"^[0-9]{6}$", error="须为6位行政区划代码 (a 6-digit region code)"),
+    region = ma.fields.String(validate=REGION_CODE,
                               metadata={"description": "a region within yours; its subtree is included"})
     department = ma.fields.String(validate=validate.Length(min=1, max=32), metadata={"description": "a department code"})
 
