@@ -655,6 +655,11 @@ def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[st
                   now: datetime, backfill: Backfill | None = None) -> tuple[Task, ProcessInstance]:
     """Validate against the form, complete, run to the next wait; all in one transaction.
 
+    The instance's timers already due fire first, each at its own instant, as the sweep
+    would have fired them: an answer given after a limit meets the automatic outcome
+    (a department's reply deemed given, an acceptance deemed made) and is refused, not
+    taken as on time because no sweep had run yet (攀仁府办〔2018〕77号 三（五）).
+
     ``backfill``: the act happened earlier, offline (补录); recorded with its effective
     instant and reason and flagged for e-supervision. The procedure's clocks still run
     on the platform's time: a back-filled act is flagged, never used to rewrite them.
@@ -674,6 +679,9 @@ def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[st
         raise Conflict("任务已由他人签收 (claimed by someone else)")
     validate_form(task.form, data)
     row = session.get(ProcessInstance, task.instance_id)
+    if row.status == "running" and fire_timers(session, row, until=now) and task.status != "ready":
+        raise Conflict("办理时限已过，平台已按规定自动处理，此任务已结束 (the time limit passed: the platform applied "
+                       "the automatic outcome and the task has ended)")
     if row.status != "running":
         raise Conflict(f"流程实例状态为 {row.status}，暂不能办理 (instance is {row.status})")
     project = session.get(Project, row.project_id)
@@ -779,6 +787,8 @@ def deliver(session: Session, row: ProcessInstance, deliveries: list[Delivery], 
     how many were delivered: none while the master is errored (they wait for an
     operator's retry, and a delivery whose step fails waits with them); a master that
     has ended takes them as delivered, with nothing left to tell."""
+    if row.status == "running":
+        fire_timers(session, row, until=now)  # each limit passed before now is met at its own instant, not at now
     if row.status == "error":
         return 0
     for delivery in deliveries:

@@ -62,8 +62,7 @@ def sweep(platform: Platform) -> SweepReport:
     now = platform.clock.now()
     report = SweepReport(at=now.isoformat())
     _recompute_stale_clocks(platform, now, report)
-    _deliver(platform, now, report)
-    _fire_timers(platform, now, report)
+    _fire_timers(platform, now, report)  # before deliveries: each limit is met at its own instant
     _deliver(platform, now, report)
     _end_prerequisite_waits(platform, now, report)
     _end_lapsed_commitments(platform, now, report)
