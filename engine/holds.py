@@ -169,6 +169,12 @@ def hold_if_open(session: Session, clock: Clock, calendar_, *, now: datetime) ->
         clocks.pause(clock, calendar_, now=now, reason=still_open[0].reason)
 
 
+def latest_start(session: Session, pm: ProjectMatter) -> datetime:
+    """When the last of the holds open on the matter (its own and the project's) began: a
+    hold ended at an earlier instant would count on through a later one's start."""
+    return max(h.started_at for h in _open_holds(session, pm.project_id, pm.matter_code))
+
+
 def reasons(session: Session, pm: ProjectMatter) -> set[str]:
     """The reasons the matter's own holds are open for right now."""
     return {h.reason for h in _open_holds(session, pm.project_id, pm.matter_code) if h.matter_code == pm.matter_code}

@@ -144,12 +144,13 @@ def _end_lapsed_commitments(platform: Platform, now: datetime, report: SweepRepo
 
 
 def _end_prerequisite_waits(platform: Platform, now: datetime, report: SweepReport) -> None:
-    """等待前置 ends when the prerequisite matter has concluded."""
+    """等待前置 ends when the prerequisite matter has concluded, counted from its conclusion."""
     with platform.session_factory() as session:
         due = waits.waits_to_end(session)
-    for project_id, matter_code in due:
-        def end(session: Session, project_id=project_id, matter_code=matter_code) -> None:
-            waits.end_wait(session, actor="platform", project=session.get(Project, project_id), matter_code=matter_code, now=now)
+    for project_id, matter_code, concluded_at in due:
+        def end(session: Session, project_id=project_id, matter_code=matter_code, concluded_at=concluded_at) -> None:
+            waits.end_wait(session, actor="platform", project=session.get(Project, project_id), matter_code=matter_code,
+                           now=now, ended_at=concluded_at)
 
         try:
             retrying(platform.session_factory, end, what=f"ending the prerequisite wait of {matter_code}")

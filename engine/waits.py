@@ -48,28 +48,37 @@ def end_wait_by_officer(session: Session, *, actor: Actor, project: Project, mat
     return end_wait(session, actor=actor.username, project=project, matter_code=matter_code, now=now)
 
 
-def end_wait(session: Session, *, actor: str, project: Project, matter_code: str, now: datetime) -> ProjectMatter:
-    """End the wait: the clocks paused for a prerequisite count on; timers are re-armed."""
+def end_wait(session: Session, *, actor: str, project: Project, matter_code: str, now: datetime,
+             ended_at: datetime | None = None) -> ProjectMatter:
+    """End the wait: the clocks paused for a prerequisite count on; timers are re-armed.
+
+    ``ended_at``: when the wait ended, if before ``now`` (the sweep ends it after the
+    prerequisite concluded): the clocks count on from that instant, as 前置事项完成 则回复计时
+    says, however late the sweep came."""
     pm = projects.require_matter(session, project, matter_code)
     runtime.lock_matter(session, pm)  # an officer and the sweep ending one wait: the second finds none
     waits = [reason for reason in holds.reasons(session, pm) if reason.startswith(PREFIX)]
     if not waits:
         raise Conflict("事项不在等待前置 (the matter is not waiting for a prerequisite)")
+    at = now if ended_at is None else min(now, max(ended_at, holds.latest_start(session, pm)))
     for reason in waits:
-        holds.release_matter(session, pm, reason, now=now)
+        holds.release_matter(session, pm, reason, now=at)
     audit.record(session, at=now, actor=actor, action="matter.wait_ended", project_code=project.project_code,
-                 target=f"matter:{matter_code}", summary={})
+                 target=f"matter:{matter_code}", summary={"counted_from": at.isoformat()})
     return pm
 
 
-def waits_to_end(session: Session) -> list[tuple[int, str]]:
-    """(project id, matter code) of every wait whose prerequisite has concluded: the open
-    waits, then their prerequisites' states in one query."""
+def waits_to_end(session: Session) -> list[tuple[int, str, datetime | None]]:
+    """(project id, matter code, when its prerequisite concluded) of every wait whose
+    prerequisite has concluded: the open waits, then their prerequisites' states in one
+    query."""
     waiting = {(h.project_id, h.matter_code): h.reason[len(PREFIX):] for h in session.scalars(
         select(Hold).where(Hold.ended_at.is_(None), Hold.matter_code.is_not(None), Hold.reason.startswith(PREFIX)))}
     if not waiting:
         return []
-    ended = set(session.execute(select(ProjectMatter.project_id, ProjectMatter.matter_code).where(
-        ProjectMatter.project_id.in_({project for project, _ in waiting}),
-        ProjectMatter.status.not_in(projects.OPEN_MATTER_STATUSES))).all())  # ended, however: nothing waits on it
-    return [(project, matter) for (project, matter), prerequisite in waiting.items() if (project, prerequisite) in ended]
+    ended = {(project, matter): concluded_at for project, matter, concluded_at in session.execute(
+        select(ProjectMatter.project_id, ProjectMatter.matter_code, ProjectMatter.concluded_at).where(
+            ProjectMatter.project_id.in_({project for project, _ in waiting}),
+            ProjectMatter.status.not_in(projects.OPEN_MATTER_STATUSES)))}  # ended, however: nothing waits on it
+    return [(project, matter, ended[project, prerequisite]) for (project, matter), prerequisite in waiting.items()
+            if (project, prerequisite) in ended]

@@ -324,6 +324,32 @@ def test_waiting_for_a_prerequisite_pauses_until_it_concludes_or_the_officer_end
     assert client.delete(url, headers=token("land")).status_code == 409  # no longer waiting
 
 
+def test_a_wait_ended_by_a_late_sweep_counts_on_from_the_prerequisites_conclusion(client, token, clock):
+    """004 三（五）: 等待前置情况消除后（前置事项完成…）则回复计时 — from the conclusion, not from
+    whenever the sweep next ran (here two days later: the sweeper was down)."""
+    code = declare(client, token, new_land_use=True, environment_sensitive=True, building_works=False)["project_code"]
+    supply_all_materials(client, token, code)
+    dispatch(client, token, code, departments=["drc", "env", "land"])
+    for user in ("drc", "env", "land"):
+        complete(client, token, user, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
+    for user, matter in (("land", "land_pre_review"), ("env", "eia_approval")):
+        complete(client, token, user, "pre_check", {"precheck_result": "pass", "code_verified": True, "within_competence": True}, code, matter)
+        complete(client, token, user, "acceptance", {"acceptance_decision": "accept"}, code, matter)
+    url = f"/api/v1/projects/{code}/matters/land_pre_review/prerequisite-wait"
+    assert client.post(url, json={"prerequisite": "eia_approval"}, headers=token("land")).status_code == 200
+    clock.advance(days=1)
+    complete(client, token, "env", "handling", {"handling_action": "decide", "handling_opinion": "同意"}, code, "eia_approval")
+    complete(client, token, "env", "decision", {"decision": "approve", "document_number": "环审〔2026〕1号", "document_title": "批复",
+                                                "document_date": "2026-03-02", "main_content": "同意"}, code, "eia_approval")
+    concluded = clock.now()
+    swept = set_now(client, token, concluded + timedelta(days=2))
+    assert swept["sweep"].get("waits_ended") == 1
+    resumed = clock_of(project(client, token, code), "promised", "land")
+    assert resumed["state"] == "running"
+    (wait,) = [p for p in resumed["pauses"] if p["reason"] == "prerequisite:eia_approval"]
+    assert datetime.fromisoformat(wait["end"]) == concluded
+
+
 def test_a_wait_for_a_prerequisite_moves_the_deemed_acceptance_timer_with_the_clock(client, token, clock):
     """The wait is a hold: the diagram's timers that read the paused clock are re-armed,
     so deemed acceptance does not happen at the old instant while the matter waits."""
