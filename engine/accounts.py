@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from engine import audit, codes
 from engine.access import OFFICIAL_ROLES
+from engine.db import is_postgresql
 from engine.errors import Invalid, TooManyAttempts, Unauthenticated
 from engine.models import ROLES, Department, LoginFailure, ProjectUnit, User
 
@@ -140,12 +141,28 @@ def _recent_failures(session: Session, username: str, now: datetime) -> list[dat
     )
 
 
+#: The first key of the advisory locks that serialise one username's sign-ins.
+_SIGN_IN_LOCKS = 0x7A786D01
+
+
+def _one_sign_in_at_a_time(session: Session, username: str) -> None:
+    """One username's sign-ins one after another across every server process (PostgreSQL;
+    SQLite serialises writers at BEGIN): otherwise guesses sent at once each count the
+    failures committed before they started, and any number of them pass the lockout.
+    A transaction-scoped lock: the failure a guess records is committed before the next
+    guess counts."""
+    if is_postgresql(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:space, hashtext(:username))"),
+                        {"space": _SIGN_IN_LOCKS, "username": username})
+
+
 def authenticate(session: Session, *, username: str, password: str, now: datetime, secret: str) -> IssuedToken:
     """Check a password and issue a token.
 
     A failure is recorded even though the caller's request fails: the caller commits
     the failure record before answering 401 (``Unauthenticated.keep_changes``).
     """
+    _one_sign_in_at_a_time(session, username)
     failures = _recent_failures(session, username, now)
     if len(failures) >= MAX_FAILURES:
         retry = int((failures[-MAX_FAILURES] + FAILURE_WINDOW - now).total_seconds()) + 1

@@ -1,6 +1,7 @@
 """Sign-in, token expiry, lock-out after repeated failures."""
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 
@@ -67,3 +68,29 @@ def test_failed_sign_ins_are_audited(client, token):
     with app.extensions["tzxm"].session_factory() as s:
         actions = s.scalars(select(AuditEvent.action).where(AuditEvent.target == "user:housing")).all()
     assert "auth.failure" in actions and timedelta  # the failure was kept although the request failed
+
+
+def test_guesses_sent_at_once_through_two_server_processes_stop_at_the_lockout(app, database_url, clock):
+    """Five failures lock a username for the whole platform, however the guesses arrive:
+    twenty sent at the same moment, split over two apps (two server processes, each
+    with its own connection pool) on one database, get at most five password checks."""
+    from api import create_app
+    from tests.conftest import SECRET
+
+    other = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET, "TZXM_CLOCK_OBJECT": clock,
+                        "TZXM_PLATFORM_REGION": "510411", "TZXM_SWEEP_SECONDS": 1})
+    barrier = threading.Barrier(20)
+    answers = []
+
+    def guess(server, i):
+        client = server.test_client()
+        barrier.wait()
+        answers.append(sign_in(client, "drc", f"wrong-{i}").status_code)
+
+    threads = [threading.Thread(target=guess, args=(app if i % 2 else other, i)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    other.extensions["tzxm_engine"].dispose()
+    assert sorted(answers) == [401] * 5 + [429] * 15
