@@ -3,21 +3,43 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
+from pathlib import Path
 
 from engine.settings import VAR, default_database_url
 
 
 def secret_key() -> str:
-    """SECRET_KEY from the environment; unset → generated once and kept under var/."""
+    """SECRET_KEY from the environment; unset → generated once and kept under var/.
+
+    The generated key is for one host (``make run``): several hosts serving one platform
+    must be given the same SECRET_KEY, or a token signed by one is refused by another."""
     if os.environ.get("SECRET_KEY"):
         return os.environ["SECRET_KEY"]
     path = VAR / "secret_key"
     VAR.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _create_once(path, secrets.token_urlsafe(48))
+    key = path.read_text().strip()
+    if not key:
+        raise RuntimeError(f"{path} is empty: delete it to have a key generated, or set SECRET_KEY")
+    return key
+
+
+def _create_once(path: Path, text: str) -> None:
+    """Write the file whole under another name, then link it into place: a process
+    starting at the same moment reads either no file or the whole key (never an empty
+    one), and the first link wins for every process."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")  # mode 0600
+    try:
         with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+            fh.write(text)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process was first: its key is the key
+    finally:
+        os.unlink(tmp)
 
 
 def from_environment() -> dict:
