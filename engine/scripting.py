@@ -59,6 +59,9 @@ MAX_DATA_CHARS = 4_000_000
 MAX_DATA_VALUES = 1_000_000
 MAX_DATA_DEPTH = 64
 #: Default step budget (bytecode instructions in script frames) and wall-time budget.
+#: The longest script or expression a diagram may hold, and the longest kept compiled.
+MAX_SCRIPT_CHARS = 65_536
+CACHED_CHARS = 4_096
 DEFAULT_MAX_STEPS = 1_000_000
 DEFAULT_MAX_SECONDS = 1.0
 
@@ -343,12 +346,25 @@ class _Compiled:
     syntax: bool
 
 
-@functools.lru_cache(maxsize=4096)
 def _compile(text: str, mode: str) -> _Compiled:
-    """Compile once per distinct text: completing a task must not pay for the AST
-    transform of every condition again."""
+    """Compile once per distinct short text: completing a task must not pay for the AST
+    transform of every condition again. Longer texts (rare) are compiled each time, so
+    the cache stays small however large the diagrams someone validates."""
+    if isinstance(text, str) and len(text) <= CACHED_CHARS:
+        return _compile_cached(text, mode)
+    return _compile_text(text, mode)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_cached(text: str, mode: str) -> _Compiled:
+    return _compile_text(text, mode)
+
+
+def _compile_text(text: str, mode: str) -> _Compiled:
     if not isinstance(text, str) or not text.strip():
         return _Compiled(None, "empty expression" if mode == "eval" else "empty script", True)
+    if len(text) > MAX_SCRIPT_CHARS:
+        return _Compiled(None, f"too long: {len(text)} characters (limit {MAX_SCRIPT_CHARS})", False)
     source = text.strip() if mode == "eval" else text
     try:
         ast.parse(source, SCRIPT_FILENAME, mode)

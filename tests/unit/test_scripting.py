@@ -220,3 +220,15 @@ def test_syntax_errors_are_reported():
     with pytest.raises(ScriptRefused) as refused:
         env().evaluate("decision ==", {})
     assert refused.value.syntax
+
+
+def test_a_script_too_long_is_refused_and_long_ones_are_not_kept_compiled():
+    from engine import scripting
+
+    assert "too long" in check_script("x = 1\n" * (scripting.MAX_SCRIPT_CHARS // 6 + 1))
+    long_but_allowed = "x = 1\n" * (scripting.CACHED_CHARS // 6 + 1)
+    before = scripting._compile_cached.cache_info().currsize
+    assert check_script(long_but_allowed) is None
+    assert scripting._compile_cached.cache_info().currsize == before
+    assert check_script("kept_compiled_once = 2") is None
+    assert scripting._compile_cached.cache_info().currsize == before + 1
