@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from engine import calendar, clocks, materials, runtime, waits
 from engine.db import is_postgresql, retrying
+from engine.errors import Conflict
 from engine.health import record_sweep
 from engine.models import Clock, Delivery, ProcessInstance, Project
 from engine.platform import Platform
@@ -148,13 +149,17 @@ def _end_prerequisite_waits(platform: Platform, now: datetime, report: SweepRepo
     with platform.session_factory() as session:
         due = waits.waits_to_end(session)
     for project_id, matter_code, concluded_at in due:
-        def end(session: Session, project_id=project_id, matter_code=matter_code, concluded_at=concluded_at) -> None:
-            waits.end_wait(session, actor="platform", project=session.get(Project, project_id), matter_code=matter_code,
-                           now=now, ended_at=concluded_at)
+        def end(session: Session, project_id=project_id, matter_code=matter_code, concluded_at=concluded_at) -> int:
+            try:
+                waits.end_wait(session, actor="platform", project=session.get(Project, project_id), matter_code=matter_code,
+                               now=now, ended_at=concluded_at)
+            except Conflict:
+                return 0  # found ended under the matter's lock: another sweeper or the officer was first
+            return 1
 
         try:
-            retrying(platform.session_factory, end, what=f"ending the prerequisite wait of {matter_code}")
-            report.count("waits_ended")
+            report.count("waits_ended", retrying(platform.session_factory, end,
+                                                 what=f"ending the prerequisite wait of {matter_code}"))
         except Exception:  # noqa: BLE001 - retried on the next sweep
             log.exception("ending the prerequisite wait of %s failed", matter_code)
 

@@ -3,9 +3,13 @@ yellow and red, pauses, the automatic outcomes, and a year with no schedule."""
 from __future__ import annotations
 
 import io
+import logging
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
+from engine.models import Project
 from tests.integration.helpers import declare, supply_all_materials
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -348,6 +352,27 @@ def test_a_wait_ended_by_a_late_sweep_counts_on_from_the_prerequisites_conclusio
     assert resumed["state"] == "running"
     (wait,) = [p for p in resumed["pauses"] if p["reason"] == "prerequisite:eia_approval"]
     assert datetime.fromisoformat(wait["end"]) == concluded
+
+
+def test_a_wait_another_ended_first_is_passed_by_quietly(client, token, clock, platform, monkeypatch, caplog):
+    """Two sweepers (or the officer and a sweeper) read the same wait as ready to end; the
+    second finds it ended under the matter's lock: nothing to do, nothing to report."""
+    from engine import waits
+    from engine.sweep import sweep
+
+    code = declare(client, token, new_land_use=True)["project_code"]
+    _to_acceptance(client, token, code)
+    url = f"/api/v1/projects/{code}/matters/land_pre_review/prerequisite-wait"
+    assert client.post(url, json={"prerequisite": "enterprise_filing"}, headers=token("land")).status_code == 200
+    with platform.session_factory() as session:
+        project_id = session.scalar(select(Project.id).where(Project.project_code == code))
+    read_before = [(project_id, "land_pre_review", None)]  # as the other sweeper read it, before the officer acted
+    assert client.delete(url, headers=token("land")).status_code == 200
+    monkeypatch.setattr(waits, "waits_to_end", lambda session: read_before)
+    caplog.set_level(logging.WARNING)
+    report = sweep(platform)
+    assert "waits_ended" not in report.fired
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_a_wait_for_a_prerequisite_moves_the_deemed_acceptance_timer_with_the_clock(client, token, clock):
