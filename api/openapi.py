@@ -25,8 +25,11 @@ REFUSALS = {
 }
 
 
+ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
 def refusal(status: str) -> dict[str, Any]:
-    return {"description": REFUSALS[status], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {"description": REFUSALS[status], "content": ERROR_BODY}
 
 
 def file_response(media_type: str, description: str) -> dict[str, Any]:
@@ -47,6 +50,7 @@ class RefusalsPlugin(BasePlugin):
         if view is None:
             return
         for method, operation in (operations or {}).items():
+            _errors_have_their_body(operation)
             handler = getattr(getattr(view, "view_class", None), method, None) or view  # a MethodView's method
             if not getattr(handler, "requires_sign_in", False):
                 continue
@@ -58,6 +62,14 @@ class RefusalsPlugin(BasePlugin):
             responses = operation.setdefault("responses", {})
             for status in statuses:
                 responses.setdefault(status, refusal(status))
+
+
+def _errors_have_their_body(operation: dict[str, Any]) -> None:
+    """A refusal a view documents by its description alone (``alt_response(429, ...)``)
+    still answers the ``Error`` JSON: say so, so that a generated client parses it."""
+    for status, response in operation.get("responses", {}).items():
+        if str(status)[0] in "45" and isinstance(response, dict) and "content" not in response:
+            response["content"] = ERROR_BODY
 
 
 def decimal2properties(self, field, ret, **kwargs) -> dict:

@@ -53,6 +53,11 @@ _NOT_ENDED = ("running", "error")
 
 # --- forms ------------------------------------------------------------------------------
 
+#: The form of a task that takes no answer (a copied document, a notice to read): no
+#: field. Every task carries a form (API.md), so a client renders any task alike.
+NO_FORM = {"type": "object", "properties": {}, "additionalProperties": False}
+
+
 @lru_cache(maxsize=256)
 def form_schema(name: str | None) -> dict | None:
     """A form's JSON Schema from forms/ (read once per process)."""

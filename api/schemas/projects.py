@@ -124,11 +124,11 @@ class ProjectSchema(ma.Schema):
     project_unit = ma.fields.Nested(ProjectUnitSchema)
     declared_at = ma.fields.AwareDateTime()
     supersedes = ma.fields.Function(
-        lambda p: p.supersedes.project_code if p.supersedes else None,
+        lambda p: p.supersedes.project_code if p.supersedes else None, allow_none=True,
         metadata={"description": "the old code this one replaced (重新赋码)", "type": "string"},
     )
     superseded_by = ma.fields.Function(
-        lambda p: p.superseded_by.project_code if p.superseded_by else None,
+        lambda p: p.superseded_by.project_code if p.superseded_by else None, allow_none=True,
         metadata={"description": "the new code that replaced this one", "type": "string"},
     )
     matters = ma.fields.List(ma.fields.Nested(ProjectMatterSchema), metadata={"description": "the matters notice and each matter's progress"})
