@@ -177,8 +177,14 @@ class Run:
         return value.isoformat() if value is not None else FAR_FUTURE
 
     def _department(self, scope) -> str | None:
+        """Whose clock a script starts: the department it runs for (``department`` in its
+        data: a reply), else its lane's (the general window's dispatch clock), else its
+        matter's. Alerts and e-supervision count a clock against this department."""
         if scope.data.get("department"):
             return str(scope.data["department"])
+        department, _ = _lane_owner(scope.lane, scope.data)
+        if department:
+            return department
         matter = self.session.get(Matter, self.row.matter_code) if self.row.matter_code else None
         return matter.department_code if matter else None
 

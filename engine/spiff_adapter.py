@@ -172,6 +172,7 @@ class ScriptScope:
     process_id: str
     scope_id: str | None
     data: Mapping[str, Any] = field(repr=False, compare=False)
+    lane: str | None = None  # the name of the lane the task lies in
 
 
 #: The platform functions for a call: one mapping for every task, or a factory called
@@ -373,7 +374,7 @@ class _DataView(Mapping[str, Any]):
 
 def _script_scope(task: Any) -> ScriptScope:
     return ScriptScope(str(task.id), task.task_spec.bpmn_id or task.task_spec.name, task.workflow.spec.name,
-                       _scope_id(task), _DataView(task.data))
+                       _scope_id(task), _DataView(task.data), getattr(task.task_spec, "lane", None))
 
 
 #: The database failing under a platform function for reasons of its own (a deadlock, a

@@ -85,6 +85,24 @@ def test_dispatch_clock_friday_afternoon_is_due_monday_afternoon_with_yellow_the
     assert alerts(client, token, project_code=code, light="red")
 
 
+def test_the_dispatch_clock_is_the_general_windows_in_its_alerts_and_in_e_supervision(client, token, clock):
+    """督办计时 is the general window's duty (三（五）: 综合窗口人员应当在1个工作日之内…): its
+    clock, its yellow and red are the window's, on the window's alert list and in its
+    row of the e-supervision summary."""
+    clock.set(at(2026, 3, 2, 9))
+    code = declare(client, token)["project_code"]
+    assert clock_of(project(client, token, code), "dispatch")["department"] == "window"
+    set_now(client, token, at(2026, 3, 10, 9))  # left undispatched for a week
+    r = client.get("/api/v1/alerts", query_string={"project_code": code}, headers=token("window"))
+    assert r.status_code == 200, r.get_json()
+    assert sorted((a["light"], a["clock"], a["department"]) for a in r.get_json()["items"]) == [
+        ("red", "dispatch", "window"), ("yellow", "dispatch", "window")]
+    r = client.get("/api/v1/supervision/summary", query_string={"from": "2026-03-01", "to": "2026-03-31"},
+                   headers=token("supervisor"))
+    (window,) = [d for d in r.get_json()["departments"] if d["department"] == "window"]
+    assert window["red_records"] == 1 and window["overdue_now"] == 1
+
+
 def test_a_clock_started_on_a_holiday_counts_from_the_next_working_day(client, token, clock):
     clock.set(at(2026, 10, 2, 10))  # National Day holiday
     code = declare(client, token)["project_code"]

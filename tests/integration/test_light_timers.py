@@ -132,12 +132,12 @@ def test_dispatch_clock_yellow_on_the_window_review(client, token):
     assert instance(client, token, "master")["next_timer_at"] == dispatch["yellow_at"]
     swept = set_now(client, token, instant(dispatch["yellow_at"]) + MINUTE)
     assert swept.get("timers") == 1 and "alerts" not in swept
-    assert lights(client, token, code) == [("yellow", "dispatch", None, dispatch["yellow_at"])]
+    assert lights(client, token, code) == [("yellow", "dispatch", "window", dispatch["yellow_at"])]
     window = task(client, token, "window", code, "window_review")
     assert window["light"] == "yellow"
     complete(client, token, "window", code, "window_review", {"window_decision": "dispatch", "departments": ["land"]})
     assert clock_of(client, token, code, "dispatch")["state"] == "stopped"
-    assert lights(client, token, code) == [("yellow", "dispatch", None, dispatch["yellow_at"])]
+    assert lights(client, token, code) == [("yellow", "dispatch", "window", dispatch["yellow_at"])]
 
 
 def test_a_silent_departments_reply_turns_yellow_then_the_automatic_reply_records_red_once(client, token):
