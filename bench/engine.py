@@ -105,11 +105,11 @@ def spiff_only_functions(calendar: WorkCalendar, now):
         "clock_due": lambda kind: due, "clock_yellow": lambda kind: due,
         "start_clock": lambda kind, working_days, from_clock=None: None, "stop_clock": lambda kind: None,
         "pause_clock": lambda kind, reason: None, "resume_clock": lambda kind: None, "issue_notice": lambda kind: kind,
-        "record_light": lambda kind: "green",
+        "record_light": lambda kind: "green", "promised_days": lambda: 10,
     }
 
 
-def memory_functions(calendar: WorkCalendar, now, project_code: str):
+def memory_functions(calendar: WorkCalendar, now, project_code: str, promised: dict[str, int]):
     """The platform functions doing in memory the work that is not the database's: a
     clock's yellow and due instants in working time, a notice rendered to its PDF. The
     service layer does the same and stores it; the difference is the database's."""
@@ -136,7 +136,7 @@ def memory_functions(calendar: WorkCalendar, now, project_code: str):
             "clock_yellow": lambda kind: running.get(kind, (FAR_FUTURE, ""))[0],
             "start_clock": start_clock, "stop_clock": lambda kind: running.pop(kind, None),
             "pause_clock": lambda kind, reason: None, "resume_clock": lambda kind: None, "issue_notice": issue_notice,
-            "record_light": lambda kind: "green",
+            "record_light": lambda kind: "green", "promised_days": lambda: promised[scope.data["matter_code"]],
         }
 
     return functions
@@ -190,7 +190,8 @@ def bench_memory(url: str, n: int) -> tuple[float, float]:
             "matters_notice": [{"matter_code": m.matter_code, "department": m.department_code} for m in notice],
             "departments": list(dict.fromkeys(m.department_code for m in notice))}
     rates = []
-    for functions in (spiff_only_functions(calendar, START), memory_functions(calendar, START, data["project_code"])):
+    for functions in (spiff_only_functions(calendar, START), memory_functions(calendar, START, data["project_code"],
+                                                                                   {m.matter_code: m.promised_working_days for m in notice})):
         memory_flow(specs, functions, START, data)
         t0 = time.perf_counter()
         for _ in range(n):

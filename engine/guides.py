@@ -254,6 +254,15 @@ def for_project_matter(session: Session, pm: ProjectMatter) -> ServiceGuide | No
     return current(session, pm.matter_code)
 
 
+def promised_working_days(session: Session, pm: ProjectMatter) -> int:
+    """承诺时限 the project was told for the matter: its guide's (a department may promise
+    less than the catalogue's limit, 第十五条: 根据…事项办理时限要求进行计时), else the
+    catalogue's. The promised clock runs on it and the project shows it."""
+    guide = for_project_matter(session, pm)
+    promised = guide.content.get("promised_working_days") if guide is not None else None
+    return int(promised) if promised is not None else pm.matter.promised_working_days
+
+
 def material(guide: ServiceGuide, code: str) -> dict[str, Any] | None:
     """One material of a guide's list by its code."""
     return next((m for m in guide.content.get("materials", ()) if m.get("code") == code), None)

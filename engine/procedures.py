@@ -34,7 +34,7 @@ MATTERS_DECISION = "matters_notice"
 #: The functions the platform gives scripts and expressions (engine.runtime binds them).
 PLATFORM_FUNCTIONS = (
     "working_days", "clock_due", "clock_yellow", "start_clock", "stop_clock", "pause_clock", "resume_clock",
-    "issue_notice", "record_light",
+    "issue_notice", "record_light", "promised_days",
 )
 
 

@@ -148,7 +148,15 @@ class Run:
             "resume_clock": lambda kind: self._resume(scope, kind),
             "issue_notice": lambda kind: self._issue_notice(scope, kind),
             "record_light": lambda kind: self._record_light(scope, kind),
+            "promised_days": self._promised_days,
         }
+
+    def _promised_days(self) -> int:
+        """The matter's promised working days as the project was told them."""
+        pm = self.project_matter()
+        if pm is None:
+            raise ValueError("promised_days() is for a matter's procedure: this instance handles no matter")
+        return guides.promised_working_days(self.session, pm)
 
     def _working_days(self, n) -> str:
         days = float(n)

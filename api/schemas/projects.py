@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import marshmallow as ma
 from marshmallow import validate
+from sqlalchemy.orm import object_session
 
 from api.schemas.common import REGION_CODE, ExactDecimal, PageQuery, StrictSchema, Text
+from engine import guides
 from engine.models import REGIMES
 from engine.projects import CHANGE_KINDS
 
@@ -56,7 +58,8 @@ class ProjectMatterSchema(ma.Schema):
     matter_code = ma.fields.String()
     name = ma.fields.Function(lambda pm: pm.matter.name, metadata={"type": "string"})
     department = ma.fields.String(attribute="department_code")
-    promised_working_days = ma.fields.Function(lambda pm: pm.matter.promised_working_days, metadata={"type": "integer"})
+    promised_working_days = ma.fields.Function(lambda pm: guides.promised_working_days(object_session(pm), pm), metadata={
+        "type": "integer", "description": "承诺时限 as the project was told it (its guide version's)"})
     status = ma.fields.String()
     light = ma.fields.String()
     result = ma.fields.Dict()

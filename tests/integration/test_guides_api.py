@@ -301,3 +301,29 @@ def test_seeding_again_adds_nothing(platform):
     with unit_of_work(platform.session_factory) as s:
         assert guides.load_seed(s, platform.clock.now()) == []
     assert counts(platform) == before
+
+
+def test_the_promised_clock_runs_on_the_limit_the_project_was_told(client, token):
+    """第十五条: 根据…事项办理时限要求进行计时. A department promising less than the catalogue
+    (a new guide version) shortens the clocks of the projects told that version; a project
+    told the earlier version keeps its limit."""
+    from tests.integration.test_workflow_api import ACCEPT, PRE_CHECK_PASS, project, to_matters, work
+
+    def accepted_land_matter():
+        code = to_matters(client, token, new_land_use=True, industry_code="13", building_works=False)
+        work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, "land_pre_review")
+        work(client, token, "land", "acceptance", code, ACCEPT, "land_pre_review")
+        body = project(client, token, code)
+        (matter,) = [m for m in body["matters"] if m["matter_code"] == "land_pre_review"]
+        (clock,) = [c for c in body["clocks"] if c["kind"] == "promised" and c["matter_code"] == "land_pre_review"]
+        return matter, clock
+
+    told_before, clock_before = accepted_land_matter()
+    assert told_before["guide_version"] == 1 and told_before["promised_working_days"] == 10
+    assert float(clock_before["limit_days"]) == 10
+    v2 = content_of(guide(client, "land_pre_review"))
+    v2["promised_working_days"] = 6
+    assert publish(client, token("operator"), "land_pre_review", v2).status_code == 201
+    told_after, clock_after = accepted_land_matter()
+    assert told_after["guide_version"] == 2 and told_after["promised_working_days"] == 6
+    assert float(clock_after["limit_days"]) == 6

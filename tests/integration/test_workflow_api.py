@@ -494,7 +494,7 @@ def test_run_time_failure_marks_the_instance_and_retry_resumes_on_the_fix(client
     work(client, token, "land", "acceptance", code, ACCEPT)
 
 
-ACCEPTED = ("issue_notice('acceptance')\nstart_clock('promised', working_days=10)</bpmn:script>")
+ACCEPTED = ("issue_notice('acceptance')\nstart_clock('promised', working_days=promised_days())</bpmn:script>")
 
 
 def test_a_failed_step_leaves_no_notice_or_clock_behind(client, token, platform):
