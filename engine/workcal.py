@@ -15,7 +15,8 @@ off, and 调休 make-up days on a weekend are worked. That schedule is published
 one year at a time, so the calendar is data (``WorkCalendar``) built from explicit
 per-day facts for the years that are loaded. A year without a loaded schedule does
 not stop the platform: its days follow the weekday rule (Monday to Friday
-worked) and every result that depends on such a day is marked ``provisional``, so
+worked), less the statutory holidays whose dates are known in advance (元旦, 清明,
+劳动节, 国庆节), and every result that depends on such a day is marked ``provisional``, so
 it can be recomputed once the operator loads that year (``parse_year_file`` and
 ``WorkCalendar.with_year``).
 
@@ -99,6 +100,28 @@ def _weekday_rule(day: date) -> bool:
     return day.weekday() < 5
 
 
+#: 全国年节及纪念日放假办法 (2024年修订) 第二条: the holidays whose days are fixed in the
+#: solar calendar, off in every year: 元旦 1月1日, 劳动节 5月1日、2日, 国庆节 10月1日至3日.
+FIXED_HOLIDAYS = frozenset({(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)})
+
+
+@lru_cache(maxsize=256)
+def _qingming(year: int) -> date:
+    """清明节 (清明当日), the day of the solar term, computable for any year."""
+    import chinese_calendar
+
+    ((day, _),) = chinese_calendar.get_solar_terms(date(year, 4, 1), date(year, 4, 10))
+    return day
+
+
+def _unloaded_year_rule(day: date) -> bool:
+    """A day of a year whose schedule is not loaded: the weekday rule, less the statutory
+    holidays known in advance (the fixed ones and 清明). The lunar holidays (春节, 端午,
+    中秋) and the 调休 around all of them come only with the year's schedule, so results
+    on such a year stay provisional."""
+    return _weekday_rule(day) and (day.month, day.day) not in FIXED_HOLIDAYS and day != _qingming(day.year)
+
+
 def _utc(value: datetime, name: str) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, got {value!r}")
@@ -150,8 +173,9 @@ class WorkCalendar:
     years whose official schedule is fully known. Within a loaded year, a day
     without a fact follows the weekday rule; so a loaded year needs facts only for
     the days that differ from it (holidays on weekdays, 调休 workdays on weekends).
-    A year that is not loaded follows the weekday rule too, but results that depend
-    on it are marked provisional. Instances are immutable.
+    A year that is not loaded follows the weekday rule less the statutory holidays
+    known in advance, and results that depend on it are marked provisional. Instances
+    are immutable.
     """
 
     #: names the stored schedule the calendar was built from (``engine.calendar``); a clock
@@ -222,9 +246,12 @@ class WorkCalendar:
         return year in self._loaded
 
     def is_workday(self, d: date) -> bool:
-        """Whether ``d`` is worked; an unloaded year is answered by the weekday rule."""
+        """Whether ``d`` is worked; a day of an unloaded year by the weekday rule less the
+        statutory holidays known in advance (``_unloaded_year_rule``)."""
         fact = self._facts.get(d)
-        return fact.workday if fact is not None else _weekday_rule(d)
+        if fact is not None:
+            return fact.workday
+        return _weekday_rule(d) if d.year in self._loaded else _unloaded_year_rule(d)
 
     def fact(self, d: date) -> DayFact | None:
         """The explicit fact for ``d`` (e.g. to show why a day is off), if there is one."""

@@ -253,15 +253,16 @@ def test_a_year_without_schedule_is_provisional_until_loaded(client, token, cloc
     code = declare(client, token, new_land_use=True)["project_code"]
     dispatch_clock = clock_of(project(client, token, code), "dispatch")
     assert dispatch_clock["calendar_provisional"] is True
-    # weekends only for 2027: Thursday 10:00 + 24h → Friday 2027-01-01 10:00
-    assert dispatch_clock["due_at"] == at(2027, 1, 1, 10).astimezone(timezone.utc).isoformat()
-    schedule = "year 2027\n2027-01-01 holiday 元旦\n"
+    # 2027 unloaded: weekends and the holidays fixed in advance off (元旦 on Friday 01-01):
+    # Thursday 10:00 + 24h → Monday 2027-01-04 10:00
+    assert dispatch_clock["due_at"] == at(2027, 1, 4, 10).astimezone(timezone.utc).isoformat()
+    schedule = "year 2027\n2027-01-01 holiday 元旦\n2027-01-04 holiday 元旦（调休）\n"
     r = client.post("/api/v1/admin/calendar/years", data={"file": (io.BytesIO(schedule.encode()), "2027.txt")},
                     headers=token("operator"), content_type="multipart/form-data")
     assert r.status_code == 201, r.get_json()
     loaded = clock_of(project(client, token, code), "dispatch")
     assert loaded["calendar_provisional"] is False
-    assert loaded["due_at"] == at(2027, 1, 4, 10).astimezone(timezone.utc).isoformat()
+    assert loaded["due_at"] == at(2027, 1, 5, 10).astimezone(timezone.utc).isoformat()
 
 
 def test_a_clock_computed_on_a_calendar_since_replaced_is_computed_again_by_the_next_sweep(client, token, clock, platform):
@@ -279,15 +280,16 @@ def test_a_clock_computed_on_a_calendar_since_replaced_is_computed_again_by_the_
 
     clock.set(at(2026, 12, 31, 10))
     code = declare(client, token, new_land_use=True)["project_code"]
-    assert clock_of(project(client, token, code), "dispatch")["due_at"] == at(2027, 1, 1, 10).astimezone(timezone.utc).isoformat()
+    assert clock_of(project(client, token, code), "dispatch")["due_at"] == at(2027, 1, 4, 10).astimezone(timezone.utc).isoformat()
     with unit_of_work(platform.session_factory) as s:  # the year lands; this clock is not among those it recomputes
-        calendar.load_year_text(s, "year 2027\n2027-01-01 holiday 元旦\n", now=clock.now(), actor="operator")
+        calendar.load_year_text(s, "year 2027\n2027-01-01 holiday 元旦\n2027-01-04 holiday 元旦（调休）\n",
+                                now=clock.now(), actor="operator")
     assert clock_of(project(client, token, code), "dispatch")["calendar_provisional"] is True
 
     assert sweep(platform).fired.get("clocks_recomputed") == 1
     recomputed = clock_of(project(client, token, code), "dispatch")
     assert recomputed["calendar_provisional"] is False
-    assert recomputed["due_at"] == at(2027, 1, 4, 10).astimezone(timezone.utc).isoformat()
+    assert recomputed["due_at"] == at(2027, 1, 5, 10).astimezone(timezone.utc).isoformat()
     with platform.session_factory() as s:
         master = s.scalar(select(ProcessInstance).join(Project, Project.id == ProcessInstance.project_id)
                           .where(Project.project_code == code, ProcessInstance.kind == "master"))

@@ -63,8 +63,9 @@ def test_from_chinese_calendar_skips_years_the_library_lacks():
     cal = WorkCalendar.from_chinese_calendar([2026, 2027])
     assert cal.loaded_years == frozenset({2026})
     assert not cal.is_loaded(2027)
-    assert cal.is_workday(date(2027, 1, 1))  # weekday rule: a Friday
+    assert cal.is_workday(date(2027, 1, 4))  # weekday rule: a Monday
     assert not cal.is_workday(date(2027, 1, 2))
+    assert not cal.is_workday(date(2027, 1, 1))  # a Friday, but 元旦 is off every year
 
 
 def test_calendar_rejects_inconsistent_facts():
@@ -193,14 +194,21 @@ def test_bad_inputs():
 # --- years not loaded --------------------------------------------------------------------
 
 
-def test_reaching_an_unloaded_year_is_provisional_weekends_only():
-    # Thu 2026-12-31 10:00-24:00 (14h), Fri 2027-01-01 worked by the weekday rule (24h),
-    # weekend, Mon 01-04 (24h), Tue 01-05 (10h).
+def test_reaching_an_unloaded_year_is_provisional_with_weekends_and_fixed_holidays_off():
+    # Thu 2026-12-31 10:00-24:00 (14h), Fri 2027-01-01 off (元旦 is off every year),
+    # weekend, Mon 01-04 (24h), Tue 01-05 (24h), Wed 01-06 (10h).
     result = CAL.add_working_days(sh(2026, 12, 31, 10), 3)
-    assert due(result) == sh(2027, 1, 5, 10)
+    assert due(result) == sh(2027, 1, 6, 10)
     assert result.provisional
-    assert CAL.working_time_between(sh(2026, 12, 31, 10), sh(2027, 1, 5, 10)).provisional
+    assert CAL.working_time_between(sh(2026, 12, 31, 10), sh(2027, 1, 6, 10)).provisional
     assert not CAL.working_time_between(sh(2026, 12, 31, 10), sh(2027, 1, 1)).provisional
+
+
+@pytest.mark.parametrize("day", [date(2030, 1, 1), date(2030, 4, 5), date(2030, 5, 1), date(2030, 5, 2), date(2030, 10, 1),
+                                 date(2030, 10, 2), date(2030, 10, 3)])
+def test_in_an_unloaded_year_the_statutory_holidays_fixed_in_advance_are_off(day):
+    assert day.weekday() < 5 and not CAL.is_workday(day)  # 全国年节及纪念日放假办法 第二条 (清明: 2030-04-05)
+    assert CAL.is_workday(day + timedelta(days=7))  # the same weekday a week later is worked
 
 
 def test_unloaded_days_wholly_paused_do_not_make_a_result_provisional():
@@ -302,7 +310,11 @@ def reference_flags(start_min: int, pauses: list[tuple[int, int | None]]) -> tup
         if day.year in LOADED:
             workday = chinese_calendar.is_workday(day)
         else:
-            workday = day.weekday() < 5
+            # the weekday rule less the holidays the law fixes: 元旦, 清明 (the solar term), 劳动节, 国庆节
+            qingming = [d for d, name in chinese_calendar.get_solar_terms(date(day.year, 4, 1), date(day.year, 4, 10))
+                        if name == "清明"]
+            workday = day.weekday() < 5 and (day.month, day.day) not in {(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)} \
+                and [day] != qingming
             guessed[lo:hi] = b"\x01" * (hi - lo)
         if workday:
             counted[lo:hi] = b"\x01" * (hi - lo)
