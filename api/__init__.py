@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask
+from flask import Flask, send_from_directory
 from flask_smorest import Api
+from swagger_ui_bundle import swagger_ui_path
 
 from api import blueprints, errors, hygiene, transaction
 from api.config import from_environment
@@ -16,6 +17,15 @@ from engine.platform import Platform
 from engine.projects import PlatformScope
 
 
+#: Where the platform serves Swagger UI's files itself (the API docs page loads them):
+#: a platform on a network without internet access (政务外网) still shows its docs.
+SWAGGER_UI_ASSETS = "/api/v1/docs/assets"
+
+
+def _swagger_ui_asset(name: str):
+    return send_from_directory(swagger_ui_path, name, max_age=86400)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     app = transaction.TransactionalFlask(__name__)
     app.config.update(
@@ -25,10 +35,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=f"{SWAGGER_UI_ASSETS}/",
         API_SPEC_OPTIONS={
             "security": [{"bearerAuth": []}],
-            "info": {"description": "固定资产投资项目在线申报、并联审批、电子监察。See ../shared/API.md for the stable surface."},
+            "info": {"description": "固定资产投资项目在线申报、并联审批、电子监察。The surface integrators may rely on is "
+                                    "described in API.md, shipped with the platform's source."},
         },
         MAX_CONTENT_LENGTH=files.max_upload_bytes() + 1024 * 1024,  # the upload limit plus multipart overhead
     )
@@ -51,6 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.extensions["tzxm_engine"] = engine
 
+    app.add_url_rule(f"{SWAGGER_UI_ASSETS}/<path:name>", "swagger_ui_asset", _swagger_ui_asset)
     hygiene.init_app(app)
     smorest = Api(app, spec_kwargs={"extra_plugins": [RefusalsPlugin(app)]})
     hygiene.document(smorest)

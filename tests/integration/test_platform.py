@@ -36,6 +36,21 @@ def test_openapi_document_lists_every_endpoint_with_bearer_security(client):
     assert docs.status_code == 200 and b"swagger" in docs.data.lower()
 
 
+def test_the_docs_page_loads_everything_from_the_platform_itself(client):
+    """A platform on a network without internet access (政务外网) shows its API docs: the
+    page names no other host, and each file it loads is served by the platform."""
+    import re
+
+    page = client.get("/api/v1/docs").get_data(as_text=True)
+    assert "http://" not in page and "https://" not in page
+    assets = re.findall(r'(?:src|href)="(/api/v1/docs/assets/[^"]+)"', page)
+    assert {a.rsplit("/", 1)[-1] for a in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css"}
+    for asset in assets:
+        r = client.get(asset)
+        assert r.status_code == 200 and len(r.data) > 1000, asset
+    assert client.get("/api/v1/docs/assets/../config.py").status_code == 404
+
+
 def test_openapi_document_is_valid_openapi_and_types_decimals_as_strings(client):
     """Integrators generate clients from it: it must validate, and say what travels. A
     decimal travels as a string (investment "12000.5000"), its bounds in words."""
