@@ -839,15 +839,17 @@ def deliver(session: Session, row: ProcessInstance, deliveries: list[Delivery], 
 def fire_timers(session: Session, row: ProcessInstance, *, until: datetime, isolated: bool = True) -> int:
     """Fire the instance's timers due up to ``until``, each at the instant it came due.
 
-    SpiffWorkflow fires a timer once the time is strictly past its instant, so each
-    step runs a microsecond after it. ``isolated``: see ``_attempt``.
+    SpiffWorkflow fires a timer once the time is strictly past its instant, so the
+    engine steps a microsecond after it; what the platform does in that step (a clock
+    stopped or resumed, a light, a notice) is dated at the instant itself, so a pause a
+    timer ends leaves no stray microsecond on the clock. ``isolated``: see ``_attempt``.
     """
     project = session.get(Project, row.project_id)
     fired = 0
     while row.status == "running" and row.next_timer_at is not None and row.next_timer_at <= until:
         due = row.next_timer_at
         at = due + _TICK
-        run = Run(session, at, row, project, "platform")
+        run = Run(session, due, row, project, "platform")
 
         def step(at=at, run=run) -> spiff_adapter.Instance:
             instance = _load(row)

@@ -229,9 +229,13 @@ def test_a_special_procedure_its_timer_ended_leaves_exactly_the_rest_of_the_budg
     _to_acceptance(client, token, code)
     complete(client, token, "land", "acceptance", {"acceptance_decision": "accept"}, code)
     _special_procedure(client, token, code, 30)
-    set_now(client, token, _land_timer(platform, code) + timedelta(minutes=1))  # the pause runs out: its timer ends it
-    assert clock_of(project(client, token, code), "promised")["state"] == "running"
-    _special_procedure(client, token, code, 30)  # 30 used (to the microsecond the timer fired), 30 left
+    until = _land_timer(platform, code)
+    set_now(client, token, until + timedelta(minutes=1))  # the pause runs out: its timer ends it
+    resumed = clock_of(project(client, token, code), "promised")
+    assert resumed["state"] == "running"
+    assert datetime.fromisoformat(resumed["pauses"][-1]["end"]) == until  # at its instant, no stray microsecond
+    assert datetime.fromisoformat(resumed["due_at"]).microsecond == 0
+    _special_procedure(client, token, code, 30)  # 30 used, 30 left
     assert clock_of(project(client, token, code), "promised")["state"] == "paused"
 
 
