@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from engine import calendar
-from engine.clock import SystemClock, as_utc
+from engine.clock import SHANGHAI, SystemClock, as_utc
 from engine.db import dialect_insert, make_engine, make_session_factory, unit_of_work
 from engine.models import PlatformState
 
@@ -61,18 +61,27 @@ class Health:
     migration: str | None
     migrations_at_head: bool
     last_sweep_at: datetime | None
+    #: Whether next year's official schedule is loaded. Until it is, a clock reaching into
+    #: next year counts its lunar holidays (春节…) and 调休 as the weekday rule says, and
+    #: what fires on that (an automatic reply, a red record) is not undone by a later
+    #: load: the operator loads it as soon as the State Council publishes it.
+    calendar_next_year_loaded: bool | None = None
 
 
-def check(session: Session) -> Health:
+def check(session: Session, now: datetime) -> Health:
     try:
         session.execute(text("SELECT 1"))
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return Health(False, None, False, None)
     current = MigrationContext.configure(session.connection()).get_current_revision()
-    state = session.get(PlatformState, LAST_SWEEP_KEY) if current else None
+    if current is None:
+        return Health(True, None, False, None)
+    state = session.get(PlatformState, LAST_SWEEP_KEY)
+    next_year = now.astimezone(SHANGHAI).year + 1
     return Health(
         True,
         current,
-        current is not None and current == head_revision(),
+        current == head_revision(),
         datetime.fromisoformat(state.value) if state else None,
+        any(y.year == next_year for y in calendar.years(session)),
     )

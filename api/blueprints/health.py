@@ -1,4 +1,4 @@
-"""GET /api/v1/health: database reachable, migrations at head, time of last sweep."""
+"""GET /api/v1/health: database reachable, migrations at head, time of last sweep, next year's calendar."""
 from __future__ import annotations
 
 import marshmallow as ma
@@ -16,6 +16,8 @@ class HealthSchema(ma.Schema):
     migration = ma.fields.String(allow_none=True)
     migrations_at_head = ma.fields.Boolean()
     last_sweep_at = ma.fields.AwareDateTime(allow_none=True)
+    calendar_next_year_loaded = ma.fields.Boolean(allow_none=True, metadata={
+        "description": "next year's official holiday schedule is loaded (load it when the State Council publishes it)"})
     now = ma.fields.AwareDateTime()
     clock = ma.fields.String()
 
@@ -25,15 +27,16 @@ class HealthSchema(ma.Schema):
 @bp.response(200, HealthSchema)
 @bp.alt_response(503, schema=HealthSchema, description="database unreachable or migrations behind")
 def get_health():
-    h = health.check(session())
-    ok = h.database and h.migrations_at_head
     p = platform()
+    h = health.check(session(), p.clock.now())
+    ok = h.database and h.migrations_at_head
     body = {
         "status": "ok" if ok else "degraded",
         "database": h.database,
         "migration": h.migration,
         "migrations_at_head": h.migrations_at_head,
         "last_sweep_at": h.last_sweep_at,
+        "calendar_next_year_loaded": h.calendar_next_year_loaded,
         "now": p.clock.now(),
         "clock": "manual" if p.clock.manual else "system",
     }

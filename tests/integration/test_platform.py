@@ -23,6 +23,23 @@ def test_health_reports_database_migrations_and_last_sweep(client, platform, clo
     assert body["last_sweep_at"].startswith(clock.now().date().isoformat())
 
 
+def test_health_says_whether_next_years_schedule_is_loaded(client, token, clock):
+    """chinese-calendar knows 2026 at most: late in 2026 the operator must load 2027 as
+    soon as it is published; health says so, so monitoring can tell them."""
+    import io
+    from datetime import datetime, timezone
+
+    clock.set(datetime(2026, 11, 24, 1, tzinfo=timezone.utc))
+    body = client.get("/api/v1/health").get_json()
+    assert body["status"] == "ok" and body["calendar_next_year_loaded"] is False
+    r = client.post("/api/v1/admin/calendar/years", headers=token("operator"), content_type="multipart/form-data",
+                    data={"file": (io.BytesIO("year 2027\n2027-01-01 holiday 元旦\n".encode()), "2027.txt")})
+    assert r.status_code == 201, r.get_json()
+    assert client.get("/api/v1/health").get_json()["calendar_next_year_loaded"] is True
+    clock.set(datetime(2025, 6, 1, tzinfo=timezone.utc))
+    assert client.get("/api/v1/health").get_json()["calendar_next_year_loaded"] is True  # 2026 came with the library
+
+
 def test_openapi_document_lists_every_endpoint_with_bearer_security(client):
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
