@@ -258,7 +258,7 @@ def promised_working_days(session: Session, pm: ProjectMatter) -> int:
     """承诺时限 the project was told for the matter: its guide's (a department may promise
     less than the catalogue's limit, 第十五条: 根据…事项办理时限要求进行计时), else the
     catalogue's. The promised clock runs on it and the project shows it."""
-    guide = for_project_matter(session, pm)
+    guide = get(session, pm.matter_code, pm.guide_version) if pm.guide_version is not None else None  # told none: the catalogue
     promised = guide.content.get("promised_working_days") if guide is not None else None
     return int(promised) if promised is not None else pm.matter.promised_working_days
 

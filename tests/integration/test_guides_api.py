@@ -327,3 +327,27 @@ def test_the_promised_clock_runs_on_the_limit_the_project_was_told(client, token
     told_after, clock_after = accepted_land_matter()
     assert told_after["guide_version"] == 2 and told_after["promised_working_days"] == 6
     assert float(clock_after["limit_days"]) == 6
+
+
+def test_a_project_told_no_guide_keeps_the_catalogues_limit_when_a_guide_appears_later(client, token, platform):
+    from sqlalchemy import delete
+
+    from engine.models import Clock
+    from tests.integration.helpers import supply_materials
+    from tests.integration.test_workflow_api import ACCEPT, PRE_CHECK_PASS, REPLY_ACCEPTED, dispatch, project, work
+
+    content = content_of(guide(client, "land_pre_review"))
+    with unit_of_work(platform.session_factory) as s:
+        s.execute(delete(ServiceGuide).where(ServiceGuide.matter_code == "land_pre_review"))
+    code = declare(client, token, new_land_use=True, industry_code="13", building_works=False)["project_code"]
+    for department in dispatch(client, token, code):
+        work(client, token, department, "department_reply", code, REPLY_ACCEPTED)
+    content["promised_working_days"] = 4
+    assert publish(client, token("operator"), "land_pre_review", content).status_code == 201
+    supply_materials(client, token, code, "land_pre_review")
+    work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, "land_pre_review")
+    work(client, token, "land", "acceptance", code, ACCEPT, "land_pre_review")
+    (matter,) = [m for m in project(client, token, code)["matters"] if m["matter_code"] == "land_pre_review"]
+    assert matter["guide_version"] is None and matter["promised_working_days"] == 10  # told the catalogue's
+    with platform.session_factory() as s:
+        assert s.scalar(select(Clock.limit_days).where(Clock.kind == "promised", Clock.matter_code == "land_pre_review")) == 10
