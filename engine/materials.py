@@ -123,11 +123,15 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
     A newer file for the same item replaces the previous submitted one (kept, marked
     ``replaced``); an accepted one is final. Supplying a material the project unit
     committed to fulfils the commitment, and when the matter has no other open
-    commitment its clocks count on.
+    commitment its clocks count on. A commitment whose deadline has passed lapses first,
+    as the sweep would have lapsed it: supplied late, it saves nothing (容缺: 逾期未补交…).
     """
     _require_visible(session, actor, project)
     pm = _matter(session, project, matter_code)
     runtime.lock_matter(session, pm)  # the matter's status is checked as it stands under the lock
+    for commitment in _open_commitments(session, pm):
+        if commitment.deadline_at <= now:  # met at its deadline, before this upload, though no sweep has run
+            lapse(session, commitment.id, now=now)
     _authorise_upload(session, actor, project, pm, material)
     limit = files.max_upload_bytes()
     if len(data) > limit:

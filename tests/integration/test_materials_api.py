@@ -18,6 +18,7 @@ from engine.access import Actor
 from engine.db import unit_of_work
 from engine.errors import Invalid
 from engine.models import AuditEvent, Clock, Material, MaterialCommitment, Project, ProjectMatter, StoredFile
+from engine.sweep import sweep
 from tests.integration.helpers import declare, waits_for_a_lock
 
 #: A filing-regime project with new land: 企业投资项目备案 (drc) and 用地预审 (land).
@@ -436,6 +437,20 @@ def test_a_commitment_past_its_deadline_lapses_once(client, token, code, platfor
                         query_string={"matter_code": "land_pre_review"})
     assert [(c["material"], c["state"]) for c in listed.get_json()["items"]] == [("site_report", "lapsed"),
                                                                                   ("survey_map", "open")]
+
+
+def test_a_material_supplied_after_its_commitments_deadline_saves_nothing(client, token, code, platform):
+    """The deadline is met at its instant though no sweep has lapsed the commitment yet:
+    the late upload is refused (the matter ended), and the sweep then ends it."""
+    to_handling(client, token, code)
+    assert commit(client, token, code, platform, days=10).status_code == 201
+    platform.clock.set(platform.clock.now() + timedelta(days=10, hours=1))
+    r = upload(client, token, code, material="site_report")
+    assert r.status_code == 409, r.get_json()
+    sweep(platform)
+    with platform.session_factory() as s:
+        assert project_matter(s, code).status == "terminated"
+        assert s.scalar(select(MaterialCommitment.state)) == "lapsed"
 
 
 def test_a_lapse_ends_a_matter_whose_instance_waits_for_an_operator(client, token, code, platform):
