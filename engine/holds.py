@@ -44,12 +44,12 @@ def _hold(session: Session, rows: list[Clock], reason: str, now: datetime) -> in
 
 
 def _release(session: Session, rows: list[Clock], reason: str, now: datetime) -> int:
-    touched = _count_on(session, rows, (reason,), calendar.current(session), now)
+    touched = count_on(session, rows, (reason,), calendar.current(session), now)
     _rearm(session, {i for i in touched if i is not None}, now)
     return len(touched)
 
 
-def _count_on(session: Session, rows: list[Clock], reasons: tuple[str, ...], cal, now: datetime) -> set[int | None]:
+def count_on(session: Session, rows: list[Clock], reasons: tuple[str, ...], cal, now: datetime) -> set[int | None]:
     """The clocks held for one of ``reasons`` count on from now, unless another hold still
     open holds them; returns the instances whose clocks moved."""
     touched = set()
@@ -158,7 +158,7 @@ def end_at_acceptance(session: Session, project_id: int, matter_code: str, clock
     re-arming)."""
     for reason in UNTIL_ACCEPTANCE:
         _end(session, project_id, matter_code, reason, now)
-    return bool(_count_on(session, clocks_, UNTIL_ACCEPTANCE, calendar_, now))  # re-armed by the accepting step
+    return bool(count_on(session, clocks_, UNTIL_ACCEPTANCE, calendar_, now))  # re-armed by the accepting step
 
 
 def hold_if_open(session: Session, clock: Clock, calendar_, *, now: datetime) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import jsonschema
 from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from engine import audit, calendar, clocks, guides, holds, notices, procedures, projects, spiff_adapter, task_guards, text
 from engine.access import Actor
@@ -480,9 +480,29 @@ def _attempt(run: Run, action: Callable[[], spiff_adapter.Instance], *,
     return None
 
 
+#: A procedure that fails stops its clocks until an operator's retry: its departments
+#: cannot act on it meanwhile, and the platform's failure is not counted against them (a
+#: reply given on time but applied at the retry is on time; a silent department's limit
+#: moves by the time the procedure stood still).
+PLATFORM_FAILURE = "platform_failure"
+
+
 def _mark_error(row: ProcessInstance, exc: spiff_adapter.ProcedureError, now: datetime, pending: dict) -> None:
     row.status, row.error_element, row.error_message, row.updated_at = "error", exc.element_id, exc.message, now
     row.pending_action = pending
+    session = object_session(row)
+    running = list(session.scalars(select(Clock).where(Clock.instance_id == row.id, Clock.state == "running")))
+    if running:
+        cal = calendar.current(session)
+        for clock in running:
+            clocks.pause(clock, cal, now=now, reason=PLATFORM_FAILURE)
+
+
+def _count_on_after_failure(session: Session, row: ProcessInstance, now: datetime) -> bool:
+    """The clocks the failure stopped count on from the retry; whether any did (the
+    instance's timers are then re-armed before its pending action runs)."""
+    paused = list(session.scalars(select(Clock).where(Clock.instance_id == row.id, Clock.state == "paused")))
+    return bool(paused) and bool(holds.count_on(session, paused, (PLATFORM_FAILURE,), calendar.current(session), now))
 
 
 # --- declaring: the matters notice and the master instance ----------------------------------
@@ -949,6 +969,7 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on
                            f"on its own version with {{\"version\": \"current\"}}: {exc})") from exc
     row.procedure_version_id, row.procedure_version = version.id, version
     run = Run(session, now, row, project, actor.username)
+    moved = _count_on_after_failure(session, row, now)
 
     def step() -> spiff_adapter.Instance:
         row.status, row.error_element, row.error_message, row.pending_action = "running", None, None, None
@@ -957,6 +978,8 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on
         if pending.get("action") == "start":
             return spiff_adapter.start(procedures.SPECS.get(version), pending["data"], now=now, functions=run.functions)
         instance = restored
+        if moved:  # the limits moved with the clocks: no timer fires at an instant the failure pushed back
+            spiff_adapter.rearm_timers(instance, now=now, functions=run.functions)
         if pending.get("action") == "complete":
             spiff_adapter.complete_user_task(instance, pending["task_id"], pending["data"], now=now, functions=run.functions)
             task = session.get(Task, pending["task_id"])

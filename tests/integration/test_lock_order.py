@@ -222,10 +222,11 @@ def test_a_commitment_lapsing_while_the_matter_concludes_leaves_the_conclusion(p
 
 def test_a_commitment_lapsing_while_its_material_is_uploaded_ends_one_way(pg, platform, clock, monkeypatch, caplog):
     """D2: the applicant uploads the committed material just as the sweep lapses the
-    commitment. The upload holds the matter's instance and then fulfils the commitment;
-    a sweep that claims the commitment first and then asks for the instance closes a
-    deadlock. Neither side may fail, and the commitment ends fulfilled (the matter goes
-    on) or lapsed (the matter terminated), never both nor neither."""
+    commitment. The upload holds the matter's instance, then meets the deadline already
+    passed (it lapses the commitment itself, as the sweep would have); a sweep that
+    claims the commitment first and then asks for the instance closes a deadlock. No
+    deadlock and no error: the late upload is refused (the matter has ended), and the
+    commitment ends lapsed with the matter terminated, once."""
     deadline = clock.now() + timedelta(days=1)
     code = declare(platform, gap_deadline=deadline)
     drive_to(platform, code, "handling")
@@ -249,14 +250,13 @@ def test_a_commitment_lapsing_while_its_material_is_uploaded_ends_one_way(pg, pl
     outcome = race.run(("upload", upload),
                        ("sweeper", lambda: sweep_step(sweep_module._end_lapsed_commitments, platform)))
     assert race.second_waited, "the sweep never waited for the other side's locks: the race was not forced"
-    assert not failures(outcome) and not sweep_errors(caplog), (failures(outcome), sweep_errors(caplog))
+    assert failures(outcome) == {"upload": repr(Conflict("事项已结束，不能再提交材料 (the matter has ended: terminated)"))}
+    assert not sweep_errors(caplog), sweep_errors(caplog)
     with platform.session_factory() as s:
         [commitment] = s.scalars(select(MaterialCommitment).where(MaterialCommitment.project_code == code)).all()
         pm = land_matter(s, code)
         instance = s.get(ProcessInstance, pm.instance_id)
-        assert (commitment.state, pm.status, instance.status) in {
-            ("fulfilled", "handling", "running"), ("lapsed", "terminated", "cancelled")}, (
-            commitment.state, pm.status, instance.status)
+        assert (commitment.state, pm.status, instance.status) == ("lapsed", "terminated", "cancelled")
 
 
 def test_an_intermediary_commissioned_while_the_matter_concludes_is_refused(pg, platform, clock, monkeypatch):

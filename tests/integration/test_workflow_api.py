@@ -474,9 +474,10 @@ def test_run_time_failure_marks_the_instance_and_retry_resumes_on_the_fix(client
     again = find(client, token, "land", "pre_check", code)
     assert again["status"] == "ready"
     assert complete(client, token, "land", again, PRE_CHECK_PASS).status_code == 409
-    # no clock moved for the failed step
+    # the failed step moved no clock; the failure stops the matter's clock until the retry
     clocks = [c for c in project(client, token, code)["clocks"] if c["matter_code"] == "land_pre_review"]
-    assert [(c["kind"], c["state"]) for c in clocks] == [("pre_review", "running")]
+    assert [(c["kind"], c["state"], [p["reason"] for p in c["pauses"]]) for c in clocks] == [
+        ("pre_review", "paused", [runtime.PLATFORM_FAILURE])]
 
     fixed = land_version(ACCEPT_MATERIALS, ACCEPT_MATERIALS.replace("<bpmn:script>", "<bpmn:script>ratio = 1 / 1\n"))
     r = upload(client, token, "operator", LAND, fixed)
@@ -510,7 +511,7 @@ def test_a_failed_step_leaves_no_notice_or_clock_behind(client, token, platform)
     p = project(client, token, code)
     assert [n["number"] for n in p["notices"] if n["kind"] == "acceptance"] == []
     assert [(c["kind"], c["state"]) for c in p["clocks"] if c["kind"] in ("acceptance", "promised")] == [
-        ("acceptance", "running")]
+        ("acceptance", "paused")]  # stopped by the failure until the retry, no promised clock
     fixed = land_version(ACCEPTED, ACCEPTED.replace("</bpmn:script>", "\nlate = 1 / 1</bpmn:script>"))
     assert upload(client, token, "operator", LAND, fixed).status_code == 201
     instance_id = matter_instances(client, token, status="error")[0]["id"]
