@@ -87,17 +87,21 @@ def _end(session: Session, project_id: int, matter_code: str | None, reason: str
     session.flush()
 
 
-def _matter_clocks(session: Session, pm: ProjectMatter) -> list[Clock]:
-    """The matter's open clocks, locked after its instance (the lock order every writer keeps)."""
+def _matter_clocks(session: Session, pm: ProjectMatter, now: datetime) -> list[Clock]:
+    """The matter's open clocks, locked after its instance (the lock order every writer
+    keeps), once the instance's limits already passed are met (``runtime.catch_up``)."""
     if pm.instance_id is None:
         return []
     session.execute(runtime.instance_lock(select(ProcessInstance.id).where(ProcessInstance.id == pm.instance_id)))
+    runtime.catch_up(session, [pm.instance_id], now=now)
     return list(session.scalars(select(Clock).where(Clock.instance_id == pm.instance_id, Clock.state != "stopped")
                                 .order_by(Clock.id).with_for_update()))
 
 
-def _project_clocks(session: Session, project_id: int) -> list[Clock]:
+def _project_clocks(session: Session, project_id: int, now: datetime) -> list[Clock]:
     runtime.lock_project_instances(session, project_id)
+    runtime.catch_up(session, session.scalars(select(ProcessInstance.id).where(ProcessInstance.project_id == project_id)),
+                     now=now)
     return list(session.scalars(select(Clock).where(Clock.project_id == project_id, Clock.state != "stopped")
                                 .order_by(Clock.id).with_for_update()))
 
@@ -106,26 +110,26 @@ def hold_matter(session: Session, pm: ProjectMatter, reason: str, *, now: dateti
     """Stop counting the matter's clocks for ``reason`` (also those it starts later, until
     released); returns how many instances were touched now. The instance and its clocks
     are locked before the hold row is written: the lock order every writer keeps."""
-    rows = _matter_clocks(session, pm)
+    rows = _matter_clocks(session, pm, now)
     _begin(session, pm.project_id, pm.matter_code, reason, now)
     return _hold(session, rows, reason, now)
 
 
 def release_matter(session: Session, pm: ProjectMatter, reason: str, *, now: datetime) -> int:
-    rows = _matter_clocks(session, pm)
+    rows = _matter_clocks(session, pm, now)
     _end(session, pm.project_id, pm.matter_code, reason, now)
     return _release(session, rows, reason, now)
 
 
 def hold_project(session: Session, project_id: int, reason: str, *, now: datetime) -> int:
     """Every clock of the project (dispatch, replies, every matter's), e.g. while suspended."""
-    rows = _project_clocks(session, project_id)
+    rows = _project_clocks(session, project_id, now)
     _begin(session, project_id, None, reason, now)
     return _hold(session, rows, reason, now)
 
 
 def release_project(session: Session, project_id: int, reason: str, *, now: datetime) -> int:
-    rows = _project_clocks(session, project_id)
+    rows = _project_clocks(session, project_id, now)
     _end(session, project_id, None, reason, now)
     return _release(session, rows, reason, now)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -886,6 +886,18 @@ def fire_timers(session: Session, row: ProcessInstance, *, until: datetime, isol
                         pending={"action": "advance"})
             break
     return fired
+
+
+def catch_up(session: Session, instance_ids: Iterable[int], *, now: datetime) -> None:
+    """Before a write beside the workflow changes instances' clocks (a hold, a pause
+    ending): their timers already due fire first, each at its own instant, as the sweep
+    would have fired them, so a limit passed before the write is met before it, not at
+    it. The instances are locked already (instance → clocks → tasks, as every writer)."""
+    for instance_id in sorted(instance_ids):
+        row = session.get(ProcessInstance, instance_id)
+        if row is not None and row.status == "running" and row.next_timer_at is not None and row.next_timer_at <= now:
+            lock_for_steps(session, row.id)
+            fire_timers(session, row, until=now)
 
 
 def rearm(session: Session, row: ProcessInstance, *, now: datetime) -> None:

@@ -167,3 +167,16 @@ def test_a_failed_procedure_stops_its_clocks_until_the_retry(client, token, cloc
     sweep(platform)
     assert replies(client, token, "land") == (1, 0)
     assert reply_stopped_at(platform, "land") - moved < timedelta(seconds=1)
+
+
+def test_a_suspension_after_a_limit_meets_the_automatic_reply_at_the_limit(client, token, clock, platform):
+    """land stays silent past its limit; half an hour later, before any sweep, the unit
+    asks for a suspension. The limit is met first, at its instant (land's automatic reply,
+    counted automatic), and only then does the suspension hold the project's clocks."""
+    code = dispatched(client, token, clock)
+    clock.set(LIMIT + timedelta(minutes=30))
+    r = client.post(f"/api/v1/projects/{code}/changes", headers=token("applicant"),
+                    json={"kind": "suspension", "reason": "资金未落实"})
+    assert r.status_code == 201, r.get_json()
+    assert reply_stopped_at(platform, "land") - LIMIT < timedelta(seconds=1)
+    assert replies(client, token, "land") == (1, 0)
