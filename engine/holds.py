@@ -39,6 +39,8 @@ def _hold(session: Session, rows: list[Clock], reason: str, now: datetime) -> in
         if clock.state == "running":
             clocks.pause(clock, cal, now=now, reason=reason)
             touched.add(clock.instance_id)
+        elif _open_reason(clock) == runtime.PLATFORM_FAILURE:
+            touched.add(clock.instance_id)  # stopped by its instance's failure; the hold takes it at the retry
     _rearm(session, {i for i in touched if i is not None}, now)
     return len(touched)
 
@@ -167,10 +169,13 @@ def end_at_acceptance(session: Session, project_id: int, matter_code: str, clock
 
 def hold_if_open(session: Session, clock: Clock, calendar_, *, now: datetime) -> None:
     """A clock counts on after its own pause ended (a special procedure, a correction);
-    a hold still open on it (an intermediary, a suspension) holds it from now."""
+    a hold still open on it (an intermediary, a suspension) holds it from now, and so does
+    its instance's failure until the retry."""
     still_open = _open_holds(session, clock.project_id, clock.matter_code)
     if still_open:
         clocks.pause(clock, calendar_, now=now, reason=still_open[0].reason)
+    elif clock.instance_id is not None and session.get(ProcessInstance, clock.instance_id).status == "error":
+        clocks.pause(clock, calendar_, now=now, reason=runtime.PLATFORM_FAILURE)  # it counts from the retry
 
 
 def latest_start(session: Session, pm: ProjectMatter) -> datetime:

@@ -39,7 +39,7 @@ def commission(session: Session, *, actor: Actor, project: Project, matter_code:
     """委托: record the intermediary and stop counting the matter's running clocks."""
     pm = projects.require_matter(session, project, matter_code)
     _require_department(actor, pm)
-    runtime.lock_matter(session, pm)  # the matter's status is checked as it stands under the lock
+    runtime.lock_matter(session, pm, now=now)  # the matter's status is checked as it stands under the lock
     if pm.status != "handling" or pm.instance_id is None:
         raise Conflict("事项未在办理中，不能委托中介服务 (the matter is not being handled)")
     if deadline < now.astimezone(SHANGHAI).date():
@@ -72,7 +72,7 @@ def record_stage(session: Session, *, actor: Actor, project: Project, matter_cod
         raise Invalid.field("result", "办结须填写中介服务结果 (completion needs the result)")
     if stage != "completed" and result:
         raise Invalid.field("result", "只有办结时填写结果 (a result belongs to completion only)")
-    runtime.lock_matter(session, pm)
+    runtime.lock_matter(session, pm, now=now)
     row = session.scalar(select(IntermediaryService).where(IntermediaryService.id == intermediary_id,
                                                            IntermediaryService.project_matter_id == pm.id)
                          .with_for_update())

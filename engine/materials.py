@@ -107,6 +107,8 @@ def _authorise_upload(session: Session, actor: Actor, project: Project, pm: Proj
         if not (actor.has("officer") and actor.department_code == pm.department_code):
             raise Forbidden("签署的决定文件由事项所属部门的经办人上传 (the matter's department's officers upload the signed document)")
         if pm.status not in SIGNED_STATUSES:
+            if pm.status not in projects.OPEN_MATTER_STATUSES:
+                raise Conflict(f"事项已结束，不能上传签署文件 (the matter has ended: {pm.status})")
             raise Conflict("事项尚未进入办理，不能上传签署文件 (the matter is not being handled)")
         return
     if not _is_owner(actor, project):
@@ -128,10 +130,10 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
     """
     _require_visible(session, actor, project)
     pm = _matter(session, project, matter_code)
-    runtime.lock_matter(session, pm)  # the matter's status is checked as it stands under the lock
+    runtime.lock_matter(session, pm, now=now)  # the matter's status is checked as it stands under the lock
     for commitment in _open_commitments(session, pm):
         if commitment.deadline_at <= now:  # met at its deadline, before this upload, though no sweep has run
-            lapse(session, commitment.id, now=now)
+            lapse(session, commitment.id, now=now, actor="platform")
     _authorise_upload(session, actor, project, pm, material)
     limit = files.max_upload_bytes()
     if len(data) > limit:
@@ -210,7 +212,7 @@ def commit(session: Session, *, actor: Actor, project: Project, matter_code: str
     if not _is_owner(actor, project):
         raise Forbidden("容缺承诺由项目单位作出 (the project unit makes the commitment)")
     pm = _matter(session, project, matter_code)
-    runtime.lock_matter(session, pm)  # the matter's status is checked as it stands under the lock
+    runtime.lock_matter(session, pm, now=now)  # the matter's status is checked as it stands under the lock
     if pm.status not in projects.OPEN_MATTER_STATUSES:  # materials only for an open matter
         raise Conflict(f"事项已结束，不能作出承诺 (the matter has ended: {pm.status})")
     if pm.accepted_at is not None:
@@ -322,7 +324,7 @@ def due_commitments(session: Session, *, now: datetime, limit: int = 100) -> lis
                                 .order_by(MaterialCommitment.deadline_at, MaterialCommitment.id).limit(limit)))
 
 
-def lapse(session: Session, commitment_id: int, *, now: datetime) -> MaterialCommitment | None:
+def lapse(session: Session, commitment_id: int, *, now: datetime, actor: str = "sweep") -> MaterialCommitment | None:
     """容缺: a commitment still open after its deadline lapses at the deadline. While the
     department handles the matter, that ends the matter (``terminated``); before it
     received the matter, only the gap ends (its clocks will count).
@@ -334,12 +336,12 @@ def lapse(session: Session, commitment_id: int, *, now: datetime) -> MaterialCom
     if commitment is None or commitment.state != "open":
         return None
     pm = session.get(ProjectMatter, commitment.project_matter_id)
-    runtime.lock_matter(session, pm)
+    runtime.lock_matter(session, pm, now=now)
     session.refresh(commitment)
     if commitment.state != "open" or commitment.deadline_at > now:
         return None
     commitment.state, commitment.closed_at = "lapsed", commitment.deadline_at
-    audit.record(session, at=now, actor="sweep", action="material.commitment_lapsed",
+    audit.record(session, at=now, actor=actor, action="material.commitment_lapsed",
                  project_code=commitment.project_code, target=f"commitment:{commitment.id}",
                  summary={"matter_code": commitment.matter_code, "material": commitment.material,
                           "deadline": commitment.deadline_at.isoformat()})

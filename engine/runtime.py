@@ -496,13 +496,15 @@ def _mark_error(row: ProcessInstance, exc: spiff_adapter.ProcedureError, now: da
         cal = calendar.current(session)
         for clock in running:
             clocks.pause(clock, cal, now=now, reason=PLATFORM_FAILURE)
+        for task in session.scalars(select(Task).where(Task.instance_id == row.id, Task.status == "ready")):
+            task.due_at = None  # no limit runs meanwhile; the retry's projection shows the moved one
 
 
-def _count_on_after_failure(session: Session, row: ProcessInstance, now: datetime) -> bool:
-    """The clocks the failure stopped count on from the retry; whether any did (the
-    instance's timers are then re-armed before its pending action runs)."""
+def _count_on_after_failure(session: Session, row: ProcessInstance, now: datetime) -> None:
+    """The clocks the failure stopped count on from the retry (a hold still open holds them)."""
     paused = list(session.scalars(select(Clock).where(Clock.instance_id == row.id, Clock.state == "paused")))
-    return bool(paused) and bool(holds.count_on(session, paused, (PLATFORM_FAILURE,), calendar.current(session), now))
+    if paused:
+        holds.count_on(session, paused, (PLATFORM_FAILURE,), calendar.current(session), now)
 
 
 # --- declaring: the matters notice and the master instance ----------------------------------
@@ -595,13 +597,15 @@ def lock_project_instances(session: Session, project_id: int) -> None:
                                   .order_by(ProcessInstance.id)))
 
 
-def lock_matter(session: Session, pm: ProjectMatter) -> None:
+def lock_matter(session: Session, pm: ProjectMatter, *, now: datetime) -> None:
     """Serialise writers beside the workflow on one matter (materials, commitments and
     their lapse, intermediaries, waits) in the lock order every writer keeps: the
     project's master instance while the matter is not received (the master launches it),
     the matter's instance and its clocks, then the matter row, read again under the lock,
-    so that what the caller checks next (its status) is what it writes on. Once per
-    transaction: the locks are held to its end, so nobody else changes them."""
+    so that what the caller checks next (its status) is what it writes on. The matter's
+    limits already passed are met first (``catch_up``): a check made after an acceptance
+    limit sees the matter deemed accepted. Once per transaction: the locks are held to
+    its end, so nobody else changes them."""
     locked = transaction_memo(session).setdefault(_LOCKED_MATTERS, set())
     if pm.id in locked:
         return
@@ -611,6 +615,7 @@ def lock_matter(session: Session, pm: ProjectMatter) -> None:
         session.refresh(pm, ["instance_id"])  # read under the master's lock: the launch is settled
     if pm.instance_id is not None:
         lock_instance(session, pm.instance_id)
+        catch_up(session, [pm.instance_id], now=now)
     session.scalars(select(ProjectMatter).where(ProjectMatter.id == pm.id).with_for_update(of=ProjectMatter)
                     .execution_options(populate_existing=True)).one()
 
@@ -878,11 +883,11 @@ def fire_timers(session: Session, row: ProcessInstance, *, until: datetime, isol
 
         error = _attempt(run, step, isolated=isolated)
         if error is not None:
-            _mark_error(row, error, at, pending={"action": "advance"})
+            _mark_error(row, error, due, pending={"action": "advance"})
             break
         fired += 1
         if row.next_timer_at is not None and row.next_timer_at <= due:
-            _mark_error(row, spiff_adapter.ProcedureError(None, f"a timer due at {due.isoformat()} did not fire"), at,
+            _mark_error(row, spiff_adapter.ProcedureError(None, f"a timer due at {due.isoformat()} did not fire"), due,
                         pending={"action": "advance"})
             break
     return fired
@@ -927,7 +932,7 @@ def terminate_matter(session: Session, pm: ProjectMatter, *, reason: str, now: d
     """End a matter the platform must end (a tolerated-gap commitment lapsed: 容缺材料逾期未补):
     its instance is cancelled, and the master hears a ``terminated`` result so the
     project can still conclude."""
-    lock_matter(session, pm)  # the status checked next is the one written on
+    lock_matter(session, pm, now=now)  # the status checked next is the one written on
     if pm.status != "handling" or pm.instance_id is None:
         return
     row = session.get(ProcessInstance, pm.instance_id)
@@ -981,7 +986,8 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on
                            f"on its own version with {{\"version\": \"current\"}}: {exc})") from exc
     row.procedure_version_id, row.procedure_version = version.id, version
     run = Run(session, now, row, project, actor.username)
-    moved = _count_on_after_failure(session, row, now)
+    row.status = "running"  # before its clocks count on: a hold still open takes them over, not the failure
+    _count_on_after_failure(session, row, now)
 
     def step() -> spiff_adapter.Instance:
         row.status, row.error_element, row.error_message, row.pending_action = "running", None, None, None
@@ -990,8 +996,9 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on
         if pending.get("action") == "start":
             return spiff_adapter.start(procedures.SPECS.get(version), pending["data"], now=now, functions=run.functions)
         instance = restored
-        if moved:  # the limits moved with the clocks: no timer fires at an instant the failure pushed back
-            spiff_adapter.rearm_timers(instance, now=now, functions=run.functions)
+        # the limits moved with the clocks (the failure, a hold that came or went meanwhile): no
+        # timer fires at an instant that no longer holds
+        spiff_adapter.rearm_timers(instance, now=now, functions=run.functions)
         if pending.get("action") == "complete":
             spiff_adapter.complete_user_task(instance, pending["task_id"], pending["data"], now=now, functions=run.functions)
             task = session.get(Task, pending["task_id"])

@@ -26,7 +26,7 @@ def start_wait(session: Session, *, actor: Actor, project: Project, matter_code:
     pm = projects.require_matter(session, project, matter_code)
     if not actor.has("officer") or actor.department_code != pm.department_code:
         raise Forbidden("只有事项所属部门的经办人可以设置等待前置 (the matter's department only)")
-    runtime.lock_matter(session, pm)  # the matter's status is checked as it stands under the lock
+    runtime.lock_matter(session, pm, now=now)  # the matter's status is checked as it stands under the lock
     if pm.status != "handling" or pm.instance_id is None:
         raise Conflict("事项未在办理中 (the matter is not being handled)")
     other = projects.require_matter(session, project, prerequisite) if prerequisite != matter_code else None
@@ -56,7 +56,7 @@ def end_wait(session: Session, *, actor: str, project: Project, matter_code: str
     prerequisite concluded): the clocks count on from that instant, as 前置事项完成 则回复计时
     says, however late the sweep came."""
     pm = projects.require_matter(session, project, matter_code)
-    runtime.lock_matter(session, pm)  # an officer and the sweep ending one wait: the second finds none
+    runtime.lock_matter(session, pm, now=now)  # an officer and the sweep ending one wait: the second finds none
     waits = [reason for reason in holds.reasons(session, pm) if reason.startswith(PREFIX)]
     if not waits:
         raise Conflict("事项不在等待前置 (the matter is not waiting for a prerequisite)")
