@@ -94,12 +94,10 @@ def _present(session: Session, pm: ProjectMatter) -> dict[str, str]:
     return found
 
 
-def _open_commitments(session: Session, pm: ProjectMatter, material: str | None = None) -> list[MaterialCommitment]:
-    query = select(MaterialCommitment).where(MaterialCommitment.project_matter_id == pm.id,
-                                             MaterialCommitment.state == "open")
-    if material is not None:
-        query = query.where(MaterialCommitment.material == material)
-    return list(session.scalars(query.order_by(MaterialCommitment.id)))
+def _open_commitments(session: Session, pm: ProjectMatter) -> list[MaterialCommitment]:
+    return list(session.scalars(select(MaterialCommitment).where(MaterialCommitment.project_matter_id == pm.id,
+                                                                 MaterialCommitment.state == "open")
+                                .order_by(MaterialCommitment.id)))
 
 
 def _authorise_upload(session: Session, actor: Actor, project: Project, pm: ProjectMatter, material: str) -> None:
@@ -131,7 +129,8 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
     _require_visible(session, actor, project)
     pm = _matter(session, project, matter_code)
     runtime.lock_matter(session, pm, now=now)  # the matter's status is checked as it stands under the lock
-    for commitment in _open_commitments(session, pm):
+    open_commitments = _open_commitments(session, pm)
+    for commitment in open_commitments:
         if commitment.deadline_at <= now:  # met at its deadline, before this upload, though no sweep has run
             lapse(session, commitment.id, now=now, actor="platform")
     _authorise_upload(session, actor, project, pm, material)
@@ -153,7 +152,8 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
     for old in previous:
         old.status = "replaced"
     session.flush()
-    fulfilled = _fulfil(session, pm, material, now) if material != SIGNED_DOCUMENT else []
+    fulfilled = _fulfil(session, pm, [c for c in open_commitments if c.state == "open" and c.material == material],
+                        now) if material != SIGNED_DOCUMENT else []
     audit.record(session, at=now, actor=actor.username, action="material.upload", project_code=project.project_code,
                  target=f"material:{row.id}",
                  summary={"matter_code": matter_code, "material": material, "filename": name, "sha256": sha256,
@@ -162,8 +162,8 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
     return row
 
 
-def _fulfil(session: Session, pm: ProjectMatter, material: str, now: datetime) -> list[MaterialCommitment]:
-    fulfilled = _open_commitments(session, pm, material)
+def _fulfil(session: Session, pm: ProjectMatter, fulfilled: list[MaterialCommitment], now: datetime) -> list[MaterialCommitment]:
+    """The open commitments to the uploaded material (read once, under the matter's lock) are fulfilled."""
     for commitment in fulfilled:
         commitment.state, commitment.closed_at = "fulfilled", now
     if fulfilled:

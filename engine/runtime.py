@@ -573,12 +573,16 @@ def instance_lock(query):
     return query.with_for_update(key_share=True, of=ProcessInstance)
 
 
-def lock_instance(session: Session, instance_id: int) -> None:
+def lock_instance(session: Session, instance_id: int) -> datetime | None:
     """An instance and its clocks, first in the lock order every writer keeps (then its
     tasks, its matter row, hold rows): for a write beside the workflow (materials, an
-    intermediary) that may pause or resume the instance's clocks."""
-    session.execute(instance_lock(select(ProcessInstance.id).where(ProcessInstance.id == instance_id)))
+    intermediary) that may pause or resume the instance's clocks. Returns when its next
+    timer is due if it runs (the lock's own read: whether ``catch_up`` has work costs no
+    statement)."""
+    status, next_timer_at = session.execute(instance_lock(
+        select(ProcessInstance.status, ProcessInstance.next_timer_at).where(ProcessInstance.id == instance_id))).one()
     lock_clocks(session, instance_id)
+    return next_timer_at if status == "running" else None
 
 
 def _lock_master(session: Session, project_id: int) -> None:
@@ -614,8 +618,9 @@ def lock_matter(session: Session, pm: ProjectMatter, *, now: datetime) -> None:
         _lock_master(session, pm.project_id)
         session.refresh(pm, ["instance_id"])  # read under the master's lock: the launch is settled
     if pm.instance_id is not None:
-        lock_instance(session, pm.instance_id)
-        catch_up(session, [pm.instance_id], now=now)
+        next_timer_at = lock_instance(session, pm.instance_id)
+        if next_timer_at is not None and next_timer_at <= now:
+            catch_up(session, [pm.instance_id], now=now)
     session.scalars(select(ProjectMatter).where(ProjectMatter.id == pm.id).with_for_update(of=ProjectMatter)
                     .execution_options(populate_existing=True)).one()
 

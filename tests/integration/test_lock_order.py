@@ -234,9 +234,10 @@ def test_a_commitment_lapsing_while_its_material_is_uploaded_ends_one_way(pg, pl
     race, lock_instance = Race(platform), runtime.lock_instance
 
     def held_lock_instance(session, instance_id):
-        lock_instance(session, instance_id)
+        next_timer_at = lock_instance(session, instance_id)
         if in_thread("upload"):
             race.hold()  # the upload holds the matter's instance and its clocks
+        return next_timer_at
 
     def upload():
         applicant = actor(platform, "applicant")
