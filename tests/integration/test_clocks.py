@@ -325,7 +325,8 @@ def test_admin_clock_is_for_the_operator_on_a_manual_clock_only(client, token, d
     app.extensions["tzxm_engine"].dispose()
 
 
-def test_waiting_for_a_prerequisite_pauses_until_it_concludes_or_the_officer_ends_it(client, token, clock):
+def _land_and_eia_accepted(client, token):
+    """A project whose land pre-review and EIA are both accepted; (its code, land's wait URL)."""
     code = declare(client, token, new_land_use=True, environment_sensitive=True, building_works=False)["project_code"]
     supply_all_materials(client, token, code)
     dispatch(client, token, code, departments=["drc", "env", "land"])
@@ -335,6 +336,11 @@ def test_waiting_for_a_prerequisite_pauses_until_it_concludes_or_the_officer_end
         complete(client, token, user, "pre_check", {"precheck_result": "pass", "code_verified": True, "within_competence": True}, code, matter)
         complete(client, token, user, "acceptance", {"acceptance_decision": "accept"}, code, matter)
     url = f"/api/v1/projects/{code}/matters/land_pre_review/prerequisite-wait"
+    return code, url
+
+
+def test_waiting_for_a_prerequisite_pauses_until_it_concludes_or_the_officer_ends_it(client, token, clock):
+    code, url = _land_and_eia_accepted(client, token)
     assert client.post(url, json={"prerequisite": "eia_approval"}, headers=token("env")).status_code == 403
     assert client.post(url, json={"prerequisite": "land_pre_review"}, headers=token("land")).status_code == 422
     r = client.post(url, json={"prerequisite": "eia_approval"}, headers=token("land"))
@@ -355,15 +361,7 @@ def test_waiting_for_a_prerequisite_pauses_until_it_concludes_or_the_officer_end
 def test_a_wait_ended_by_a_late_sweep_counts_on_from_the_prerequisites_conclusion(client, token, clock):
     """004 三（五）: 等待前置情况消除后（前置事项完成…）则回复计时 — from the conclusion, not from
     whenever the sweep next ran (here two days later: the sweeper was down)."""
-    code = declare(client, token, new_land_use=True, environment_sensitive=True, building_works=False)["project_code"]
-    supply_all_materials(client, token, code)
-    dispatch(client, token, code, departments=["drc", "env", "land"])
-    for user in ("drc", "env", "land"):
-        complete(client, token, user, "department_reply", {"reply_outcome": "accepted", "reply_comment": "受理"}, code)
-    for user, matter in (("land", "land_pre_review"), ("env", "eia_approval")):
-        complete(client, token, user, "pre_check", {"precheck_result": "pass", "code_verified": True, "within_competence": True}, code, matter)
-        complete(client, token, user, "acceptance", {"acceptance_decision": "accept"}, code, matter)
-    url = f"/api/v1/projects/{code}/matters/land_pre_review/prerequisite-wait"
+    code, url = _land_and_eia_accepted(client, token)
     assert client.post(url, json={"prerequisite": "eia_approval"}, headers=token("land")).status_code == 200
     clock.advance(days=1)
     complete(client, token, "env", "handling", {"handling_action": "decide", "handling_opinion": "同意"}, code, "eia_approval")

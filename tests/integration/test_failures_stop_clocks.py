@@ -14,8 +14,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from engine.models import Clock, ProcessInstance
+from engine.runtime import PLATFORM_FAILURE
+from engine.sweep import sweep
 from tests.integration.helpers import declare, supply_all_materials
-from tests.integration.test_limits_before_answers import CHINA, DISPATCHED, LIMIT, complete, find, project
+from tests.integration.test_limits_before_answers import (CHINA, DISPATCHED, LIMIT, complete, find, project, replies,
+                                                           reply_stopped_at)
 from tests.integration.test_materials_api import (  # noqa: F401 - fixtures
     code, commit, complete as m_complete, published, to_handling, upload as m_upload,
 )
@@ -27,9 +30,9 @@ from tests.integration.test_workflow_api import find as wf_find
 PRE_CHECK_PASS = {"precheck_result": "pass", "code_verified": True, "within_competence": True}
 
 
-def _errored_master(client, token, clock):
-    """housing's on-time reply (Tue 10:00) fails the master (a broken record_reply); drc and
-    land stay silent. Returns (code, master instance id)."""
+def _errored_master(client, token, clock, before_failure=None):
+    """Dispatched Mon 10:00; housing's on-time reply (Tue 10:00) fails the master (a broken
+    record_reply); drc and land stay silent. ``before_failure(code)`` runs at Tue 09:00."""
     assert upload(client, token, "operator", "project_master.bpmn",
                   master_version("boom = 1 / 0 if department == 'housing' else 0")).status_code == 201
     clock.set(DISPATCHED - timedelta(hours=1))
@@ -39,6 +42,9 @@ def _errored_master(client, token, clock):
     departments = find(client, token, "window", "window_review", code_)["context"]["departments"]
     assert complete(client, token, "window", "window_review", code_,
                     {"window_decision": "dispatch", "departments": departments}).status_code == 200
+    if before_failure is not None:
+        clock.set(DISPATCHED + timedelta(hours=23))
+        before_failure(code_)
     clock.set(DISPATCHED + timedelta(days=1))
     r = complete(client, token, "housing", "department_reply", code_, {"reply_outcome": "no_matter", "reply_comment": "无"})
     assert r.status_code == 202 and r.get_json()["instance_status"] == "error", r.get_json()
@@ -68,6 +74,29 @@ def _land_matter(client, token, code_):
     return {m["matter_code"]: m["status"] for m in project(client, token, code_)["matters"]}["land_pre_review"]
 
 
+def test_a_failed_procedure_stops_its_clocks_until_the_retry(client, token, clock, platform):
+    """housing replies a day before its limit, but its reply fails the master; land stays
+    silent. The operator retries two hours after the limit: the failure's time is not
+    counted against either department. housing's reply, applied at the retry, is on time;
+    land's limit has moved by the time the master stood still, and its automatic reply
+    comes at the moved limit, counted automatic, not late."""
+    _errored_master(client, token, clock)
+    clock.set(LIMIT + timedelta(hours=2))
+    sweep(platform)  # no light while the master stands still
+    _retry_master(client, token, platform)
+    with platform.session_factory() as session:
+        reply = {c.department_code: c for c in session.scalars(select(Clock).where(Clock.kind == "reply"))}
+    assert reply["housing"].state == "stopped" and reply["housing"].light == "green"
+    assert [p["reason"] for p in reply["land"].pauses] == [PLATFORM_FAILURE]
+    # Tue 10:00 → Thu 12:00 is 50 working hours; from Thu 10:00, 50 more: Mon 03-09 12:00
+    moved = datetime(2026, 3, 9, 12, tzinfo=CHINA)
+    assert reply["land"].state == "running" and reply["land"].due_at == moved
+    clock.set(moved + timedelta(minutes=1))
+    sweep(platform)
+    assert replies(client, token, "land") == (1, 0)
+    assert reply_stopped_at(platform, "land") - moved < timedelta(seconds=1)
+
+
 # --- holds coming and going while an instance is errored ---------------------------------------
 
 def test_a_suspension_and_resumption_while_the_master_is_errored_keep_its_clocks_still(client, token, clock, platform):
@@ -77,10 +106,10 @@ def test_a_suspension_and_resumption_while_the_master_is_errored_keep_its_clocks
     _change(client, token, code_, "suspension")
     clock.set(DISPATCHED + timedelta(days=1, hours=4))
     _change(client, token, code_, "resumption")
-    state, pauses, _ = _land_reply(platform)
+    state, _, _ = _land_reply(platform)
     clock.set(LIMIT + timedelta(hours=2))
     _retry_master(client, token, platform)
-    state_after, pauses_after, due_after = _land_reply(platform)
+    _, _, due_after = _land_reply(platform)
     assert state == "paused", "land's reply clock counts again while the master is still errored"
     # as in test_a_failed_procedure_stops_its_clocks_until_the_retry: Tue 10:00 → Thu 12:00 not counted
     assert _land_matter(client, token, code_) == "notified", "land was auto-replied at the retry"
@@ -94,36 +123,22 @@ def test_a_suspension_open_at_the_retry_keeps_the_silent_departments_limit(clien
     _change(client, token, code_, "suspension")
     clock.set(LIMIT + timedelta(hours=2))
     _retry_master(client, token, platform)
-    state, pauses, due = _land_reply(platform)
+    state, pauses, _ = _land_reply(platform)
     assert _land_matter(client, token, code_) == "notified", "land auto-replied (no_matter) while suspended"
-    assert state == "paused"
-
+    assert state == "paused" and pauses[-1] == ("suspension", True)
 
 
 def test_a_resumption_while_the_master_is_errored_does_not_let_its_clocks_count(client, token, clock, platform):
     """Suspended Tue 09:00 (23 working hours of land's reply used), the master fails Tue 10:00,
     the project resumes Tue 12:00 while the master is still errored: land's clock stays still
     until the retry (Thu 12:00), then counts its 49 hours left."""
-    assert upload(client, token, "operator", "project_master.bpmn",
-                  master_version("boom = 1 / 0 if department == 'housing' else 0")).status_code == 201
-    clock.set(DISPATCHED - timedelta(hours=1))
-    code_ = declare(client, token, **FILING_PROJECT)["project_code"]
-    supply_all_materials(client, token, code_)
-    clock.set(DISPATCHED)
-    departments = find(client, token, "window", "window_review", code_)["context"]["departments"]
-    assert complete(client, token, "window", "window_review", code_,
-                    {"window_decision": "dispatch", "departments": departments}).status_code == 200
-    clock.set(DISPATCHED + timedelta(hours=23))
-    _change(client, token, code_, "suspension")
-    clock.set(DISPATCHED + timedelta(days=1))
-    r = complete(client, token, "housing", "department_reply", code_, {"reply_outcome": "no_matter", "reply_comment": "无"})
-    assert r.status_code == 202 and r.get_json()["instance_status"] == "error", r.get_json()
+    code_ = _errored_master(client, token, clock, before_failure=lambda c: _change(client, token, c, "suspension"))
     clock.set(DISPATCHED + timedelta(days=1, hours=2))
     _change(client, token, code_, "resumption")
-    state, pauses, _ = _land_reply(platform)
+    state, _, _ = _land_reply(platform)
     clock.set(LIMIT + timedelta(hours=2))
     _retry_master(client, token, platform)
-    state_after, pauses_after, due_after = _land_reply(platform)
+    _, _, due_after = _land_reply(platform)
     # 49 working hours left, counted from the retry (Thu 12:00): Mon 03-09 13:00
     assert state == "paused", "land's reply clock counts while the master is errored"
     assert due_after == datetime(2026, 3, 9, 13, tzinfo=CHINA)
@@ -146,7 +161,6 @@ def test_a_commitment_after_the_acceptance_limit_is_refused(client, token, code,
                for c in project(client, token, code)["clocks"] if c["matter_code"] == "land_pre_review"]
     assert r.status_code == 409, (r.get_json(), clocks_)
     assert ("acceptance", "running", []) in clocks_  # refused: nothing changed; the sweep deems the acceptance
-
 
 
 def test_a_prerequisite_wait_can_be_recorded_while_the_matters_instance_is_errored(client, token, platform):

@@ -126,49 +126,6 @@ def test_a_result_delivered_after_a_limit_leaves_the_automatic_reply_at_the_limi
     assert replies(client, token, "land") == (1, 0)
 
 
-def test_a_failed_procedure_stops_its_clocks_until_the_retry(client, token, clock, platform):
-    """housing replies a day before its limit, but its reply fails the master (a broken
-    diagram); land stays silent. The operator retries two hours after the limit: the
-    failure's time is not counted against either department. housing's reply, applied at
-    the retry, is on time; land's limit has moved by the time the master stood still, and
-    its automatic reply comes at the moved limit, counted automatic, not late."""
-    from engine.runtime import PLATFORM_FAILURE
-    from tests.integration.test_workflow_api import FILING_PROJECT, master_version, upload
-
-    assert upload(client, token, "operator", "project_master.bpmn",
-                  master_version("boom = 1 / 0 if department == 'housing' else 0")).status_code == 201
-    clock.set(DISPATCHED - timedelta(hours=1))
-    code = declare(client, token, **FILING_PROJECT)["project_code"]
-    supply_all_materials(client, token, code)
-    clock.set(DISPATCHED)
-    departments = find(client, token, "window", "window_review", code)["context"]["departments"]
-    assert complete(client, token, "window", "window_review", code,
-                    {"window_decision": "dispatch", "departments": departments}).status_code == 200
-    failed_at = DISPATCHED + timedelta(days=1)
-    clock.set(failed_at)
-    r = complete(client, token, "housing", "department_reply", code, {"reply_outcome": "no_matter", "reply_comment": "无"})
-    assert r.status_code == 202 and r.get_json()["instance_status"] == "error", r.get_json()
-    retried_at = LIMIT + timedelta(hours=2)
-    clock.set(retried_at)
-    sweep(platform)  # no light while the master stands still
-    assert upload(client, token, "operator", "project_master.bpmn", master_version("boom = 0")).status_code == 201
-    with platform.session_factory() as session:
-        master = session.scalar(select(ProcessInstance.id).where(ProcessInstance.kind == "master"))
-    assert client.post(f"/api/v1/instances/{master}/retry", headers=token("operator")).status_code == 200
-
-    with platform.session_factory() as session:
-        reply = {c.department_code: c for c in session.scalars(select(Clock).where(Clock.kind == "reply"))}
-    assert reply["housing"].state == "stopped" and reply["housing"].light == "green"
-    assert [p["reason"] for p in reply["land"].pauses] == [PLATFORM_FAILURE]
-    # Tue 10:00 → Thu 12:00 is 50 working hours; from Thu 10:00, 50 more: Mon 03-09 12:00
-    moved = datetime(2026, 3, 9, 12, tzinfo=CHINA)
-    assert reply["land"].state == "running" and reply["land"].due_at == moved
-    clock.set(moved + timedelta(minutes=1))
-    sweep(platform)
-    assert replies(client, token, "land") == (1, 0)
-    assert reply_stopped_at(platform, "land") - moved < timedelta(seconds=1)
-
-
 def test_a_suspension_after_a_limit_meets_the_automatic_reply_at_the_limit(client, token, clock, platform):
     """land stays silent past its limit; half an hour later, before any sweep, the unit
     asks for a suspension. The limit is met first, at its instant (land's automatic reply,

@@ -13,12 +13,9 @@ import re
 from openapi_schema_validator import OAS30Validator
 from werkzeug.exceptions import HTTPException
 
-from engine.sweep import sweep
-from tests.integration.helpers import declare, supply_all_materials
+from tests.integration.helpers import declare
 from tests.integration.test_implementation_api import concluded_project
 from tests.integration.test_intermediaries_api import AGENCY, handling_land_matter, url
-from tests.integration.test_workflow_api import (ACCEPT, DECIDE, FILE, FILING_PROJECT, PRE_CHECK_PASS, REPLY_ACCEPTED,
-                                                 approve, dispatch, work)
 
 
 def spec(client):
@@ -90,17 +87,7 @@ def test_live_responses_match_the_published_schemas(app, client, token, platform
     against the OpenAPI document (what integrators generate their clients from)."""
     doc = spec(client)
     seen = _record(client)
-    code = declare(client, token, **FILING_PROJECT)["project_code"]
-    supply_all_materials(client, token, code)
-    for department in dispatch(client, token, code):
-        work(client, token, department, "department_reply", code, REPLY_ACCEPTED)
-    work(client, token, "drc", "filing_check", code, FILE, "enterprise_filing")
-    for department, matter in (("land", "land_pre_review"), ("housing", "construction_permit")):
-        work(client, token, department, "pre_check", code, PRE_CHECK_PASS, matter)
-        work(client, token, department, "acceptance", code, ACCEPT, matter)
-        work(client, token, department, "handling", code, DECIDE, matter)
-        work(client, token, department, "decision", code, approve(department), matter)
-    sweep(platform)
+    code = concluded_project(client, token, platform)
     other = declare(client, token)["project_code"]
     client.post("/api/v1/admin/clock", headers=token("operator"), json={"now": "2026-03-20T09:00:00+08:00"})
     for user in ("applicant", "drc", "supervisor", "operator"):
