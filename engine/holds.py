@@ -90,20 +90,17 @@ def _end(session: Session, project_id: int, matter_code: str | None, reason: str
 
 
 def _matter_clocks(session: Session, pm: ProjectMatter, now: datetime) -> list[Clock]:
-    """The matter's open clocks, locked after its instance (the lock order every writer
-    keeps), once the instance's limits already passed are met (``runtime.catch_up``)."""
+    """The matter's open clocks, under the matter's lock (``runtime.lock_matter``: once a
+    transaction, in the lock order every writer keeps, the limits already passed met)."""
+    runtime.lock_matter(session, pm, now=now)
     if pm.instance_id is None:
         return []
-    session.execute(runtime.instance_lock(select(ProcessInstance.id).where(ProcessInstance.id == pm.instance_id)))
-    runtime.catch_up(session, [pm.instance_id], now=now)
     return list(session.scalars(select(Clock).where(Clock.instance_id == pm.instance_id, Clock.state != "stopped")
                                 .order_by(Clock.id).with_for_update()))
 
 
 def _project_clocks(session: Session, project_id: int, now: datetime) -> list[Clock]:
-    runtime.lock_project_instances(session, project_id)
-    runtime.catch_up(session, session.scalars(select(ProcessInstance.id).where(ProcessInstance.project_id == project_id)),
-                     now=now)
+    runtime.catch_up(session, runtime.lock_project_instances(session, project_id), now=now)
     return list(session.scalars(select(Clock).where(Clock.project_id == project_id, Clock.state != "stopped")
                                 .order_by(Clock.id).with_for_update()))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -592,13 +592,15 @@ def _lock_master(session: Session, project_id: int) -> None:
         ProcessInstance.project_id == project_id, ProcessInstance.kind == "master")))
 
 
-def lock_project_instances(session: Session, project_id: int) -> None:
+def lock_project_instances(session: Session, project_id: int) -> dict[int, datetime | None]:
     """Every instance of a project, its master first in a statement of its own, so that
     no instance can appear that the second statement does not see and lock (in id order,
-    as everyone)."""
+    as everyone). Returns each one's next timer, if it runs (for ``catch_up``)."""
     _lock_master(session, project_id)
-    session.execute(instance_lock(select(ProcessInstance.id).where(ProcessInstance.project_id == project_id)
-                                  .order_by(ProcessInstance.id)))
+    return {instance_id: next_timer_at if status == "running" else None
+            for instance_id, status, next_timer_at in session.execute(instance_lock(
+                select(ProcessInstance.id, ProcessInstance.status, ProcessInstance.next_timer_at)
+                .where(ProcessInstance.project_id == project_id).order_by(ProcessInstance.id)))}
 
 
 def lock_matter(session: Session, pm: ProjectMatter, *, now: datetime) -> None:
@@ -618,9 +620,7 @@ def lock_matter(session: Session, pm: ProjectMatter, *, now: datetime) -> None:
         _lock_master(session, pm.project_id)
         session.refresh(pm, ["instance_id"])  # read under the master's lock: the launch is settled
     if pm.instance_id is not None:
-        next_timer_at = lock_instance(session, pm.instance_id)
-        if next_timer_at is not None and next_timer_at <= now:
-            catch_up(session, [pm.instance_id], now=now)
+        catch_up(session, {pm.instance_id: lock_instance(session, pm.instance_id)}, now=now)
     session.scalars(select(ProjectMatter).where(ProjectMatter.id == pm.id).with_for_update(of=ProjectMatter)
                     .execution_options(populate_existing=True)).one()
 
@@ -898,16 +898,17 @@ def fire_timers(session: Session, row: ProcessInstance, *, until: datetime, isol
     return fired
 
 
-def catch_up(session: Session, instance_ids: Iterable[int], *, now: datetime) -> None:
+def catch_up(session: Session, next_timers: Mapping[int, datetime | None], *, now: datetime) -> None:
     """Before a write beside the workflow changes instances' clocks (a hold, a pause
     ending): their timers already due fire first, each at its own instant, as the sweep
     would have fired them, so a limit passed before the write is met before it, not at
-    it. The instances are locked already (instance → clocks → tasks, as every writer)."""
-    for instance_id in sorted(instance_ids):
-        row = session.get(ProcessInstance, instance_id)
-        if row is not None and row.status == "running" and row.next_timer_at is not None and row.next_timer_at <= now:
-            lock_for_steps(session, row.id)
-            fire_timers(session, row, until=now)
+    it. ``next_timers``: each instance's next timer as its lock read it (``lock_instance``,
+    ``lock_project_instances``; None unless it runs), so nothing is read when none is due.
+    The instances are locked already (instance → clocks → tasks, as every writer)."""
+    for instance_id, next_timer_at in sorted(next_timers.items()):
+        if next_timer_at is not None and next_timer_at <= now:
+            lock_for_steps(session, instance_id)
+            fire_timers(session, session.get(ProcessInstance, instance_id), until=now)
 
 
 def rearm(session: Session, row: ProcessInstance, *, now: datetime) -> None:

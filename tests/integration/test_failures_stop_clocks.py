@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from engine.models import Clock, ProcessInstance
@@ -99,21 +100,29 @@ def test_a_failed_procedure_stops_its_clocks_until_the_retry(client, token, cloc
 
 # --- holds coming and going while an instance is errored ---------------------------------------
 
-def test_a_suspension_and_resumption_while_the_master_is_errored_keep_its_clocks_still(client, token, clock, platform):
-    """A suspension and its resumption while the master is errored leave its clocks still."""
-    code_ = _errored_master(client, token, clock)
+@pytest.mark.parametrize("suspended_before_failure, due_hour", [(False, 12), (True, 13)])
+def test_a_suspension_resumed_while_the_master_is_errored_leaves_its_clocks_still_until_the_retry(
+        client, token, clock, platform, suspended_before_failure, due_hour):
+    """The project is suspended before the master fails (Tue 09:00) or while it is errored
+    (Tue 11:00) and resumes while it is still errored (Tue 12:00): land's reply clock stays
+    still until the retry (Thu 12:00), then counts what was left: 49 working hours (23 used
+    before the suspension), due Mon 13:00, or 48 (24 used before the failure), Mon 12:00."""
+    def suspend(code_):
+        _change(client, token, code_, "suspension")
+
+    code_ = _errored_master(client, token, clock, before_failure=suspend if suspended_before_failure else None)
+    if not suspended_before_failure:
+        clock.set(DISPATCHED + timedelta(days=1, hours=1))
+        suspend(code_)
     clock.set(DISPATCHED + timedelta(days=1, hours=2))
-    _change(client, token, code_, "suspension")
-    clock.set(DISPATCHED + timedelta(days=1, hours=4))
     _change(client, token, code_, "resumption")
     state, _, _ = _land_reply(platform)
     clock.set(LIMIT + timedelta(hours=2))
     _retry_master(client, token, platform)
     _, _, due_after = _land_reply(platform)
-    assert state == "paused", "land's reply clock counts again while the master is still errored"
-    # as in test_a_failed_procedure_stops_its_clocks_until_the_retry: Tue 10:00 → Thu 12:00 not counted
+    assert state == "paused", "land's reply clock counts while the master is errored"
     assert _land_matter(client, token, code_) == "notified", "land was auto-replied at the retry"
-    assert due_after == datetime(2026, 3, 9, 12, tzinfo=CHINA)
+    assert due_after == datetime(2026, 3, 9, due_hour, tzinfo=CHINA)
 
 
 def test_a_suspension_open_at_the_retry_keeps_the_silent_departments_limit(client, token, clock, platform):
@@ -126,22 +135,6 @@ def test_a_suspension_open_at_the_retry_keeps_the_silent_departments_limit(clien
     state, pauses, _ = _land_reply(platform)
     assert _land_matter(client, token, code_) == "notified", "land auto-replied (no_matter) while suspended"
     assert state == "paused" and pauses[-1] == ("suspension", True)
-
-
-def test_a_resumption_while_the_master_is_errored_does_not_let_its_clocks_count(client, token, clock, platform):
-    """Suspended Tue 09:00 (23 working hours of land's reply used), the master fails Tue 10:00,
-    the project resumes Tue 12:00 while the master is still errored: land's clock stays still
-    until the retry (Thu 12:00), then counts its 49 hours left."""
-    code_ = _errored_master(client, token, clock, before_failure=lambda c: _change(client, token, c, "suspension"))
-    clock.set(DISPATCHED + timedelta(days=1, hours=2))
-    _change(client, token, code_, "resumption")
-    state, _, _ = _land_reply(platform)
-    clock.set(LIMIT + timedelta(hours=2))
-    _retry_master(client, token, platform)
-    _, _, due_after = _land_reply(platform)
-    # 49 working hours left, counted from the retry (Thu 12:00): Mon 03-09 13:00
-    assert state == "paused", "land's reply clock counts while the master is errored"
-    assert due_after == datetime(2026, 3, 9, 13, tzinfo=CHINA)
 
 
 # --- a write beside the workflow meets the limits already passed first -------------------------
