@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -25,11 +26,18 @@ class Base(DeclarativeBase):
     """Declarative base for every table of the platform."""
 
 
-def make_engine(url: str) -> Engine:
+#: Seconds a pooled PostgreSQL connection may sit unused and still be handed out
+#: without a ping first.
+PING_IDLE_AFTER = 10.0
+
+
+def make_engine(url: str, *, ping_idle_after: float = PING_IDLE_AFTER) -> Engine:
     """Create an engine with the settings each backend needs.
 
     SQLite gets foreign keys on, a busy timeout so concurrent writers wait instead
-    of failing, and WAL so readers do not block the one writer.
+    of failing, and WAL so readers do not block the one writer. PostgreSQL's pooled
+    connections are pinged before use when they have been idle ``ping_idle_after``
+    seconds (``_ping_when_idle``).
     """
     if url.startswith("sqlite"):
         kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": 30}}
@@ -57,7 +65,35 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    _ping_when_idle(engine, ping_idle_after)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_after: float) -> None:
+    """Ping a pooled connection before handing it out only when it has been idle a while.
+
+    A connection the server has dropped (a restart, a failover, a firewall's idle
+    timeout) is found by the ping and replaced before a request uses it; the pool's
+    ``pool_pre_ping`` would ping at every checkout, one more round trip in every
+    transaction, though a connection checked in a moment ago is as alive as its last
+    statement showed. A connection lost within ``idle_after`` fails its request, which
+    the client may send again; the pool then discards it.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_conn, record) -> None:
+        record.info["idle_from"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy) -> None:
+        idle_from = record.info.pop("idle_from", None)
+        if idle_from is None or time.monotonic() - idle_from < idle_after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"pooled connection lost while idle: {exc}") from exc  # the pool connects anew
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
