@@ -2,14 +2,30 @@
 from __future__ import annotations
 
 from flask_smorest import Api, Blueprint
+from marshmallow import ValidationError
 from webargs.flaskparser import FlaskParser
+
+
+#: Said of a parameter or form field given more than once where it takes one value.
+REPEATED = "只能给一个值，不能重复 (given more than once; it takes one value)"
 
 
 class StrictParser(FlaskParser):
     """Unknown query parameters are refused like unknown body fields (422), never dropped:
-    a misspelt filter must not silently widen a list."""
+    a misspelt filter must not silently widen a list. A parameter or form field repeated
+    where it takes one value is refused too, rather than read as its first value
+    (``?status=ready&status=done`` is not a list of ready tasks)."""
 
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
+
+    def _makeproxy(self, multidict, schema):
+        proxy = super()._makeproxy(multidict, schema)
+        if hasattr(multidict, "getlist"):
+            repeated = {key: [REPEATED] for key in multidict
+                        if key not in proxy.multiple_keys and len(multidict.getlist(key)) > 1}
+            if repeated:
+                raise ValidationError(repeated)
+        return proxy
 
 
 Blueprint.ARGUMENTS_PARSER = StrictParser()

@@ -204,6 +204,7 @@ def test_another_unit_sees_nothing_and_uploads_nothing(client, token, code, plat
     pytest.param({"user": "land"}, 403, None, id="an officer uploading the unit's material"),
     pytest.param({"user": "window"}, 403, None, id="the window"),
     pytest.param({"note": "x"}, 422, "note", id="an unknown form field"),
+    pytest.param({"material": ["application_form", "site_report"]}, 422, "material", id="a field given twice"),
 ])
 def test_refused_uploads_change_nothing(client, token, code, platform, file_store, overrides, status, field):
     before = counts(platform)
@@ -215,6 +216,13 @@ def test_refused_uploads_change_nothing(client, token, code, platform, file_stor
         assert field in body["errors"], body
     assert counts(platform) == before
     assert stored_files(file_store) == []
+
+
+def test_two_files_in_one_upload_are_refused_not_read_as_the_first(client, token, code, platform, file_store):
+    before = counts(platform)
+    r = upload(client, token, code, file=[(BytesIO(PDF), "甲.pdf"), (BytesIO(PDF + b"2"), "乙.pdf")])
+    assert r.status_code == 422 and list(r.get_json()["errors"]) == ["file"], r.get_json()
+    assert counts(platform) == before and stored_files(file_store) == []
 
 
 def test_a_request_without_the_file_names_the_field(client, token, code, platform):

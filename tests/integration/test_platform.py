@@ -167,6 +167,14 @@ def test_unknown_query_parameters_are_refused(client, token):
     assert client.get("/api/v1/projects?page=1", headers=token("drc")).status_code == 200
 
 
+def test_a_query_parameter_given_twice_is_refused_not_read_as_its_first_value(client, token):
+    r = client.get("/api/v1/tasks?light=red&light=green", headers=token("drc"))
+    assert r.status_code == 422, r.get_json()
+    assert r.get_json()["errors"] == {"light": ["只能给一个值，不能重复 (given more than once; it takes one value)"]}
+    r = client.get("/api/v1/projects?page=1&page=1", headers=token("drc"))
+    assert r.status_code == 422 and list(r.get_json()["errors"]) == ["page"]
+
+
 def test_deploy_and_calendar_commands(database_url, monkeypatch, tmp_path, platform):
     monkeypatch.setenv("DATABASE_URL", database_url)
     runner = CliRunner()
