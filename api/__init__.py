@@ -20,6 +20,9 @@ from engine.projects import PlatformScope
 #: Where the platform serves Swagger UI's files itself (the API docs page loads them):
 #: a platform on a network without internet access (政务外网) still shows its docs.
 SWAGGER_UI_ASSETS = "/api/v1/docs/assets"
+#: The same place as the docs page (``/api/v1/docs``) names it: relative, so that the
+#: page behind a proxy mounting the platform under a path prefix still finds its files.
+SWAGGER_UI_ASSETS_FROM_PAGE = "docs/assets/"
 
 
 def _swagger_ui_asset(name: str):
@@ -35,7 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL=f"{SWAGGER_UI_ASSETS}/",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_ASSETS_FROM_PAGE,
         API_SPEC_OPTIONS={
             "security": [{"bearerAuth": []}],
             "info": {"description": "固定资产投资项目在线申报、并联审批、电子监察。The surface integrators may rely on is "

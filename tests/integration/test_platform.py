@@ -57,15 +57,29 @@ def test_the_docs_page_loads_everything_from_the_platform_itself(client):
     """A platform on a network without internet access (政务外网) shows its API docs: the
     page names no other host, and each file it loads is served by the platform."""
     import re
+    from urllib.parse import urljoin
 
     page = client.get("/api/v1/docs").get_data(as_text=True)
     assert "http://" not in page and "https://" not in page
-    assets = re.findall(r'(?:src|href)="(/api/v1/docs/assets/[^"]+)"', page)
+    assets = [urljoin("/api/v1/docs", a) for a in re.findall(r'(?:src|href)="([^"]+)"', page)]
     assert {a.rsplit("/", 1)[-1] for a in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css"}
     for asset in assets:
         r = client.get(asset)
         assert r.status_code == 200 and len(r.data) > 1000, asset
     assert client.get("/api/v1/docs/assets/../config.py").status_code == 404
+
+
+def test_the_docs_page_behind_a_path_prefix_finds_its_files_and_document(client):
+    """A proxy mounting the platform under /tzxm (SCRIPT_NAME): the page's files and the
+    OpenAPI document are named under the prefix, not at the host's root."""
+    import re
+    from urllib.parse import urljoin
+
+    page = client.get("/api/v1/docs", base_url="http://localhost/tzxm").get_data(as_text=True)
+    named = [urljoin("/tzxm/api/v1/docs", a) for a in re.findall(r'(?:src|href)="([^"]+)"', page)]
+    named += re.findall(r'url: "([^"]+)"', page)
+    assert named and all(n.startswith("/tzxm/api/v1/") for n in named), named
+    assert "/tzxm/api/v1/openapi.json" in named
 
 
 def test_openapi_document_is_valid_openapi_and_types_decimals_as_strings(client):
