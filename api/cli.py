@@ -51,8 +51,8 @@ def db_upgrade(revision: str) -> None:
 def seed_demo() -> None:
     """Seed the demo accounts and organisation of API.md (idempotent)."""
     password = os.environ.get("TZXM_DEMO_PASSWORD", "demo-password")
-    with unit_of_work(_factory()) as session:
-        created = seed.seed_demo(session, now=SystemClock().now(), password=password)
+    now = SystemClock().now()
+    created = retrying(_factory(), lambda session: seed.seed_demo(session, now=now, password=password), what="seeding the demo")
     click.echo(f"demo seeded: {len(created)} accounts created" + (f" ({', '.join(created)})" if created else ""))
 
 
@@ -65,12 +65,12 @@ def seed_demo() -> None:
 def create_user(username, display_name, roles, department, project_unit) -> None:
     """Create an account; the password is read from TZXM_PASSWORD or asked for."""
     password = os.environ.get("TZXM_PASSWORD") or getpass.getpass("password: ")
+    now = SystemClock().now()
     try:
-        with unit_of_work(_factory()) as session:
-            accounts.create_user(
-                session, now=SystemClock().now(), actor="cli", username=username, password=password,
-                display_name=display_name, roles=list(roles), department_code=department, project_unit_id=project_unit,
-            )
+        retrying(_factory(), lambda session: accounts.create_user(
+            session, now=now, actor="cli", username=username, password=password,
+            display_name=display_name, roles=list(roles), department_code=department, project_unit_id=project_unit,
+        ), what=f"creating the user {username}")
     except DomainError as exc:
         _refuse(exc)
     click.echo(f"created {username}")
@@ -83,13 +83,12 @@ def create_user(username, display_name, roles, department, project_unit) -> None
 @click.option("--contact-phone", default="")
 def create_unit(name, credit_code, contact_name, contact_phone) -> None:
     """Register a project unit (its credit code is checked)."""
+    now = SystemClock().now()
     try:
-        with unit_of_work(_factory()) as session:
-            unit = accounts.create_project_unit(
-                session, now=SystemClock().now(), actor="cli", name=name, credit_code=credit_code,
-                contact_name=contact_name, contact_phone=contact_phone,
-            )
-            unit_id = unit.id
+        unit_id = retrying(_factory(), lambda session: accounts.create_project_unit(
+            session, now=now, actor="cli", name=name, credit_code=credit_code,
+            contact_name=contact_name, contact_phone=contact_phone,
+        ).id, what=f"registering the unit {credit_code}")
     except DomainError as exc:
         _refuse(exc)
     click.echo(f"created project unit {unit_id}")
@@ -105,11 +104,14 @@ def _refuse(exc: DomainError) -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False), default="bpmn")
 def deploy(directory: str) -> None:
     """Deploy every .bpmn and .dmn file of a folder (identical content is a no-op)."""
-    operator = Actor.system("cli")
+    operator, now = Actor.system("cli"), SystemClock().now()
+
+    def work(session) -> list[str]:
+        results = deploy_directory(session, actor=operator, now=now, directory=Path(directory))
+        return [f"{r.procedure.process_id} v{r.procedure.version} {'deployed' if r.created else 'unchanged'}" for r in results]
+
     try:
-        with unit_of_work(_factory()) as session:
-            results = deploy_directory(session, actor=operator, now=SystemClock().now(), directory=Path(directory))
-            lines = [f"{r.procedure.process_id} v{r.procedure.version} {'deployed' if r.created else 'unchanged'}" for r in results]
+        lines = retrying(_factory(), work, what=f"deploying {directory}")
     except DomainError as exc:
         _refuse(exc)
     click.echo("\n".join(lines))
