@@ -175,7 +175,10 @@ def authenticate(session: Session, *, username: str, password: str, now: datetim
         ok = False
     if not ok:
         session.add(LoginFailure(username=username[:64], at=now))
-        audit.record(session, at=now, actor=username[:64], action="auth.failure", target=f"user:{username[:64]}")
+        # what was typed is not kept in the chain (it may be a password typed in the wrong box): the
+        # account when there is one, and nobody is named as the one who tried
+        audit.record(session, at=now, actor="anonymous", action="auth.failure",
+                     target=f"user:{user.username}" if user is not None else "user:(unknown)")
         err = Unauthenticated("用户名或密码错误 (wrong username or password)")
         err.keep_changes = True
         raise err

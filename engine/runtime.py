@@ -377,7 +377,8 @@ def _record_replies(run: Run, replies: list) -> None:
     """Departments that replied "no matter at this stage" (or were auto-replied overdue):
     their notified matters are marked so as soon as each replied, while the other
     departments' stages may still be running."""
-    silent = {r.get("department") for r in replies if isinstance(r, dict) and r.get("outcome") in ("no_matter", "overdue_no_reply")}
+    silent = {r.get("department"): r["outcome"] for r in replies
+              if isinstance(r, dict) and r.get("outcome") in ("no_matter", "overdue_no_reply")}
     if not silent:
         return
     for pm in run.session.scalars(select(ProjectMatter).where(
@@ -385,6 +386,10 @@ def _record_replies(run: Run, replies: list) -> None:
             ProjectMatter.status == "notified")):
         pm.status, pm.updated_at = "no_matter", run.now
         holds.end_all(run.session, pm.project_id, matter_code=pm.matter_code, now=run.now)
+        # an automatic reply (逾期未回复) is said as such: the department's own reply has its task's event
+        audit.record(run.session, at=run.now, actor=run.actor, action="matter.no_matter", project_code=run.project.project_code,
+                     target=f"matter:{pm.matter_code}", summary={"department": pm.department_code,
+                                                                  "reply": silent[pm.department_code]})
 
 
 def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:
@@ -448,7 +453,7 @@ def _start_instance(session, *, project, process_id, kind, matter_code, data, no
     transaction_memo(session).setdefault(_LOCKED_TASKS, {})[row.id] = []
     error = _attempt(run, lambda: spiff_adapter.start(procedures.SPECS.get(procedure), data, now=now, functions=run.functions))
     if error is not None:
-        _mark_error(row, error, now, pending={"action": "start", "data": data})
+        _mark_error(row, error, now, actor=actor, pending={"action": "start", "data": data})
     return row
 
 
@@ -487,10 +492,17 @@ def _attempt(run: Run, action: Callable[[], spiff_adapter.Instance], *,
 PLATFORM_FAILURE = "platform_failure"
 
 
-def _mark_error(row: ProcessInstance, exc: spiff_adapter.ProcedureError, now: datetime, pending: dict) -> None:
+def _mark_error(row: ProcessInstance, exc: spiff_adapter.ProcedureError, now: datetime, *, actor: str,
+                pending: dict) -> None:
+    """The instance failed at run time (``actor``'s act or the platform's timer set it off):
+    kept errored with what to apply again at the retry, its clocks stopped, and said in the
+    trail (the element and message are for operators: ``GET /instances?status=error``)."""
     row.status, row.error_element, row.error_message, row.updated_at = "error", exc.element_id, exc.message, now
     row.pending_action = pending
     session = object_session(row)
+    audit.record(session, at=now, actor=actor, action="instance.error", project_code=row.project.project_code,
+                 target=f"instance:{row.id}", summary={"pending": pending.get("action"), "kind": row.kind,
+                                                       "matter_code": row.matter_code})
     running = list(session.scalars(select(Clock).where(Clock.instance_id == row.id, Clock.state == "running")))
     if running:
         cal = calendar.current(session)
@@ -666,11 +678,19 @@ class Backfill:
         if not self.reason.strip():
             raise Invalid.field("backfill_reason", "补录须说明理由 (a back-filled act needs a reason)")
 
-    def record(self, session: Session, task: Task, actor: Actor, now: datetime) -> dict[str, str]:
+    def record(self, session: Session, task: Task, username: str, now: datetime) -> dict[str, str]:
         session.add(BackfilledAct(project_code=task.project_code, matter_code=task.matter_code,
                                   department_code=task.department_code, act=f"task:{task.element_id}",
-                                  effective_at=self.effective_at, entered_at=now, reason=self.reason, actor=actor.username))
+                                  effective_at=self.effective_at, entered_at=now, reason=self.reason, actor=username))
+        return self.kept()
+
+    def kept(self) -> dict[str, str]:
+        """As an errored instance keeps it for the retry (``pending_action``), and the event says it."""
         return {"effective_at": self.effective_at.isoformat(), "reason": self.reason}
+
+    @classmethod
+    def from_kept(cls, kept: dict[str, str] | None) -> "Backfill | None":
+        return cls(datetime.fromisoformat(kept["effective_at"]), kept["reason"]) if kept else None
 
 
 def _may_work(actor: Actor, task: Task) -> bool:
@@ -741,21 +761,35 @@ def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[st
 
     def step() -> spiff_adapter.Instance:
         instance = _load(row)
-        checked = task_guards.apply(session, properties=spiff_adapter.user_task_properties(instance, task_id),
-                                    project=project, matter_code=task.matter_code, data=data, now=now)
-        task.status, task.completed_at, task.completed_by = "completed", now, actor.username
-        summary = {"task_id": task.id, "matter_code": task.matter_code, "data": checked}
-        if backfill is not None:
-            summary["backfilled"] = backfill.record(session, task, actor, now)
-        audit.record(session, at=now, actor=actor.username, action="task.complete", project_code=project.project_code,
-                     target=f"task:{task.element_id}", summary=summary)
-        spiff_adapter.complete_user_task(instance, task_id, checked, now=now, functions=run.functions)
+        _complete_in_step(run, instance, task, data, backfill=backfill)
         return instance
 
     error = _attempt(run, step)
     if error is not None:
-        _mark_error(row, error, now, pending={"action": "complete", "task_id": task_id, "data": data, "actor": actor.username})
+        _mark_error(row, error, now, actor=actor.username, pending={
+            "action": "complete", "task_id": task_id, "data": data, "actor": actor.username, "submitted_at": now.isoformat(),
+            "backfill": backfill.kept() if backfill is not None else None})
     return task, row
+
+
+def _complete_in_step(run: Run, instance: spiff_adapter.Instance, task: Task, data: dict[str, Any], *,
+                      backfill: Backfill | None, retried_by: dict[str, str] | None = None) -> None:
+    """Completing a task, inside its step: its checks (``task_guards``), the task done by
+    whoever submitted it (``run.actor``), its 补录, its event, the workflow moved on. The
+    same whether the officer's request applies it or, after the step failed, the
+    operator's retry (``retried_by``): the trail names the officer's act, with its data."""
+    session = run.session
+    checked = task_guards.apply(session, properties=spiff_adapter.user_task_properties(instance, task.id),
+                                project=run.project, matter_code=task.matter_code, data=data, now=run.now)
+    task.status, task.completed_at, task.completed_by = "completed", run.now, run.actor
+    summary = {"task_id": task.id, "matter_code": task.matter_code, "data": checked}
+    if backfill is not None:
+        summary["backfilled"] = backfill.record(session, task, run.actor, run.now)
+    if retried_by is not None:
+        summary["applied_at_retry"] = retried_by
+    audit.record(session, at=run.now, actor=run.actor, action="task.complete", project_code=run.project.project_code,
+                 target=f"task:{task.element_id}", summary=summary)
+    spiff_adapter.complete_user_task(instance, task.id, checked, now=run.now, functions=run.functions)
 
 
 #: What the project unit is told when the procedure fails after its submission: which
@@ -860,7 +894,7 @@ def deliver(session: Session, row: ProcessInstance, deliveries: list[Delivery], 
     error = _attempt(run, step)
     if error is None:
         return len(deliveries)
-    _mark_error(row, error, now, pending={"action": "advance"})
+    _mark_error(row, error, now, actor="platform", pending={"action": "advance"})
     for delivery in deliveries:
         delivery.delivered_at = None
     return 0
@@ -888,12 +922,12 @@ def fire_timers(session: Session, row: ProcessInstance, *, until: datetime, isol
 
         error = _attempt(run, step, isolated=isolated)
         if error is not None:
-            _mark_error(row, error, due, pending={"action": "advance"})
+            _mark_error(row, error, due, actor="platform", pending={"action": "advance"})
             break
         fired += 1
         if row.next_timer_at is not None and row.next_timer_at <= due:
             _mark_error(row, spiff_adapter.ProcedureError(None, f"a timer due at {due.isoformat()} did not fire"), due,
-                        pending={"action": "advance"})
+                        actor="platform", pending={"action": "advance"})
             break
     return fired
 
@@ -991,7 +1025,10 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on
                            f"(the instance's state does not fit version {version.version}: deploy a compatible fix, or retry "
                            f"on its own version with {{\"version\": \"current\"}}: {exc})") from exc
     row.procedure_version_id, row.procedure_version = version.id, version
-    run = Run(session, now, row, project, actor.username)
+    # what the retry applies is the submitter's act (the officer's decision and what follows
+    # from it); the operator's part is the retry, in its own event and in the act's
+    completion = pending if pending.get("action") == "complete" else None
+    run = Run(session, now, row, project, completion["actor"] if completion else actor.username)
     row.status = "running"  # before its clocks count on: a hold still open takes them over, not the failure
     _count_on_after_failure(session, row, now)
 
@@ -1005,18 +1042,19 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on
         # the limits moved with the clocks (the failure, a hold that came or went meanwhile): no
         # timer fires at an instant that no longer holds
         spiff_adapter.rearm_timers(instance, now=now, functions=run.functions)
-        if pending.get("action") == "complete":
-            spiff_adapter.complete_user_task(instance, pending["task_id"], pending["data"], now=now, functions=run.functions)
-            task = session.get(Task, pending["task_id"])
-            if task is not None:
-                task.status, task.completed_at, task.completed_by = "completed", now, pending.get("actor")
+        if completion is not None:
+            task = session.get(Task, completion["task_id"])
+            if task is None or task.status != "ready":
+                raise spiff_adapter.ProcedureError(None, f"the task {completion['task_id']} the retry was to complete is gone")
+            _complete_in_step(run, instance, task, completion["data"], backfill=Backfill.from_kept(completion.get("backfill")),
+                              retried_by={"by": actor.username, "submitted_at": completion.get("submitted_at")})
         else:
             spiff_adapter.advance(instance, now=now, functions=run.functions)
         return instance
 
     error = _attempt(run, step)
     if error is not None:
-        _mark_error(row, error, now, pending=pending)
+        _mark_error(row, error, now, actor=actor.username, pending=pending)
     return row
 
 
