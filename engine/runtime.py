@@ -780,7 +780,7 @@ def _complete_in_step(run: Run, instance: spiff_adapter.Instance, task: Task, da
     operator's retry (``retried_by``): the trail names the officer's act, with its data."""
     session = run.session
     checked = task_guards.apply(session, properties=spiff_adapter.user_task_properties(instance, task.id),
-                                project=run.project, matter_code=task.matter_code, data=data, now=run.now)
+                                project=run.project, matter_code=task.matter_code, data=data, now=run.now, actor=run.actor)
     task.status, task.completed_at, task.completed_by = "completed", run.now, run.actor
     summary = {"task_id": task.id, "matter_code": task.matter_code, "data": checked}
     if backfill is not None:

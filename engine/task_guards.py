@@ -74,9 +74,10 @@ def _project_matter(session: Session, project: Project, matter_code: str | None)
 
 
 def apply(session: Session, *, properties: dict[str, str], project: Project, matter_code: str | None,
-          data: dict[str, Any], now: datetime) -> dict[str, Any]:
+          data: dict[str, Any], now: datetime, actor: str) -> dict[str, Any]:
     """Run the task's guards on the submitted data; returns the data to complete the task
-    with. The matter is read only when a guard's condition holds (most steps: none)."""
+    with. The matter is read only when a guard's condition holds (most steps: none).
+    ``actor``: whose act the task's completion is (what a guard does is audited as theirs)."""
     _check_dates_since_declaration(properties.get(DATES_SINCE_DECLARATION), project, data, now)
     corrections = properties.get(CORRECTION_ITEMS_FIELD)
     corrections = corrections if corrections and data.get(corrections) else None
@@ -91,7 +92,7 @@ def apply(session: Session, *, properties: dict[str, str], project: Project, mat
     if corrections:
         data[corrections] = materials.check_correction_items(session, project_matter=pm, items=list(data[corrections]))
     if accepting:
-        materials.check_acceptance(session, project_matter=pm, now=now)
+        materials.check_acceptance(session, project_matter=pm, now=now, actor=actor)
     if budget:
         _check_pause_budget(session, pm, data, *budget.groups(), now=now)
     return data

@@ -98,6 +98,7 @@ def test_an_acceptance_applied_by_the_retry_makes_the_materials_final_as_any_acc
     _retry(client, token)
     with platform.session_factory() as s:
         assert {m.status for m in s.scalars(select(Material).where(Material.project_code == code, Material.matter_code == LAND))} == {"accepted"}
+    assert [e.actor for e in _trail(platform, code) if e.action == "material.accepted"] == ["land"]  # the officer accepted them
     item = next(m for m in client.get(f"/api/v1/portal/guides/{LAND}").get_json()["materials"] if m["required"])
     r = client.post(f"/api/v1/projects/{code}/materials", headers=token("applicant"), content_type="multipart/form-data",
                     data={"matter_code": LAND, "material": item["code"], "file": (BytesIO(TINY_PDF + b"swap"), "swap.pdf")})
