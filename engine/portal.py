@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import codes
+from engine import codes, projects
 from engine.access import region_subtree
 from engine.clock import SHANGHAI
 from engine.errors import Invalid, NotFound
@@ -78,13 +78,11 @@ def _project_query(code: str):
         normalised = codes.normalize_legacy_code(code)
     except ValueError:
         normalised = _NO_CODE
-    return (
+    return projects.by_code(
         select(Project.id, Project.project_code, Project.name, Project.regime, Project.status, Project.declared_at,
                ProjectUnit.name, Region.code, Region.name)
         .join(ProjectUnit, ProjectUnit.id == Project.project_unit_id)
-        .join(Region, Region.code == Project.region_code)
-        .where(or_(Project.project_code == normalised, Project.legacy_code == normalised))
-    )
+        .join(Region, Region.code == Project.region_code), normalised)
 
 
 def _matters(session: Session, project_id: int) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from engine import audit, codes
@@ -40,26 +40,35 @@ class PlatformScope:
     region_code: str
 
 
-def _code_matches(code: str):
-    """The WHERE clause for a project code or legacy code (原编码), or None for input that
+def _normalised(code: str) -> str | None:
+    """A code as stored (project codes and legacy codes alike), or None for input that
     cannot be either (empty, over-long, control characters)."""
     try:
-        normalised = codes.normalize_legacy_code(code)
+        return codes.normalize_legacy_code(code)
     except ValueError:
         return None
-    return or_(Project.project_code == normalised, Project.legacy_code == normalised)
+
+
+def by_code(query, normalised: str):
+    """``query`` narrowed to the one project a code names: by its project code, else by its
+    legacy code (原编码, 第十二条). A project code names its own project first (一项一码,
+    第十条): codes are no longer issued where a legacy code has the same text
+    (``_new_code``), and rows from before that are answered the same way every time."""
+    return (query.where(or_(Project.project_code == normalised, Project.legacy_code == normalised))
+            .order_by(case((Project.project_code == normalised, 0), else_=1)).limit(1))
 
 
 def find_project(session: Session, code: str) -> Project | None:
     """A project by its project code or its legacy code."""
-    matches = _code_matches(code)
-    return session.scalar(select(Project).where(matches)) if matches is not None else None
+    normalised = _normalised(code)
+    return session.scalar(by_code(select(Project), normalised)) if normalised is not None else None
 
 
 def visible_project(session: Session, actor: Actor, code: str) -> Project:
     """The project if the actor may see it; otherwise 404, whether absent or not theirs."""
-    matches = _code_matches(code)
-    project = session.scalar(select(Project).where(matches, project_filter(session, actor))) if matches is not None else None
+    normalised = _normalised(code)
+    project = (session.scalar(by_code(select(Project).where(project_filter(session, actor)), normalised))
+               if normalised is not None else None)
     if project is None:
         raise NotFound("项目不存在 (no such project)")
     return project
@@ -115,6 +124,18 @@ def _next_serial(session: Session, year: int) -> int:
     return session.execute(stmt).scalar_one()
 
 
+def _new_code(session: Session, year: int, region_code: str, industry_code: str, regime: str) -> str:
+    """The year's next code that no legacy code already names (赋码, 第十一条). A legacy
+    code (第十二条) may have the form of this platform's codes, from an earlier platform
+    or typed so: the serial it would take is passed over, so one code never names two
+    projects (一项一码, 第十条). Legacy codes are checked after the year's serial is
+    taken, under its lock, where every declaration of the year queues."""
+    while True:
+        code = codes.format_code(year, region_code, industry_code, regime, _next_serial(session, year))
+        if session.scalar(select(Project.id).where(Project.legacy_code == code)) is None:
+            return code
+
+
 def _check_rules(session: Session, scope: PlatformScope, fields: dict[str, Any]) -> None:
     """Rules of the declaration beyond types and lengths; each problem names its field."""
     problems: dict[str, list[str]] = {}
@@ -151,12 +172,10 @@ def declare(
             legacy = codes.normalize_legacy_code(legacy)
         except ValueError as exc:
             raise Invalid.field("legacy_code", str(exc)) from None
-        if find_project(session, legacy) is not None:
-            raise Invalid.field("legacy_code", "原编码已对应其他项目 (legacy code already mapped)")
     year = now.astimezone(SHANGHAI).year
-    code = codes.format_code(
-        year, fields["region_code"], fields["industry_code"], fields["regime"], _next_serial(session, year)
-    )
+    code = _new_code(session, year, fields["region_code"], fields["industry_code"], fields["regime"])
+    if legacy and find_project(session, legacy) is not None:  # under the year's lock: a declaration in flight is seen
+        raise Invalid.field("legacy_code", "原编码已对应其他项目或已是项目代码 (legacy code already a project's code or mapped)")
     project = Project(
         project_code=code,
         legacy_code=legacy or None,
@@ -242,7 +261,7 @@ def _recode(session: Session, *, project: Project, now: datetime, changes: dict[
     for key in ("id", "project_code", "legacy_code", "supersedes_id", "superseded_by_id", "version", "declared_at", "status", "suspended"):
         fields.pop(key)
     fields.update({k: Decimal(v) if k == "investment" else v for k, v in changes.items()})
-    code = codes.format_code(year, project.region_code, project.industry_code, project.regime, _next_serial(session, year))
+    code = _new_code(session, year, project.region_code, project.industry_code, project.regime)
     new = Project(project_code=code, status="declared", suspended=False, declared_at=now, supersedes_id=project.id, **fields)
     session.add(new)
     session.flush()

@@ -4,7 +4,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import update
 
+from engine.db import unit_of_work
+from engine.models import Project
 from tests.integration.helpers import declaration, declare, snapshot, supply_all_materials
 
 CODE_RE = re.compile(r"^\d{4}-\d{6}-\d{2}-\d{2}-\d{6}$")
@@ -220,3 +223,44 @@ def test_another_units_project_cannot_be_changed(client, token):
     code = declare(client, token, user="applicant2")["project_code"]
     r = client.post(f"/api/v1/projects/{code}/changes", json={"kind": "suspension", "reason": "x"}, headers=token("applicant"))
     assert r.status_code == 404
+
+
+def _code_after(code: str, serials: int) -> str:
+    head, serial = code.rsplit("-", 1)
+    return f"{head}-{int(serial) + serials:06d}"
+
+
+def test_a_legacy_code_in_the_form_of_a_code_not_yet_issued_never_names_two_projects(client, token):
+    """一项一码 (第十条): a unit declaring with a legacy code shaped as the next code the platform
+    issues does not take that code from the next project: the platform passes the serial over."""
+    first = declare(client, token, name="示范建设一期")["project_code"]
+    taken = _code_after(first, 2)
+    other = declare(client, token, user="applicant2", name="钒钛占位项目", legacy_code=taken)
+    assert other["legacy_code"] == taken and other["project_code"] == _code_after(first, 1)
+    mine = declare(client, token, name="示范建设二期")
+    assert mine["project_code"] == _code_after(first, 3)
+    for path, headers in ((f"/api/v1/projects/{mine['project_code']}", token("window")),
+                          (f"/api/v1/portal/projects/{mine['project_code']}", {})):
+        assert client.get(path, headers=headers).get_json()["name"] == "示范建设二期"
+
+
+def test_a_legacy_code_that_is_a_projects_code_is_refused(client, token, platform):
+    first = declare(client, token, name="示范建设一期")["project_code"]
+    before = snapshot(platform)
+    r = client.post("/api/v1/projects", headers=token("applicant2"), json=declaration(legacy_code=first))
+    assert r.status_code == 422 and list(r.get_json()["errors"]) == ["legacy_code"], r.get_json()
+    assert snapshot(platform) == before
+
+
+def test_a_project_code_names_its_project_before_a_legacy_code_of_the_same_text(client, token, platform):
+    """Rows stored before codes were kept apart: a lookup answers the project the code was
+    issued to, the same every time, on the portal and for officials."""
+    mine = declare(client, token, name="示范建设一期")["project_code"]
+    other = declare(client, token, user="applicant2", name="钒钛占位项目")["project_code"]
+    with unit_of_work(platform.session_factory) as s:
+        s.execute(update(Project).where(Project.project_code == other).values(legacy_code=mine))
+    for path, headers in ((f"/api/v1/projects/{mine}", token("window")), (f"/api/v1/portal/projects/{mine}", {}),
+                          (f"/api/v1/projects/{mine}", token("applicant"))):
+        r = client.get(path, headers=headers)
+        assert r.status_code == 200 and r.get_json()["name"] == "示范建设一期", (path, r.get_json())
+    assert client.get(f"/api/v1/projects/{mine}", headers=token("applicant2")).get_json()["name"] == "钒钛占位项目"
