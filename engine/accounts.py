@@ -16,9 +16,9 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from engine import audit, codes
-from engine.access import OFFICIAL_ROLES
+from engine.access import OFFICIAL_ROLES, Actor
 from engine.db import is_postgresql
-from engine.errors import Invalid, TooManyAttempts, Unauthenticated
+from engine.errors import Invalid, NotFound, TooManyAttempts, Unauthenticated
 from engine.models import ROLES, Department, LoginFailure, ProjectUnit, User
 
 _hasher = PasswordHasher()
@@ -74,6 +74,21 @@ def _check_roles(roles: list[str]) -> None:
             raise Invalid.field("roles", f"角色不能兼任 (roles that one account never holds together): {clash[0]} + {clash[1]}")
 
 
+def _check_affiliation(session: Session, roles: list[str], department_code: str | None, project_unit_id: int | None) -> None:
+    """An applicant acts for one project unit and no department; an official belongs to one
+    department and acts for no unit."""
+    if "applicant" in roles:
+        if project_unit_id is None or session.get(ProjectUnit, project_unit_id) is None:
+            raise Invalid.field("project_unit_id", "申报用户须属于一个项目单位 (an applicant acts for one project unit)")
+        if department_code is not None:
+            raise Invalid.field("department_code", "申报用户不属于任何部门 (an applicant belongs to no department)")
+    else:
+        if department_code is None or session.get(Department, department_code) is None:
+            raise Invalid.field("department_code", "工作人员须属于一个部门 (an official belongs to a department)")
+        if project_unit_id is not None:
+            raise Invalid.field("project_unit_id", "工作人员不代表项目单位 (an official acts for no project unit)")
+
+
 def create_user(
     session: Session,
     *,
@@ -96,16 +111,7 @@ def create_user(
     if check_strength and (problem := password_problem(password, username)):
         raise Invalid.field("password", problem)
     _check_roles(roles)
-    if "applicant" in roles:
-        if project_unit_id is None or session.get(ProjectUnit, project_unit_id) is None:
-            raise Invalid.field("project_unit_id", "申报用户须属于一个项目单位 (an applicant acts for one project unit)")
-        if department_code is not None:
-            raise Invalid.field("department_code", "申报用户不属于任何部门 (an applicant belongs to no department)")
-    else:
-        if department_code is None or session.get(Department, department_code) is None:
-            raise Invalid.field("department_code", "工作人员须属于一个部门 (an official belongs to a department)")
-        if project_unit_id is not None:
-            raise Invalid.field("project_unit_id", "工作人员不代表项目单位 (an official acts for no project unit)")
+    _check_affiliation(session, roles, department_code, project_unit_id)
     user = User(
         username=username,
         password_hash=password_hash or hash_password(password),
@@ -228,6 +234,49 @@ def create_project_unit(
     session.flush()
     audit.record(session, at=now, actor=actor, action="unit.create", target=f"unit:{compact}", summary={"name": name})
     return unit
+
+
+#: What the operator may change on an account (设置用户权限, Jilin 第九条).
+USER_CHANGES = ("active", "roles", "department_code", "project_unit_id", "display_name", "password")
+
+
+def update_user(session: Session, *, now: datetime, actor: Actor, user_id: int, changes: dict) -> User:
+    """Change an account: disable or enable it, its roles, department or unit, its name, or
+    reset its password (which also lifts a sign-in lock-out). A disabled account's tokens
+    are refused from the next request; a role or department taken away applies at once
+    (every request reads the account). The operator cannot disable the account it works
+    with or take its own operator role away: the platform would be left with no one to
+    undo it."""
+    user = session.scalar(select(User).where(User.id == user_id).with_for_update(of=User))
+    if user is None:
+        raise NotFound("用户不存在 (no such user)")
+    if not changes:
+        raise Invalid.field("body", f"至少修改一项 (change at least one of {', '.join(USER_CHANGES)})")
+    unknown = sorted(set(changes) - set(USER_CHANGES))
+    if unknown:
+        raise Invalid.field(unknown[0], "不能修改 (cannot be changed)")
+    roles = list(changes.get("roles", user.roles))
+    if user.id == actor.user_id and (changes.get("active") is False or "operator" not in roles):
+        raise Invalid.field("active" if changes.get("active") is False else "roles",
+                            "不能停用本人账户或取消本人的运维角色 (the operator cannot disable itself or drop its own operator role)")
+    department_code = changes.get("department_code", user.department_code)
+    project_unit_id = changes.get("project_unit_id", user.project_unit_id)
+    if {"roles", "department_code", "project_unit_id"} & set(changes):
+        _check_roles(roles)
+        _check_affiliation(session, roles, department_code, project_unit_id)
+    summary = {name: value for name, value in changes.items() if name != "password"}
+    if "password" in changes:
+        if problem := password_problem(changes["password"], user.username):
+            raise Invalid.field("password", problem)
+        user.password_hash = hash_password(changes["password"])
+        session.execute(delete(LoginFailure).where(LoginFailure.username == user.username))
+        summary["password_reset"] = True
+    user.roles, user.department_code, user.project_unit_id = roles, department_code, project_unit_id
+    user.active = changes.get("active", user.active)
+    user.display_name = changes.get("display_name", user.display_name)
+    audit.record(session, at=now, actor=actor.username, action="user.update", target=f"user:{user.username}", summary=summary)
+    session.flush()
+    return user
 
 
 def list_users(session: Session, *, page: int, page_size: int) -> tuple[list[User], int]:

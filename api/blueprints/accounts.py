@@ -5,7 +5,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.auth import current_actor, requires
-from api.schemas.accounts import ProjectUnitCreateSchema, ProjectUnitOutSchema, UserCreateSchema, UserOutSchema
+from api.schemas.accounts import (
+    ProjectUnitCreateSchema, ProjectUnitOutSchema, UserCreateSchema, UserOutSchema, UserUpdateSchema,
+)
 from api.schemas.common import PageQuery, page_envelope, page_of
 from api.transaction import platform, session
 from engine import accounts
@@ -37,3 +39,13 @@ class Users(MethodView):
     def post(self, body):
         """Create an account; the password must meet the minimum strength."""
         return accounts.create_user(session(), now=platform().clock.now(), actor=current_actor().username, **body)
+
+
+@bp.route("/users/<int:user_id>", methods=["PATCH"])
+@requires("operator")
+@bp.arguments(UserUpdateSchema)
+@bp.response(200, UserOutSchema)
+def update_user(body, user_id):
+    """Disable or enable an account, change its roles, department, unit or name, or reset its
+    password (设置用户权限). Audited; the operator cannot disable itself."""
+    return accounts.update_user(session(), now=platform().clock.now(), actor=current_actor(), user_id=user_id, changes=body)

@@ -40,3 +40,15 @@ class UserOutSchema(ma.Schema):
     department_code = ma.fields.String(allow_none=True)
     project_unit_id = ma.fields.Integer(allow_none=True)
     active = ma.fields.Boolean()
+
+
+class UserUpdateSchema(StrictSchema):
+    """What the operator changes on an account; only the fields sent change."""
+
+    active = ma.fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "false: the account is disabled (its tokens refused)"})
+    roles = ma.fields.List(ma.fields.String(validate=validate.OneOf(ROLES)), validate=validate.Length(min=1, max=len(ROLES)))
+    department_code = ma.fields.String(allow_none=True, validate=validate.Length(max=32))
+    project_unit_id = ma.fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))
+    display_name = Text(64)
+    password = ma.fields.String(load_only=True, validate=validate.Length(min=1, max=128),
+                                metadata={"description": "a new password (a reset also lifts a sign-in lock-out)"})

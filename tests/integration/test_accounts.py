@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from stdnum.cn import uscc
+
+from engine.models import AuditEvent
 
 from tests.integration.helpers import snapshot
 
@@ -76,3 +79,73 @@ def test_roles_that_go_together_are_accepted(client, token):
         r = client.post("/api/v1/users", json={"username": username, "password": "Ziran-Ziyuan-2026", "display_name": "兼任",
                                               "roles": roles, "department_code": department}, headers=token("operator"))
         assert r.status_code == 201 and r.get_json()["roles"] == roles, r.get_json()
+
+
+def _user_id(client, token, username: str) -> int:
+    users = client.get("/api/v1/users?page_size=200", headers=token("operator")).get_json()["items"]
+    return next(u["id"] for u in users if u["username"] == username)
+
+
+def _patch(client, token, username: str, body: dict, user: str = "operator"):
+    return client.patch(f"/api/v1/users/{_user_id(client, token, username)}", json=body, headers=token(user))
+
+
+def test_the_operator_disables_an_account_and_its_tokens_are_refused_at_once(client, token, platform):
+    """设置用户权限 (Jilin 第九条): an officer who leaves keeps no access."""
+    held = token("land")
+    assert client.get("/api/v1/tasks", headers=held).status_code == 200
+    r = _patch(client, token, "land", {"active": False})
+    assert r.status_code == 200 and r.get_json()["active"] is False
+    assert client.get("/api/v1/tasks", headers=held).status_code == 401
+    assert client.post("/api/v1/auth/token", json={"username": "land", "password": "demo-password"}).status_code == 401
+    assert _patch(client, token, "land", {"active": True}).status_code == 200
+    assert client.post("/api/v1/auth/token", json={"username": "land", "password": "demo-password"}).status_code == 200
+    with platform.session_factory() as s:
+        changes = [e.summary for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "user.update",
+                                                                          AuditEvent.target == "user:land").order_by(AuditEvent.seq))]
+    assert changes == [{"active": False}, {"active": True}]
+
+
+def test_a_role_or_department_taken_away_applies_to_the_next_request(client, token):
+    held = token("land")
+    r = _patch(client, token, "land", {"roles": ["analyst"], "display_name": "自然资源分析员"})
+    assert r.status_code == 200 and r.get_json()["roles"] == ["analyst"] and r.get_json()["display_name"] == "自然资源分析员"
+    assert client.get("/api/v1/projects", headers=held).get_json()["total"] == 0  # an analyst sees no project
+    r = _patch(client, token, "land", {"roles": ["officer"], "department_code": "env"})
+    assert r.status_code == 200 and r.get_json()["department_code"] == "env"
+
+
+def test_a_password_reset_lifts_a_sign_in_lock_out_and_is_audited_without_the_password(client, token, platform):
+    for attempt in range(5):
+        client.post("/api/v1/auth/token", json={"username": "drc", "password": f"wrong-{attempt}"})
+    assert client.post("/api/v1/auth/token", json={"username": "drc", "password": "demo-password"}).status_code == 429
+    assert _patch(client, token, "drc", {"password": "Fagai-Xinmima-2026"}).status_code == 200
+    assert client.post("/api/v1/auth/token", json={"username": "drc", "password": "Fagai-Xinmima-2026"}).status_code == 200
+    with platform.session_factory() as s:
+        [event] = s.scalars(select(AuditEvent).where(AuditEvent.action == "user.update")).all()
+    assert (event.actor, event.summary) == ("operator", {"password_reset": True})
+
+
+@pytest.mark.parametrize("username,body,field,status", [
+    ("operator", {"active": False}, "active", 422),
+    ("operator", {"roles": ["supervisor"], "department_code": "supervision"}, "roles", 422),
+    ("land", {"roles": ["applicant"]}, "project_unit_id", 422),
+    ("land", {"roles": ["supervisor", "officer"]}, "roles", 422),
+    ("land", {"department_code": "nowhere"}, "department_code", 422),
+    ("land", {"password": "short"}, "password", 422),
+    ("land", {}, "body", 422),
+    ("land", {"username": "landx"}, "username", 422),
+    ("land", {"active": "no"}, "active", 422),
+    ("land", {"active": False}, None, 403),
+])
+def test_bad_account_changes_are_refused_and_change_nothing(client, token, platform, username, body, field, status):
+    before = snapshot(platform)
+    r = _patch(client, token, username, body, user="drc_admin" if status == 403 else "operator")
+    assert r.status_code == status, r.get_json()
+    if field:
+        assert field in r.get_json()["errors"], r.get_json()
+    assert snapshot(platform) == before
+
+
+def test_an_absent_account_is_not_found(client, token):
+    assert client.patch("/api/v1/users/999999", json={"active": False}, headers=token("operator")).status_code == 404
