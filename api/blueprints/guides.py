@@ -34,8 +34,10 @@ _TOO_MANY = "too many requests from this address; see Retry-After"
 
 
 def _meta(guide: ServiceGuide) -> dict[str, Any]:
-    return {"matter_code": guide.matter_code, "version": guide.version, "published_at": guide.published_at,
-            "published_by": guide.published_by}
+    """What the public reads of a version. Who published it is not among it: an official's
+    login is not the public's to read (with it, anyone could lock the account out by
+    failed sign-ins); the matter's department is the guide's."""
+    return {"matter_code": guide.matter_code, "version": guide.version, "published_at": guide.published_at}
 
 
 def _whole(guide: ServiceGuide) -> dict[str, Any]:
@@ -120,4 +122,4 @@ def publish_guide(body, matter_code):
     422 names each bad field by its path (e.g. ``materials.2.code``)."""
     published = guides.publish_version(session(), actor=current_actor(), matter_code=matter_code, content=body,
                                        now=platform().clock.now())
-    return _whole(published.guide), 201 if published.created else 200
+    return {**_whole(published.guide), "published_by": published.guide.published_by}, 201 if published.created else 200

@@ -77,7 +77,7 @@ class _GuideMetaSchema(ma.Schema):
     matter_code = ma.fields.String()
     version = ma.fields.Integer(metadata={"description": "指南版本：项目保留告知时的版本"})
     published_at = ma.fields.AwareDateTime()
-    published_by = ma.fields.String()
+    published_by = ma.fields.String(metadata={"description": "who published it: in the publisher's own answer only, not on the portal"})
 
 
 class GuideSchema(_GuideMetaSchema, GuideContentSchema):
