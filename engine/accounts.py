@@ -15,7 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
-from engine import audit, codes
+from engine import audit, codes, runtime
 from engine.access import OFFICIAL_ROLES, Actor
 from engine.db import is_postgresql
 from engine.errors import Invalid, NotFound, TooManyAttempts, Unauthenticated
@@ -276,6 +276,8 @@ def update_user(session: Session, *, now: datetime, actor: Actor, user_id: int, 
     user.display_name = changes.get("display_name", user.display_name)
     audit.record(session, at=now, actor=actor.username, action="user.update", target=f"user:{user.username}", summary=summary)
     session.flush()
+    if {"active", "roles", "department_code", "project_unit_id"} & set(changes):
+        runtime.release_claims(session, user, now=now, actor=actor.username)
     return user
 
 

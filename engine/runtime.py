@@ -813,7 +813,7 @@ def claim(session: Session, *, actor: Actor, task_id: str, now: datetime) -> Tas
     if task.assignee_id not in (None, actor.user_id):
         raise Conflict("任务已由他人签收 (claimed by someone else)")
     task.assignee_id = actor.user_id
-    _assignment_changed(session, actor, task, "task.claim", now)
+    _assignment_changed(session, actor.username, task, "task.claim", now)
     return task
 
 
@@ -828,7 +828,7 @@ def unclaim(session: Session, *, actor: Actor, task_id: str, now: datetime) -> T
     if task.assignee_id != actor.user_id and not admin:
         raise Conflict("只能退回自己签收的任务 (not claimed by you)")
     task.assignee_id = None
-    _assignment_changed(session, actor, task, "task.unclaim", now)
+    _assignment_changed(session, actor.username, task, "task.unclaim", now)
     return task
 
 
@@ -841,8 +841,26 @@ def delegate(session: Session, *, actor: Actor, task_id: str, to_username: str, 
     if colleague is None or not colleague.active or not _may_work(Actor.of(colleague), task):
         raise Invalid.field("to", "须转交给本部门同岗位的人员 (delegate within the department and role)")
     task.assignee_id = colleague.id
-    _assignment_changed(session, actor, task, "task.delegate", now, {"to": to_username})
+    _assignment_changed(session, actor.username, task, "task.delegate", now, {"to": to_username})
     return task
+
+
+def release_claims(session: Session, user: User, *, now: datetime, actor: str) -> int:
+    """The ready tasks an account claimed and can no longer work (it was disabled, or its
+    role or department changed) go back to their department's list; none stays held by
+    someone who cannot complete it. Returns how many. A step working one of them goes
+    first (its task lock), and a task it completed is not released."""
+    worker = Actor.of(user)
+    released = 0
+    for task in session.scalars(select(Task).where(Task.assignee_id == user.id, Task.status == "ready")
+                                .order_by(Task.id).with_for_update()):
+        if user.active and _may_work(worker, task):
+            continue
+        task.assignee_id = None
+        _assignment_changed(session, actor, task, "task.unclaim", now,
+                            {"released_from": user.username, "reason": "account changed"})
+        released += 1
+    return released
 
 
 def _ready_task_for(session: Session, actor: Actor, task_id: str) -> Task:
@@ -854,10 +872,10 @@ def _ready_task_for(session: Session, actor: Actor, task_id: str) -> Task:
     return task
 
 
-def _assignment_changed(session, actor: Actor, task: Task, action: str, now: datetime, extra: dict | None = None) -> None:
+def _assignment_changed(session, username: str, task: Task, action: str, now: datetime, extra: dict | None = None) -> None:
     """Audited, and written now: the answer carries the task's new version, which the
     officer sends back to complete it."""
-    audit.record(session, at=now, actor=actor.username, action=action, project_code=task.project_code,
+    audit.record(session, at=now, actor=username, action=action, project_code=task.project_code,
                  target=f"task:{task.element_id}", summary={"task_id": task.id, **(extra or {})})
     session.flush()
 

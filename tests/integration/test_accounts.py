@@ -5,9 +5,10 @@ import pytest
 from sqlalchemy import select
 from stdnum.cn import uscc
 
-from engine.models import AuditEvent
+from engine.models import AuditEvent, Task
 
-from tests.integration.helpers import snapshot
+from tests.integration.helpers import declare, snapshot
+from tests.integration.test_workflow_api import FILING_PROJECT, dispatch, find
 
 GOOD_CODE = "91510411MA6233333" + uscc.calc_check_digit("91510411MA6233333")
 
@@ -149,3 +150,20 @@ def test_bad_account_changes_are_refused_and_change_nothing(client, token, platf
 
 def test_an_absent_account_is_not_found(client, token):
     assert client.patch("/api/v1/users/999999", json={"active": False}, headers=token("operator")).status_code == 404
+
+
+def test_tasks_an_account_claimed_go_back_to_its_department_when_it_can_no_longer_work_them(client, token, platform):
+    code = declare(client, token, **FILING_PROJECT)["project_code"]
+    dispatch(client, token, code)
+    task = find(client, token, "land", "department_reply", code)
+    assert client.post(f"/api/v1/tasks/{task['id']}/claim", headers=token("land")).status_code == 200
+    other = find(client, token, "drc", "department_reply", code)
+    assert client.post(f"/api/v1/tasks/{other['id']}/claim", headers=token("drc")).status_code == 200
+
+    assert _patch(client, token, "land", {"department_code": "env"}).status_code == 200
+    assert _patch(client, token, "drc", {"display_name": "发改经办（更名）"}).status_code == 200  # still works its task
+    with platform.session_factory() as s:
+        assert s.get(Task, task["id"]).assignee_id is None
+        assert s.get(Task, other["id"]).assignee_id is not None
+        [released] = s.scalars(select(AuditEvent).where(AuditEvent.action == "task.unclaim")).all()
+    assert (released.actor, released.summary["released_from"], released.project_code) == ("operator", "land", code)
