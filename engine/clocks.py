@@ -19,12 +19,17 @@ from sqlalchemy import bindparam, event, insert, inspect, select, update
 from sqlalchemy.orm import Session
 
 from engine import audit, platform_state
+from engine import calendar as official_calendar
 from engine.db import transaction_memo
 from engine.errors import Invalid
 from engine.models import Alert, Clock, Matter, ProjectMatter, Task
 from engine.workcal import WorkCalendar
 
 CLOCK_KINDS = ("dispatch", "reply", "filing", "pre_review", "acceptance", "promised", "rectification")
+#: Clocks that time the project unit (整改期限, a rectification order's deadline), not a
+#: department's handling: e-supervision does not count them against the department that
+#: gave the order, and the unit's own holds (暂停) do not stop them.
+UNIT_KINDS = ("rectification",)
 DEFAULT_YELLOW = Decimal("0.8")
 YELLOW_KEY = platform_state.YELLOW_FRACTIONS
 #: The longest clock a diagram may start (ten years of working days): the arithmetic
@@ -179,7 +184,13 @@ def resume(clock: Clock, calendar: WorkCalendar, *, now: datetime) -> None:
 
 def stop(session: Session, clock: Clock, *, now: datetime) -> None:
     """Stop the clock. A threshold passed before the stop is recorded first, even if no
-    sweep saw it yet; a red light recorded stays recorded."""
+    sweep saw it yet; a red light recorded stays recorded. A clock stopped while it stands
+    still (a decision given while an intermediary still works) has its pause end at the
+    stop, so its due instant is the one its count reached: whether the work ended on time
+    can be told."""
+    if clock.state != "stopped" and any(p.get("end") is None or datetime.fromisoformat(p["end"]) > now
+                                        for p in clock.pauses or []):
+        resume(clock, official_calendar.current(session), now=now)
     fire_due_lights(session, clock, now)
     clock.state, clock.stopped_at, clock.next_check_at = "stopped", now, None
 

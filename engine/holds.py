@@ -101,7 +101,8 @@ def _matter_clocks(session: Session, pm: ProjectMatter, now: datetime) -> list[C
 
 def _project_clocks(session: Session, project_id: int, now: datetime) -> list[Clock]:
     runtime.catch_up(session, runtime.lock_project_instances(session, project_id), now=now)
-    return list(session.scalars(select(Clock).where(Clock.project_id == project_id, Clock.state != "stopped")
+    return list(session.scalars(select(Clock).where(Clock.project_id == project_id, Clock.state != "stopped",
+                                                    Clock.kind.not_in(clocks.UNIT_KINDS))
                                 .order_by(Clock.id).with_for_update()))
 
 

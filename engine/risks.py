@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.access import Actor
+from engine.clocks import UNIT_KINDS
 from engine.models import BackfilledAct, Clock, Department, ImplementationReport, Notice, Project, ProjectMatter
 from engine.supervision import Period, Scope, local_date, period_of, rate, scope_for
 
@@ -98,7 +99,8 @@ def stalled(session: Session, scope: Scope, *, today: date, months: int) -> list
 def _overdue_rates(session: Session, scope: Scope, period: Period, now: datetime) -> dict[str, tuple[int, int]]:
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for clock in session.scalars(select(Clock).join(Project, Project.id == Clock.project_id).where(
-            scope.project_condition(), scope.department_condition(Clock.department_code), period.between(Clock.due_at))):
+            scope.project_condition(), scope.department_condition(Clock.department_code), period.between(Clock.due_at),
+            Clock.kind.not_in(UNIT_KINDS))):
         overdue = clock.light == "red" or (clock.state != "stopped" and clock.due_at <= now)
         counts[clock.department_code][0] += overdue
         counts[clock.department_code][1] += 1

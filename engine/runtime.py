@@ -43,6 +43,9 @@ TASK_CONTEXT_KEYS = (
 FAR_FUTURE = "9999-12-31T00:00:00+00:00"
 #: The clock that starts at acceptance (受理): its start is when the matter was accepted.
 ACCEPTED_CLOCK = "promised"
+#: The clocks whose start is the matter's acceptance: the promised clock, and a filing's
+#: (备案 has no acceptance step: its examination clock starts when the filing is taken in).
+ACCEPTED_CLOCKS = (ACCEPTED_CLOCK, "filing")
 #: transaction memo keys: the clocks and ready tasks ``lock_for_steps`` read, by instance, for the step that follows
 _LOCKED_CLOCKS = "locked_clocks"
 _LOCKED_TASKS = "locked_tasks"
@@ -217,14 +220,15 @@ class Run:
                 now=self.now),
         )
         self.all_clocks().append(clock)
-        if kind == ACCEPTED_CLOCK and self.row.kind == "matter":
+        if kind in ACCEPTED_CLOCKS and self.row.kind == "matter":
             self._accepted(clock.started_at)
 
     def _accepted(self, at: datetime) -> None:
         """The promised time limit runs from acceptance: its start is the matter's acceptance
-        instant (the pre-check instant when acceptance was deemed)."""
-        pm = self.project_matter()
-        if pm is not None and pm.accepted_at is None:
+        instant (the pre-check instant when acceptance was deemed). A filing's clock starts
+        with its instance, before the launch points the matter at it."""
+        pm = projects.project_matter(self.session, self.project, self.row.matter_code) if self.row.matter_code else None
+        if pm is not None and pm.instance_id in (None, self.row.id) and pm.accepted_at is None:
             pm.accepted_at = at
 
     def project_matter(self) -> ProjectMatter | None:

@@ -6,7 +6,9 @@ rule is data, not code: a JSON file (``engine/data/scoring_rule.json`` unless
 points lost per kind of record:
 
 * ``red_record``: a red (overdue) record of any clock but a reply clock;
-* ``yellow_record``: a yellow warning;
+* ``yellow_record``: a yellow warning (0 in the shipped demo rule: 黄灯预警提示 is a
+  prompt while the limit still holds, not a failure to handle a matter as required;
+  a region whose rules deduct for it says so in its file);
 * ``automatic_reply``: a reply clock that ran out, so the platform replied for the
   department (逾期未回复，视为本阶段不存在需要办理的事项);
 * ``late_reply``: a reply an officer entered after the reply clock was due.
@@ -30,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.access import Actor
+from engine.clocks import UNIT_KINDS
 from engine.errors import DomainError
 from engine.models import Alert, Clock, Department, Project
 from engine.supervision import Period, month_period, period_of, reply_outcome, scope_for
@@ -153,7 +156,8 @@ def score_departments(session: Session, actor: Actor, rule: Rule, period: Period
     lost: dict[str, list[dict]] = {code: [] for code in departments}
     rows = session.execute(
         select(Alert, Clock).join(Clock, Clock.id == Alert.clock_id).join(Project, Project.project_code == Alert.project_code)
-        .where(scope.project_condition(), scope.department_condition(Alert.department_code), period.between(Alert.at))
+        .where(scope.project_condition(), scope.department_condition(Alert.department_code), period.between(Alert.at),
+               Alert.clock_kind.not_in(UNIT_KINDS))  # the project unit's deadlines are not the department's
         .order_by(Alert.at, Alert.id)).all()
     for alert, clock in rows:
         kind = point_kind(alert, clock)

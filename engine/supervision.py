@@ -9,8 +9,13 @@ Definitions (the ones a department is judged by, so they are spelled out):
 
 * received / accepted / concluded: the matter's ``received_at`` / ``accepted_at`` /
   ``concluded_at`` falls in the period (a refusal concludes a matter too).
-* concluded on time: concluded no later than the due instant of its promised clock
-  (``promised``, or ``filing`` for a filing).
+* concluded on time: concluded no later than the due instant of the clock that was
+  counting the matter when it ended (``promised``, or ``filing`` for a filing; the
+  acceptance or pre-review clock for a matter refused before acceptance). A matter the
+  platform ended because the project unit let a 容缺 commitment lapse (``terminated``)
+  is the unit's failure, not a conclusion the department is judged by: not counted.
+* the project unit's clocks (a rectification order's deadline, ``clocks.UNIT_KINDS``)
+  are not counted against the department that gave the order.
 * handling time: working time from acceptance to conclusion on the official
   calendar, outside the promised clock's pauses (补正, 中介服务, 特别程序 are not the
   department's time), in working days of 24 hours (1个工作日 = 24小时倒计时). The 90th
@@ -43,13 +48,14 @@ from sqlalchemy.orm import Session
 from engine import calendar
 from engine.projects import OPEN_MATTER_STATUSES
 from engine.access import Actor, region_subtree, require_role
+from engine.clocks import UNIT_KINDS
 from engine.clock import SHANGHAI
 from engine.errors import Forbidden, Invalid
 from engine.models import Alert, Clock, Department, Matter, Notice, Project, ProjectMatter, Region
 from engine.workcal import WorkCalendar
 
 #: Who may read e-supervision figures at all.
-READER_ROLES = ("supervisor", "coordinator", "operator", "dept_admin", "officer")
+READER_ROLES = ("supervisor", "coordinator", "operator", "dept_admin", "officer", "window_officer")
 #: Roles that see every department of their region (the others see their own department).
 REGION_ROLES = ("supervisor", "coordinator")
 PROMISED_KINDS = ("promised", "filing")
@@ -120,10 +126,12 @@ class Period:
         return and_(column >= self.lo, column < self.hi)
 
     def previous(self) -> "Period":
-        """The period of the same length just before this one (period-on-period, 环比)."""
-        length = self.end - self.start
+        """The period just before this one (period-on-period, 环比): the previous calendar
+        month for a whole month, else the same number of days just before."""
         end = self.start - _DAY
-        return Period(end - length, end)
+        if self.start.day == 1 and (self.end + _DAY).day == 1:
+            return Period(end.replace(day=1), end)
+        return Period(end - (self.end - self.start), end)
 
 
 def period_of(now: datetime, start: date | None, end: date | None) -> Period:
@@ -191,15 +199,21 @@ def reply_outcome(clock: Clock) -> str | None:
     return "automatic" if clock.stopped_at - clock.due_at <= AUTO_REPLY_TOLERANCE else "late"
 
 
-def promised_clocks(session: Session, project_ids: Iterable[int]) -> dict[tuple[int, str], Clock]:
-    """The latest promised (or filing) clock of each (project, matter)."""
+def promised_clocks(session: Session, project_ids: Iterable[int],
+                    kinds: tuple[str, ...] = PROMISED_KINDS) -> dict[tuple[int, str], Clock]:
+    """The latest promised (or filing) clock of each (project, matter); ``kinds``: of those kinds."""
     ids = sorted(set(project_ids))
     found: dict[tuple[int, str], Clock] = {}
     if ids:
-        for clock in session.scalars(select(Clock).where(Clock.project_id.in_(ids), Clock.kind.in_(PROMISED_KINDS))
+        for clock in session.scalars(select(Clock).where(Clock.project_id.in_(ids), Clock.kind.in_(kinds))
                                      .order_by(Clock.id)):
             found[(clock.project_id, clock.matter_code)] = clock
     return found
+
+
+#: The clocks that count a matter, in the order they start: the latest one counting when
+#: the matter ended is the limit its conclusion is judged against.
+MATTER_KINDS = ("pre_review", "acceptance", *PROMISED_KINDS)
 
 
 def handling_days(cal: WorkCalendar, pm: ProjectMatter, clock: Clock | None) -> float | None:
@@ -244,30 +258,33 @@ def summary(session: Session, actor: Actor, *, now: datetime, start: date | None
         or_(period.between(ProjectMatter.received_at), period.between(ProjectMatter.accepted_at),
             period.between(ProjectMatter.concluded_at)))).all()
     promised = promised_clocks(session, (pm.project_id for pm in pms))
+    deciding = promised_clocks(session, (pm.project_id for pm in pms), MATTER_KINDS)
     corrected = _corrected(session, pms)
     for pm in pms:
         rows = both(pm.department_code, pm.matter_code)
-        clock = promised.get((pm.project_id, pm.matter_code))
+        clock, limit = promised.get((pm.project_id, pm.matter_code)), deciding.get((pm.project_id, pm.matter_code))
+        concluded = period.contains(pm.concluded_at) and pm.status != "terminated"
         for row in rows:
             row["received"] += period.contains(pm.received_at)
             if period.contains(pm.accepted_at):
                 row["accepted"] += 1
                 row["corrections"] += (pm.project_id, pm.matter_code) in corrected
-            if period.contains(pm.concluded_at):
+            if concluded:
                 row["concluded"] += 1
-                row["concluded_on_time"] += bool(clock and clock.due_at and pm.concluded_at <= clock.due_at)
-        if period.contains(pm.concluded_at) and (days := handling_days(cal, pm, clock)) is not None:
+                row["concluded_on_time"] += bool(limit and limit.due_at and pm.concluded_at <= limit.due_at)
+        if concluded and (days := handling_days(cal, pm, clock)) is not None:
             for row in rows:
                 row["_days"].append(days)
 
     for alert in session.scalars(select(Alert).join(Project, Project.project_code == Alert.project_code).where(
-            scope.project_condition(), scope.department_condition(Alert.department_code), period.between(Alert.at))):
+            scope.project_condition(), scope.department_condition(Alert.department_code), period.between(Alert.at),
+            Alert.clock_kind.not_in(UNIT_KINDS))):
         for row in both(alert.department_code, alert.matter_code):
             row[f"{alert.light}_records"] += 1
 
     for clock in session.scalars(select(Clock).join(Project, Project.id == Clock.project_id).where(
             scope.project_condition(), scope.department_condition(Clock.department_code),
-            Clock.state != "stopped", Clock.due_at <= now)):
+            Clock.state != "stopped", Clock.due_at <= now, Clock.kind.not_in(UNIT_KINDS))):
         for row in both(clock.department_code, clock.matter_code):
             row["overdue_now"] += 1
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, func, not_, select
 from sqlalchemy.orm import Session
 
-from engine import audit, calendar, clocks, holds
+from engine import audit, calendar, clocks
 from engine.access import Actor
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.models import Clock, Project, SupervisionRecord
@@ -112,9 +112,7 @@ def record(session: Session, *, actor: Actor, project: Project, kind: str, title
     if kind == "rectification":
         clock = clocks.start(session, calendar.current(session), now=now, kind="rectification", project_id=project.id,
                              project_code=project.project_code, working_days=rectification_working_days,
-                             department_code=actor.department_code,
-                             pauses=holds.pauses_for_new_clock(session, project_id=project.id, matter_code=None,
-                                                               started_at=now, now=now))
+                             department_code=actor.department_code)  # the unit's deadline: its own holds do not stop it
         session.flush()
         row.clock_id = clock.id
     session.add(row)

@@ -279,13 +279,13 @@ def test_scores_with_the_records_behind_every_point(client, token, world):
     body = get(client, token, "supervisor", "scores", period="2026-03").get_json()
     assert body["period"] == MARCH and body["rule"]["points"]["red_record"] == 2
     scores = by(body["departments"], "department")
-    # drc: a yellow (0.5) and a red (2); land: a red (2); water: an automatic reply (3);
-    # housing: a late reply (1); env: nothing.
-    assert {d: s["score"] for d, s in scores.items()} == {"drc": 97.5, "land": 98.0, "water": 97.0, "housing": 99.0, "env": 100.0}
+    # drc: a yellow (a prompt: 0 in the demo rule) and a red (2); land: a red (2); water: an
+    # automatic reply (3); housing: a late reply (1); env: nothing.
+    assert {d: s["score"] for d, s in scores.items()} == {"drc": 98.0, "land": 98.0, "water": 97.0, "housing": 99.0, "env": 100.0}
     drc = scores["drc"]["points_lost"]
     assert [(p["kind"], p["points"], p["record"]["project_code"], p["record"]["clock_kind"]) for p in drc] == [
-        ("yellow_record", 0.5, P1, "filing"), ("red_record", 2.0, P1, "filing")]
-    assert drc[0]["record"]["alert_id"] and drc[0]["record"]["clock_id"] == drc[1]["record"]["clock_id"]
+        ("red_record", 2.0, P1, "filing")]
+    assert drc[0]["record"]["alert_id"] and drc[0]["record"]["clock_id"]
     assert [p["kind"] for p in scores["water"]["points_lost"]] == ["automatic_reply"]
     assert [p["kind"] for p in scores["housing"]["points_lost"]] == ["late_reply"]
     assert scores["env"]["points_lost"] == []
@@ -312,11 +312,11 @@ def test_risk_warnings(client, token, world):
     assert [(r["project_code"], r["concluded_on"], r["months_since_conclusion"]) for r in body["no_start"]] == [(P4, "2025-09-15", 6)]
     assert [(r["project_code"], r["reasons"], r["percent_complete"]) for r in body["stalled"]] == [(P5, ["percent_unchanged"], 50.0)]
     # land: 1 of the 4 clocks due in March went red (P1 and P2's acceptance and promised
-    # clocks), 0 of 1 in the 30 days before; drc: 1 of 2 against 1 of 1, not rising.
+    # clocks), 0 of 1 in February (环比: the previous calendar month); drc: 1 of 2 against 1 of 1, not rising.
     rising = body["overdue_rate_rising"]
     assert [(r["department"], r["overdue"], r["due"], r["overdue_rate"], r["previous_overdue_rate"]) for r in rising] == [
         ("land", 1, 4, 0.25, 0.0)]
-    assert rising[0]["previous_period"] == {"from": "2026-01-29", "to": "2026-02-28"}
+    assert rising[0]["previous_period"] == {"from": "2026-02-01", "to": "2026-02-28"}
     assert [(b["department"], b["count"], b["acts"][0]["project_code"]) for b in body["backfilled"]] == [("land", 1, P2)]
     later = get(client, token, "supervisor", "risks", months=2, **MARCH).get_json()
     # two months: P5's last report (5 Jan; 5 Mar <= 31 Mar) is too old as well
