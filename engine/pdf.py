@@ -8,6 +8,12 @@ measured width, never by words; Latin runs (the project code, document numbers) 
 kept whole when they fit on a line. Closing punctuation is never put at the start of a
 line (避头点): it hangs in the right margin instead.
 
+A character the font cannot draw (one beyond the Basic Multilingual Plane, e.g. 𠀾 in
+a company's name, or one outside GBK and CJK Extension A, e.g. Hangul or an emoji) is
+printed as its code point, 〔U+2003E〕, never dropped in silence: a notice is an official
+document, and a name with a character missing is another name. The notice's stored
+content keeps the text as typed.
+
 The same notice always gives the same bytes (reportlab's ``invariant`` mode fixes the
 creation date and document id), so a notice's SHA-256 identifies its content.
 """
@@ -73,6 +79,25 @@ class NoticeDocument:
 
 
 # --- what a notice says -----------------------------------------------------------------------
+
+def _drawable(ch: str) -> bool:
+    """Whether STSong-Light draws the character through UniGB-UCS2-H: two-byte codes only
+    (the BMP), and a glyph in Adobe-GB1 (GBK, and CJK Extension A of GB 18030)."""
+    if ord(ch) > 0xFFFF:
+        return False
+    if "\u3400" <= ch <= "\u4dbf":
+        return True
+    try:
+        ch.encode("gbk")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """The text as the page can show it: each character the font cannot draw as its code point."""
+    return "".join(ch if _drawable(ch) else f"〔U+{ord(ch):04X}〕" for ch in text)
+
 
 def _text(value: Any) -> str:
     """Plain text for the page: control characters dropped, tabs as spaces."""
@@ -220,7 +245,7 @@ def _layout(doc: NoticeDocument) -> list[_Line]:
     out: list[_Line] = []
 
     def para(text: str, size: float = BODY_SIZE, align: str = "left", space_before: float = 0.0) -> None:
-        for i, line in enumerate(wrap(text, size, TEXT_WIDTH)):
+        for i, line in enumerate(wrap(printable(text), size, TEXT_WIDTH)):
             out.append(_Line(line, size, align, space_before if i == 0 else 0.0))
 
     para(doc.title, TITLE_SIZE, "center")

@@ -170,4 +170,15 @@ def test_the_text_is_set_in_the_standard_cjk_font_stsong_light():
 def test_any_text_a_form_allows_prints_as_plain_text():
     reason = "生僻字𠀀与符号Ω\x07，第一行\n第二行 <b>&amp;</b>"
     text = text_of(pdf.render(document("refusal", {"refusal_reason": reason}, title="不予受理通知书")))
-    assert "理由：生僻字𠀀与符号Ω，第一行" in text and "第二行 <b>&amp;</b>" in text and "\x07" not in text
+    assert "理由：生僻字〔U+20000〕与符号Ω，第一行" in text and "第二行 <b>&amp;</b>" in text and "\x07" not in text
+
+
+def test_a_character_the_font_cannot_draw_is_printed_as_its_code_point_never_dropped():
+    """𠀾 (CJK Extension B) and 한 (Hangul) have no glyph in STSong-Light: the notice says
+    which character stood there; text the font draws (GBK, Extension A 㐀) is unchanged."""
+    data = pdf.render(document(project_name="𠀾山钒钛㐀项目", unit_name="한중合作有限公司"))
+    text = text_of(data)
+    assert "项目名称：〔U+2003E〕山钒钛㐀项目" in text
+    assert "〔U+D55C〕〔U+C911〕合作有限公司：" in text
+    assert "𠀾" not in text and "한" not in text  # nothing is written that the font would leave blank
+    assert pdf.printable("仁和区，ABC-01") == "仁和区，ABC-01"
