@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -21,6 +22,43 @@ log = logging.getLogger(__name__)
 _LOCATIONS = ("json", "query", "form", "files", "view_args", "headers", "path")
 
 
+#: The field messages marshmallow and webargs give in English, said in Chinese first, as
+#: every message of the platform is: a form shows them beside the field.
+_IN_CHINESE = [(re.compile(pattern), chinese) for pattern, chinese in (
+    (r"Missing data for required field\.", "缺少必填字段"),
+    (r"Field may not be null\.", "不能为 null"),
+    (r"Unknown field\.", "未知字段"),
+    (r"Not a valid ([a-z ]+)\.", "格式无效"),
+    (r"Invalid input type\.", "类型无效"),
+    (r"Invalid value\.", "取值无效"),
+    (r"Length must be between (\d+) and (\d+)\.", r"长度须在\1至\2之间"),
+    (r"Shorter than minimum length (\d+)\.", r"长度不得少于\1"),
+    (r"Longer than maximum length (\d+)\.", r"长度不得超过\1"),
+    (r"Length must be (\d+)\.", r"长度须为\1"),
+    (r"Must be greater than or equal to (\S+) and less than or equal to (\S+)\.", r"须在\1至\2之间"),
+    (r"Must be greater than or equal to (\S+)\.", r"不得小于\1"),
+    (r"Must be less than or equal to (\S+)\.", r"不得大于\1"),
+    (r"Must be one of: (.*)\.", r"须为以下之一：\1"),
+    (r"String does not match expected pattern\.", "格式不符合要求"),
+    (r"Special numeric values \(nan or infinity\) are not permitted\.", "不能为 NaN 或无穷大"),
+    (r"Number too large\.", "数值过大"),
+)]
+_CJK = re.compile(r"[\u3400-\u9fff]")
+#: Refusals werkzeug words in English only, by status.
+_STATUS_IN_CHINESE = {400: "请求格式有误 (bad request)", 405: "不支持该请求方法 (method not allowed)",
+                      415: "不支持的内容类型 (unsupported media type)"}
+
+
+def in_chinese(message: str) -> str:
+    """A library's English field message as ``中文 (English)``; the platform's own are already so."""
+    if _CJK.search(message):
+        return message
+    for pattern, chinese in _IN_CHINESE:
+        if match := pattern.fullmatch(message):
+            return f"{match.expand(chinese)} ({message})"
+    return message
+
+
 def payload(code: int, message: str, errors: dict | None = None) -> dict:
     return {"code": code, "status": HTTP_STATUS_CODES.get(code, "Error"), "message": message, "errors": errors or {}}
 
@@ -34,9 +72,9 @@ def flatten(errors: dict) -> dict:
             for key, sub in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), sub)
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            flat.setdefault(prefix or "_schema", []).extend(value)
+            flat.setdefault(prefix or "_schema", []).extend(in_chinese(v) for v in value)
         else:
-            flat.setdefault(prefix or "_schema", []).append(str(value))
+            flat.setdefault(prefix or "_schema", []).append(in_chinese(str(value)))
 
     for key, value in errors.items():
         if key in _LOCATIONS and isinstance(value, dict):
@@ -63,6 +101,8 @@ def init_app(app: Flask) -> None:
             message = "请求数据有误 (invalid request)"
         if err.code == 413:
             message = "请求体过大 (request too large)"
+        if err.code in _STATUS_IN_CHINESE and not _CJK.search(message):
+            message = _STATUS_IN_CHINESE[err.code]
         if isinstance(err, BadHost):  # a Host header the router cannot read (a label over 63 characters)
             message, errors = "请求数据有误 (invalid request)", {"Host": ["主机名无效 (invalid Host header)"]}
         body = payload(err.code or 500, message, flatten(errors) if errors else None)

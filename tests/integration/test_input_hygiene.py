@@ -5,6 +5,7 @@ over-deep body 400, always JSON, and nothing is written. On SQLite and PostgreSQ
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -168,7 +169,7 @@ def test_a_user_for_a_unit_id_beyond_the_column_is_refused_by_name(client, token
 @pytest.mark.parametrize(("investment", "problem"), [
     ("1200.00005", "小数位数不得超过4位 (at most 4 decimal places)"),
     ("1200.000000000000000000000000001", "小数位数不得超过4位 (at most 4 decimal places)"),
-    ("1e999999999", "Not a valid number."),
+    ("1e999999999", "格式无效 (Not a valid number.)"),
 ], ids=["five places", "beyond 28 digits", "a huge exponent"])
 def test_more_decimal_places_than_a_field_keeps_are_refused_not_rounded(client, token, platform, investment, problem):
     before = counts(platform)
@@ -302,3 +303,16 @@ def test_every_error_answer_has_the_shape_api_md_gives(client, token):
         body = r.get_json()
         assert set(body) == {"code", "status", "message", "errors"} and body["code"] == r.status_code, body
         assert isinstance(body["errors"], dict) and (body["errors"] != {}) == (r.status_code == 422), body
+
+
+def test_every_field_message_and_refusal_says_it_in_chinese_first(client, token):
+    """A form shows the field messages beside its fields: the libraries' English ones are
+    given in Chinese too, as every message of the platform is."""
+    body = {k: v for k, v in declaration().items() if k != "name"} | {"regime": "other", "start_year": "soon", "extra": 1}
+    errors = client.post("/api/v1/projects", headers=token("applicant"), json=body).get_json()["errors"]
+    assert errors["name"] == ["缺少必填字段 (Missing data for required field.)"]
+    assert errors["extra"] == ["未知字段 (Unknown field.)"]
+    assert errors["start_year"] == ["格式无效 (Not a valid integer.)"]
+    assert all(re.search(r"[\u4e00-\u9fff]", message) for messages in errors.values() for message in messages), errors
+    r = client.delete("/api/v1/projects", headers=token("applicant"))
+    assert r.status_code == 405 and r.get_json()["message"] == "不支持该请求方法 (method not allowed)"
