@@ -18,8 +18,10 @@ UNUSABLE_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff"
 #: Markup and SQL fragments have no place in a declaration; refusing them keeps
 #: disclosure pages and exports safe for every consumer downstream. Nor have
 #: bidirectional controls, which make a name read in another order than it is stored.
+#: Ordinary text keeps its signs: a comparison (容积率<2.0，建筑高度>24米) is not a tag, and
+#: a dash (一期--二期) is not a comment; a tag begins ``<`` with a letter, ``/``, ``!`` or ``?``.
 _FORBIDDEN = re.compile(
-    rf"[<>{UNUSABLE_CHARACTERS}{BIDI_CONTROLS}]|--|/\*|\*/|;\s*(drop|delete|insert|update|select|alter|truncate|create)\b"
+    rf"[{UNUSABLE_CHARACTERS}{BIDI_CONTROLS}]|<[a-z/!?]|;\s*(drop|delete|insert|update|select|alter|truncate|create)\b"
     r"|'\s*or\s+'?\d|\bunion\s+select\b",
     re.IGNORECASE,
 )

@@ -39,6 +39,7 @@ BAD_FIELDS = [
     ("name", "", "empty"),
     ("name", "项" * 201, "too long"),
     ("name", "<script>alert(1)</script>", "markup"),
+    ("construction_content", "详见</textarea><img src=x onerror=alert(1)>", "a closing tag"),
     ("name", "x'; DROP TABLE projects;--", "SQL"),
     ("regime", "licence", "not a regime"),
     ("region_code", "51041", "short region"),
@@ -264,3 +265,8 @@ def test_a_project_code_names_its_project_before_a_legacy_code_of_the_same_text(
         r = client.get(path, headers=headers)
         assert r.status_code == 200 and r.get_json()["name"] == "示范建设一期", (path, r.get_json())
     assert client.get(f"/api/v1/projects/{mine}", headers=token("applicant2")).get_json()["name"] == "钒钛占位项目"
+
+
+def test_ordinary_signs_in_a_declaration_are_kept_not_taken_for_markup(client, token):
+    body = declare(client, token, name="一期--二期扩建项目", construction_content="容积率<2.0，建筑高度>24米；绿地率≥30%")
+    assert (body["name"], body["construction_content"]) == ("一期--二期扩建项目", "容积率<2.0，建筑高度>24米；绿地率≥30%")
