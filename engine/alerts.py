@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine import projects
 from engine.access import Actor, region_subtree
 from engine.models import Alert, Project
 
@@ -28,7 +29,9 @@ def list_alerts(session: Session, actor: Actor, flt: AlertFilter, *, page: int, 
         conditions.append(Alert.project_code.in_(select(Project.project_code).where(Project.region_code.in_(regions))))
         if not actor.has("supervisor", "coordinator"):
             conditions.append(Alert.department_code == actor.department_code)
-    for column, value in ((Alert.project_code, flt.project_code), (Alert.light, flt.light), (Alert.clock_kind, flt.clock),
+    if flt.project_code:
+        conditions.append(projects.named_by(Alert.project_code, flt.project_code))
+    for column, value in ((Alert.light, flt.light), (Alert.clock_kind, flt.clock),
                           (Alert.department_code, flt.department), (Alert.matter_code, flt.matter_code)):
         if value:
             conditions.append(column == value)

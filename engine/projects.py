@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from engine import audit, codes
@@ -56,6 +56,16 @@ def by_code(query, normalised: str):
     (``_new_code``), and rows from before that are answered the same way every time."""
     return (query.where(or_(Project.project_code == normalised, Project.legacy_code == normalised))
             .order_by(case((Project.project_code == normalised, 0), else_=1)).limit(1))
+
+
+def named_by(column, code: str):
+    """A condition: ``column`` (a project code column) holds the project a code names, the
+    code typed any way a lookup takes it (full-width, spaced, the legacy code): a list
+    filtered by a code finds what ``GET /projects/{code}`` finds."""
+    normalised = _normalised(code)
+    if normalised is None:
+        return false()
+    return column == by_code(select(Project.project_code), normalised).scalar_subquery()
 
 
 def find_project(session: Session, code: str) -> Project | None:

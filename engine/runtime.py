@@ -1103,7 +1103,7 @@ def task_list(session: Session, actor: Actor, flt: TaskFilter, *, page: int, pag
     if flt.mine:
         conditions.append(Task.assignee_id == actor.user_id)
     if flt.project_code:
-        conditions.append(Task.project_code == flt.project_code)
+        conditions.append(projects.named_by(Task.project_code, flt.project_code))
     if flt.matter_code:
         conditions.append(Task.matter_code == flt.matter_code)
     if flt.light:

@@ -398,6 +398,9 @@ def test_task_list_filters_sorting_and_pagination(client, token, platform, clock
     page = client.get("/api/v1/tasks", headers=token("land"), query_string={"page_size": 1, "page": 2}).get_json()
     assert page["total"] == 3 and page["page"] == 2 and [t["project_code"] for t in page["items"]] == [second]
     assert [t["project_code"] for t in tasks(client, token, "land", project_code=second)] == [second]
+    full_width = second.translate(str.maketrans("0123456789-", "０１２３４５６７８９－"))
+    assert [t["project_code"] for t in tasks(client, token, "land", project_code=f" {full_width} ")] == [second]  # typed as a lookup takes it
+    assert tasks(client, token, "land", project_code="2026-000000") == []
     assert len(tasks(client, token, "land", matter_code="land_pre_review")) == 3
     assert tasks(client, token, "land", matter_code="eia_approval") == []
     due = datetime.fromisoformat(listed[1]["due_at"])
