@@ -546,7 +546,8 @@ def normalize_legacy_code(code: str) -> str:
     Legacy codes are free-form, so only the representation is normalised: NFKC
     (full-width -> half-width), surrounding whitespace stripped, upper case.
     Rejected with ``ValueError``: empty, longer than 64 characters, control or
-    invisible format characters, line breaks inside.
+    invisible format characters, line breaks inside, a slash (it could not be looked
+    up at ``/projects/{code}``).
     """
     if not isinstance(code, str):
         raise ValueError("原编码必须是文本 (legacy code must be a string)")
@@ -560,6 +561,8 @@ def normalize_legacy_code(code: str) -> str:
         )
     if any(unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp") for ch in text):
         raise ValueError("原编码含控制字符或不可见字符 (legacy code contains control or invisible characters)")
+    if "/" in text:  # a code is looked up in an address (/projects/{code}): a slash would split it
+        raise ValueError("原编码不能含“/”，请以其他符号代替 (a legacy code cannot contain '/': use another sign)")
     return text
 
 

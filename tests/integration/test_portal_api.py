@@ -225,9 +225,10 @@ def test_portal_shows_progress_and_results_and_nothing_private(client, token, pl
                                 "document_title": "housing批复", "document_date": "2026-03-02"},
     }
     # progress instants: received when the department's reply started the matter, accepted
-    # when the promised clock started, concluded at the decision (the flow moved the clock hourly)
+    # when the promised clock started (a filing: when taken in), concluded at the decision (the
+    # flow moved the clock hourly)
     assert {c: (m["received_at"], m["accepted_at"], m["concluded_at"]) for c, m in matters.items()} == {
-        "enterprise_filing": ("2026-03-02T02:00:00+00:00", None, "2026-03-02T03:00:00+00:00"),
+        "enterprise_filing": ("2026-03-02T02:00:00+00:00", "2026-03-02T02:00:00+00:00", "2026-03-02T03:00:00+00:00"),
         "land_pre_review": ("2026-03-02T02:00:00+00:00", "2026-03-02T04:00:00+00:00", "2026-03-02T05:00:00+00:00"),
         "construction_permit": ("2026-03-02T02:00:00+00:00", "2026-03-02T06:00:00+00:00", "2026-03-02T07:00:00+00:00"),
     }

@@ -391,7 +391,8 @@ def test_normalize_legacy_code(raw, normalised):
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "   ", "\u3000", "a" * 65, "JL\x002016", "JL\t2016", "JL\n2016", "JL\u200b2016", "JL\u20282016", None, 12],
+    ["", "   ", "\u3000", "a" * 65, "JL\x002016", "JL\t2016", "JL\n2016", "JL\u200b2016", "JL\u20282016", None, 12,
+     "川发改投资〔2019〕12号/补", "川发改投资〔2019〕12号／补"],
 )
 def test_normalize_legacy_code_rejects(raw):
     with pytest.raises(ValueError) as info:
