@@ -19,6 +19,7 @@ from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import codes
 from engine.access import Actor
 from engine.clock import SHANGHAI
 from engine.models import Notice, Project, ProjectMatter, Region
@@ -46,10 +47,17 @@ SUMMARY_PROJECT_COLUMNS = (
 )
 PROJECT_COLUMNS = (
     ("project_code", "项目代码 project code"), ("name", "项目名称 name"), ("regime", "管理类型 regime"),
-    ("region_code", "行政区划代码 region code"), ("region_name", "行政区划 region"), ("industry_code", "行业 industry"),
+    ("region_code", "行政区划代码 region code"), ("region_name", "行政区划 region"), ("industry", "行业 industry"),
     ("investment", "总投资(万元) investment"), ("status", "状态 status"), ("declared_on", "申报日期 declared"),
     ("concluded_on", "办结日期 concluded"),
 )
+
+
+def industry(code: str) -> str:
+    """The industry as code and name (05 农、林、牧、渔专业及辅助性活动): text a spreadsheet
+    keeps as it is, where a bare 05 would open as the number 5."""
+    name = codes.industry_name(code)
+    return f"{code} {name}" if name else code
 
 
 def safe(value):
@@ -135,6 +143,6 @@ def project_rows(session: Session, actor: Actor, *, now: datetime, start: date |
     regions = dict(session.execute(select(Region.code, Region.name)).all())
     return [{
         "project_code": p.project_code, "name": p.name, "regime": p.regime, "region_code": p.region_code,
-        "region_name": regions.get(p.region_code, ""), "industry_code": p.industry_code, "investment": p.investment,
+        "region_name": regions.get(p.region_code, ""), "industry": industry(p.industry_code), "investment": p.investment,
         "status": p.status, "declared_on": local_date(p.declared_at), "concluded_on": local_date(concluded.get(p.id)),
     } for p in projects]

@@ -390,6 +390,7 @@ def test_project_exports_for_investment_statistics(client, token, world):
     assert p1["项目名称 name"] == "'=HYPERLINK(\"http://x\")"  # formula injection guarded
     assert (p1["行政区划 region"], p1["申报日期 declared"], p1["办结日期 concluded"], p1["总投资(万元) investment"]) \
         == ("仁和区", "2026-03-02", "2026-03-12", "1000.0")
+    assert p1["行业 industry"].startswith("30 ") and len(p1["行业 industry"]) > 3  # code and name: Excel keeps it text
     assert next(row for row in rows if row["项目代码 project code"] == P2)["办结日期 concluded"] == ""
     march = get(client, token, "city_supervisor", "projects.xlsx", **MARCH)
     assert march.headers["Content-Type"].startswith("application/vnd.openxmlformats")
