@@ -6,6 +6,7 @@ failed sign-ins within 15 minutes refuse the username for 15 minutes.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -168,6 +169,9 @@ def authenticate(session: Session, *, username: str, password: str, now: datetim
     A failure is recorded even though the caller's request fails: the caller commits
     the failure record before answering 401 (``Unauthenticated.keep_changes``).
     """
+    # as typed in a full-width input method, with a stray space or a capital: usernames
+    # are lower-case ASCII (USERNAME_RE), so these name the same account
+    username = unicodedata.normalize("NFKC", username).strip().lower()
     _one_sign_in_at_a_time(session, username)
     failures = _recent_failures(session, username, now)
     if len(failures) >= MAX_FAILURES:

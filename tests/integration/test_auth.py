@@ -94,3 +94,9 @@ def test_guesses_sent_at_once_through_two_server_processes_stop_at_the_lockout(a
         thread.join()
     other.extensions["tzxm_engine"].dispose()
     assert sorted(answers) == [401] * 5 + [429] * 15
+
+
+def test_a_username_typed_full_width_spaced_or_capitalised_names_the_account(client):
+    for typed in ("ｄｒｃ", " drc ", "DRC"):
+        r = client.post("/api/v1/auth/token", json={"username": typed, "password": "demo-password"})
+        assert r.status_code == 200, (typed, r.get_json())
