@@ -6,8 +6,8 @@
   is N months old or more, or whose last three progress reports give the same
   percentage complete.
 * ``overdue_rate_rising``: a department whose overdue rate (of its clocks due in the
-  period, the share that went red) is higher than in the period of the same length
-  just before (环比).
+  period, the share that went red) is higher than in the period just before (环比:
+  as many calendar months before for whole months, else as many days; ``Period.previous``).
 * ``backfilled``: departments with acts entered in the period with an earlier
   effective date (补录: handled offline, entered later), with those acts.
 

@@ -126,11 +126,13 @@ class Period:
         return and_(column >= self.lo, column < self.hi)
 
     def previous(self) -> "Period":
-        """The period just before this one (period-on-period, 环比): the previous calendar
-        month for a whole month, else the same number of days just before."""
+        """The period just before this one (period-on-period, 环比): as many calendar months
+        before for whole months (a month, a quarter, a year), else as many days before."""
         end = self.start - _DAY
-        if self.start.day == 1 and (self.end + _DAY).day == 1:
-            return Period(end.replace(day=1), end)
+        if self.start.day == 1 and (self.end + _DAY).day == 1:  # whole months: as many months before
+            months = (self.end.year - self.start.year) * 12 + self.end.month - self.start.month + 1
+            first = self.start.year * 12 + self.start.month - 1 - months
+            return Period(date(first // 12, first % 12 + 1, 1), end)
         return Period(end - (self.end - self.start), end)
 
 
@@ -216,10 +218,21 @@ def promised_clocks(session: Session, project_ids: Iterable[int],
 MATTER_KINDS = ("pre_review", "acceptance", *PROMISED_KINDS)
 
 
-def handling_days(cal: WorkCalendar, pm: ProjectMatter, clock: Clock | None) -> float | None:
+def promised_pauses(session: Session, project_ids: Iterable[int]) -> dict[tuple[int, str], list]:
+    """The pauses of every promised (or filing) clock of each (project, matter): a clock
+    restarted after a correction (a filing's) leaves the correction in the first one's."""
+    ids = sorted(set(project_ids))
+    found: dict[tuple[int, str], list] = defaultdict(list)
+    if ids:
+        for clock in session.scalars(select(Clock).where(Clock.project_id.in_(ids), Clock.kind.in_(PROMISED_KINDS))):
+            found[(clock.project_id, clock.matter_code)].extend(clock_pauses(clock))
+    return found
+
+
+def handling_days(cal: WorkCalendar, pm: ProjectMatter, pauses: list) -> float | None:
     if pm.accepted_at is None or pm.concluded_at is None:
         return None
-    return working_days(cal, pm.accepted_at, pm.concluded_at, clock_pauses(clock))
+    return working_days(cal, pm.accepted_at, pm.concluded_at, sorted(pauses, key=lambda p: p[0]))
 
 
 # --- the summary ------------------------------------------------------------------
@@ -257,12 +270,12 @@ def summary(session: Session, actor: Actor, *, now: datetime, start: date | None
         scope.project_condition(), scope.department_condition(ProjectMatter.department_code),
         or_(period.between(ProjectMatter.received_at), period.between(ProjectMatter.accepted_at),
             period.between(ProjectMatter.concluded_at)))).all()
-    promised = promised_clocks(session, (pm.project_id for pm in pms))
+    paused = promised_pauses(session, (pm.project_id for pm in pms))
     deciding = promised_clocks(session, (pm.project_id for pm in pms), MATTER_KINDS)
     corrected = _corrected(session, pms)
     for pm in pms:
         rows = both(pm.department_code, pm.matter_code)
-        clock, limit = promised.get((pm.project_id, pm.matter_code)), deciding.get((pm.project_id, pm.matter_code))
+        limit = deciding.get((pm.project_id, pm.matter_code))
         concluded = period.contains(pm.concluded_at) and pm.status != "terminated"
         for row in rows:
             row["received"] += period.contains(pm.received_at)
@@ -272,7 +285,7 @@ def summary(session: Session, actor: Actor, *, now: datetime, start: date | None
             if concluded:
                 row["concluded"] += 1
                 row["concluded_on_time"] += bool(limit and limit.due_at and pm.concluded_at <= limit.due_at)
-        if concluded and (days := handling_days(cal, pm, clock)) is not None:
+        if concluded and (days := handling_days(cal, pm, paused[(pm.project_id, pm.matter_code)])) is not None:
             for row in rows:
                 row["_days"].append(days)
 
@@ -351,10 +364,10 @@ def department_history(session: Session, cal: WorkCalendar, *, now: datetime) ->
     pms = session.scalars(select(ProjectMatter).where(
         ProjectMatter.accepted_at.is_not(None), ProjectMatter.concluded_at.is_not(None),
         ProjectMatter.concluded_at <= now)).all()
-    promised = promised_clocks(session, (pm.project_id for pm in pms))
+    paused = promised_pauses(session, (pm.project_id for pm in pms))
     samples: dict[str, list[float]] = defaultdict(list)
     for pm in pms:
-        samples[pm.department_code].append(handling_days(cal, pm, promised.get((pm.project_id, pm.matter_code))))
+        samples[pm.department_code].append(handling_days(cal, pm, paused[(pm.project_id, pm.matter_code)]))
     return {dept: {"mean_days": mean(values), "samples": len(values)} for dept, values in samples.items()}
 
 

@@ -4,9 +4,9 @@ a matter is judged on time against the clock counting it when it ended, a filing
 accepted when taken in, and the general window reads its own figures. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
-from engine.supervision import month_period
+from engine.supervision import Period
 from engine.sweep import sweep
 from tests.integration.helpers import declare
 from tests.integration.test_workflow_api import (
@@ -163,6 +163,27 @@ def test_a_yellow_warning_costs_no_points_in_the_demo_rule(client, token, platfo
     assert land["points_lost_total"] == 0, land["points_lost"]
 
 
-def test_the_period_before_a_month_is_the_previous_month():
-    prev = month_period("2026-03").previous()
-    assert (prev.start.isoformat(), prev.end.isoformat()) == ("2026-02-01", "2026-02-28")
+def test_the_period_before_whole_months_is_as_many_months_before():
+    def before(start, end):
+        prev = Period(date.fromisoformat(start), date.fromisoformat(end)).previous()
+        return prev.start.isoformat(), prev.end.isoformat()
+
+    assert before("2026-03-01", "2026-03-31") == ("2026-02-01", "2026-02-28")
+    assert before("2026-01-01", "2026-03-31") == ("2025-10-01", "2025-12-31")  # a quarter
+    assert before("2025-01-01", "2025-12-31") == ("2024-01-01", "2024-12-31")  # a year
+    assert before("2026-03-10", "2026-03-19") == ("2026-02-28", "2026-03-09")  # ten days: ten days before
+
+
+def test_a_filings_handling_time_leaves_out_the_units_correction(client, token, clock):
+    """A filing's clock restarts after a correction: the correction stands in the first
+    clock's pauses, and is not the filing department's time."""
+    code = to_matters(client, token, **LAND_PROJECT)
+    work(client, token, "drc", "filing_check", code, {
+        "filing_decision": "correction", "filing_comment": "请补正备案信息",
+        "correction_items": [{"material": "filing_form", "note": "补充建设内容"}]}, "enterprise_filing")
+    clock.advance(days=7)  # Mon 2 Mar -> Mon 9 Mar: five working days the unit took to correct
+    work(client, token, "applicant", "supply_materials", code, {"supplement_note": "已补正"}, "enterprise_filing")
+    work(client, token, "drc", "filing_check", code, {**FILE, "document_date": "2026-03-09"}, "enterprise_filing")
+    drc = dept_row(summary(client, token, **MARCH), "drc")
+    assert (drc["concluded"], drc["concluded_on_time"]) == (1, 1)
+    assert drc["mean_handling_days"] < 1, drc
