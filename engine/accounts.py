@@ -200,7 +200,8 @@ def authenticate(session: Session, *, username: str, password: str, now: datetim
 def issue_token(user: User, *, now: datetime, secret: str) -> IssuedToken:
     expires = now + TOKEN_LIFETIME
     token = jwt.encode(
-        {"sub": str(user.id), "usr": user.username, "iat": int(now.timestamp()), "exp": int(expires.timestamp())},
+        {"sub": str(user.id), "usr": user.username, "ver": user.token_version, "iat": int(now.timestamp()),
+         "exp": int(expires.timestamp())},
         secret,
         algorithm="HS256",
     )
@@ -217,7 +218,7 @@ def user_for_token(session: Session, token: str, *, now: datetime, secret: str) 
     if int(claims.get("exp", 0)) <= int(now.timestamp()):
         raise Unauthenticated("令牌已过期 (token expired)")
     user = session.get(User, int(claims["sub"])) if str(claims.get("sub", "")).isdigit() else None
-    if user is None or not user.active or user.username != claims.get("usr"):
+    if user is None or not user.active or user.username != claims.get("usr") or claims.get("ver", 0) != user.token_version:
         raise Unauthenticated("令牌无效 (invalid token)")
     return user
 
@@ -246,8 +247,9 @@ USER_CHANGES = ("active", "roles", "department_code", "project_unit_id", "displa
 
 def update_user(session: Session, *, now: datetime, actor: Actor, user_id: int, changes: dict) -> User:
     """Change an account: disable or enable it, its roles, department or unit, its name, or
-    reset its password (which also lifts a sign-in lock-out). A disabled account's tokens
-    are refused from the next request; a role or department taken away applies at once
+    reset its password (which also lifts a sign-in lock-out). Disabling it or resetting its
+    password ends every token issued before (``token_version``), for good: enabled again,
+    the account signs in anew. A role or department taken away applies at once
     (every request reads the account). The operator cannot disable the account it works
     with or take its own operator role away: the platform would be left with no one to
     undo it."""
@@ -273,9 +275,12 @@ def update_user(session: Session, *, now: datetime, actor: Actor, user_id: int, 
         if problem := password_problem(changes["password"], user.username):
             raise Invalid.field("password", problem)
         user.password_hash = hash_password(changes["password"])
+        user.token_version += 1  # a reset is what is done when an account is compromised: its tokens end
         session.execute(delete(LoginFailure).where(LoginFailure.username == user.username))
         summary["password_reset"] = True
     user.roles, user.department_code, user.project_unit_id = roles, department_code, project_unit_id
+    if changes.get("active") is False and user.active:
+        user.token_version += 1  # enabled again later, the account does not get its old tokens back
     user.active = changes.get("active", user.active)
     user.display_name = changes.get("display_name", user.display_name)
     audit.record(session, at=now, actor=actor.username, action="user.update", target=f"user:{user.username}", summary=summary)

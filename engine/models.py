@@ -120,6 +120,9 @@ class User(Base):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: carried in each token; raised when the account is disabled or its password reset,
+    #: so every token issued before is refused (``accounts.user_for_token``)
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     department: Mapped[Department | None] = relationship(lazy="joined")
     project_unit: Mapped[ProjectUnit | None] = relationship(lazy="joined")

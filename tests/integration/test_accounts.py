@@ -167,3 +167,18 @@ def test_tasks_an_account_claimed_go_back_to_its_department_when_it_can_no_longe
         assert s.get(Task, other["id"]).assignee_id is not None
         [released] = s.scalars(select(AuditEvent).where(AuditEvent.action == "task.unclaim")).all()
     assert (released.actor, released.summary["released_from"], released.project_code) == ("operator", "land", code)
+
+
+def test_tokens_issued_before_a_disable_or_a_password_reset_stay_refused(client, token):
+    """What an operator does when an account is compromised ends the tokens already out."""
+    before_reset = token("land")
+    assert _patch(client, token, "land", {"password": "Ziran-Xinmima-2026"}).status_code == 200
+    assert client.get("/api/v1/tasks", headers=before_reset).status_code == 401
+    before_disable = token("drc")
+    assert _patch(client, token, "drc", {"active": False}).status_code == 200
+    assert _patch(client, token, "drc", {"active": True}).status_code == 200
+    assert client.get("/api/v1/tasks", headers=before_disable).status_code == 401  # not revived by enabling
+    assert client.get("/api/v1/tasks", headers=token("drc")).status_code == 200  # a new one works
+    held = token("env")
+    assert _patch(client, token, "env", {"display_name": "生态环境经办"}).status_code == 200
+    assert client.get("/api/v1/tasks", headers=held).status_code == 200  # a change of name ends nothing

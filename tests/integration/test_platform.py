@@ -210,8 +210,9 @@ def test_deploy_and_calendar_commands(database_url, monkeypatch, tmp_path, platf
 
 
 def test_the_newest_migration_goes_down_and_up_again_keeping_every_row(client, token, platform, database_url, clock):
-    """Backing out a release: 0006 (a clock's calendar revision) goes down and up again on
-    a database with clocks and the alerts that refer to them, and keeps every row."""
+    """Backing out a release: 0007 (an account's token version) and 0006 (a clock's calendar
+    revision) go down and up again on a database with clocks and the alerts that refer to
+    them, and keep every row."""
     from alembic import command
 
     from engine import calendar
