@@ -852,12 +852,22 @@ def delegate(session: Session, *, actor: Actor, task_id: str, to_username: str, 
 def release_claims(session: Session, user: User, *, now: datetime, actor: str) -> int:
     """The ready tasks an account claimed and can no longer work (it was disabled, or its
     role or department changed) go back to their department's list; none stays held by
-    someone who cannot complete it. Returns how many. A step working one of them goes
-    first (its task lock), and a task it completed is not released."""
+    someone who cannot complete it. Returns how many. The instances are locked first, in
+    the lock order every writer keeps: a step working one of them goes first, and a task it
+    completed is not released."""
     worker = Actor.of(user)
+    instance_ids = sorted(set(session.scalars(select(Task.instance_id).where(
+        Task.assignee_id == user.id, Task.status == "ready"))))
+    if not instance_ids:
+        return 0
+    # instance → clocks → tasks, the lock order every writer keeps
+    session.execute(instance_lock(select(ProcessInstance.id).where(ProcessInstance.id.in_(instance_ids))
+                                  .order_by(ProcessInstance.id)))
+    lock_clocks(session, *instance_ids)
     released = 0
-    for task in session.scalars(select(Task).where(Task.assignee_id == user.id, Task.status == "ready")
-                                .order_by(Task.id).with_for_update()):
+    for task in session.scalars(select(Task).where(Task.instance_id.in_(instance_ids), Task.assignee_id == user.id,
+                                                   Task.status == "ready").order_by(Task.instance_id, Task.id)
+                                .with_for_update()):
         if user.active and _may_work(worker, task):
             continue
         task.assignee_id = None
