@@ -96,7 +96,11 @@ def _drawable(ch: str) -> bool:
 
 def printable(text: str) -> str:
     """The text as the page can show it: each character the font cannot draw as its code point."""
-    return "".join(ch if _drawable(ch) else f"〔U+{ord(ch):04X}〕" for ch in text)
+    try:
+        text.encode("gbk")
+        return text  # the common case, decided in one call: GBK is all drawn
+    except UnicodeEncodeError:
+        return "".join(ch if _drawable(ch) else f"〔U+{ord(ch):04X}〕" for ch in text)
 
 
 def _text(value: Any) -> str:
