@@ -21,25 +21,33 @@ def _terminate(pg_server, pid: int) -> None:
     admin.dispose()
 
 
-def test_an_idle_connection_the_server_dropped_is_replaced_before_use(pg_server):
-    engine = make_engine(pg_server.url(), ping_idle_after=0)
-    try:
-        lost = _backend_pid(engine)
-        _terminate(pg_server, lost)
-        replacement = _backend_pid(engine)  # the ping fails, the pool connects anew: no error
-        assert replacement != lost
-        assert _backend_pid(engine) == replacement  # the live one is kept
-    finally:
+@pytest.fixture
+def pool(pg_server):
+    """An engine on the test server whose pool pings a connection idle this many seconds."""
+    engines = []
+
+    def make(ping_idle_after: float):
+        engines.append(make_engine(pg_server.url(), ping_idle_after=ping_idle_after))
+        return engines[-1]
+
+    yield make
+    for engine in engines:
         engine.dispose()
 
 
-def test_a_connection_used_a_moment_ago_is_handed_out_without_a_ping(pg_server):
-    engine = make_engine(pg_server.url(), ping_idle_after=3600)
-    try:
-        lost = _backend_pid(engine)
-        _terminate(pg_server, lost)
-        with pytest.raises(OperationalError):
-            _backend_pid(engine)  # not pinged: the loss shows in the statement itself
-        assert _backend_pid(engine) != lost  # and the pool discarded it
-    finally:
-        engine.dispose()
+def test_an_idle_connection_the_server_dropped_is_replaced_before_use(pg_server, pool):
+    engine = pool(0)
+    lost = _backend_pid(engine)
+    _terminate(pg_server, lost)
+    replacement = _backend_pid(engine)  # the ping fails, the pool connects anew: no error
+    assert replacement != lost
+    assert _backend_pid(engine) == replacement  # the live one is kept
+
+
+def test_a_connection_used_a_moment_ago_is_handed_out_without_a_ping(pg_server, pool):
+    engine = pool(3600)
+    lost = _backend_pid(engine)
+    _terminate(pg_server, lost)
+    with pytest.raises(OperationalError):
+        _backend_pid(engine)  # not pinged: the loss shows in the statement itself
+    assert _backend_pid(engine) != lost  # and the pool discarded it
