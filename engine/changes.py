@@ -11,11 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import holds, projects, runtime
 from engine.access import Actor
-from engine.models import Project
+from engine.errors import Invalid
+from engine.models import Project, ProjectMatter
 
 SUSPENSION = "suspension"
 #: The changes that reach the running procedures (their clocks, or all of them).
@@ -30,6 +32,8 @@ def request_change(session: Session, *, actor: Actor, scope, now: datetime, proj
         runtime.lock_project_instances(session, project.id)
     result = projects.request_change(session, actor=actor, scope=scope, now=now, project=project, kind=kind,
                                      reason=reason, changes=changes)
+    if kind in ("adjustment", "extension"):
+        _keeps_the_matters_notice(session, project)
     if kind == "suspension":
         holds.hold_project(session, project.id, SUSPENSION, now=now)
     elif kind == "resumption":
@@ -39,3 +43,16 @@ def request_change(session: Session, *, actor: Actor, scope, now: datetime, proj
                               actor=actor.username)
         runtime.start_project(session, project=result, now=now, actor=actor)
     return result
+
+
+def _keeps_the_matters_notice(session: Session, project: Project) -> None:
+    """An adjustment keeps the code only while the project still goes through the matters
+    it was told (第十二条: 调整 keeps the code; a change that needs new approval is 重新赋码):
+    one that would change the matters notice (an investment crossing a threshold, say) is
+    refused, naming the major change to request instead. The request then writes nothing."""
+    told = {pm.matter_code for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id))}
+    now_due = {matter.matter_code for matter in runtime.matters_notice(session, project)}
+    if told != now_due:
+        added, dropped = sorted(now_due - told), sorted(told - now_due)
+        raise Invalid.field("changes", "此变更将改变应办事项，请申请重大变更（重新赋码） (this change alters the matters "
+                                       f"the project must go through: request a major_change; adds {added}, drops {dropped})")

@@ -26,6 +26,11 @@ CLASSIFIED_MESSAGE = "涉密项目不得通过在线平台办理"
 FACT_FIELDS = ("new_land_use", "environment_sensitive", "water_soil_impact", "building_works")
 #: Fields a change request may adjust (调整); a major change re-codes instead.
 ADJUSTABLE_FIELDS = ("name", "location", "investment", "construction_content", "start_year", "end_year")
+#: What only a major change (重新赋码, 第十二条) may change besides: the facts the matters
+#: notice is decided from, the regime and the industry (they decide what must be approved anew).
+RECODE_FIELDS = (*ADJUSTABLE_FIELDS, "regime", "industry_code", *FACT_FIELDS)
+#: 延期: the construction period moves, nothing else.
+EXTENSION_FIELDS = ("start_year", "end_year")
 CHANGE_KINDS = ("adjustment", "extension", "major_change", "suspension", "resumption")
 #: A matter in one of these statuses is still open (notified, dispatched to its
 #: department, handled); every other status (concluded, refused, no_matter, terminated,
@@ -234,9 +239,14 @@ def request_change(
         raise Invalid.field("kind", f"须为 {', '.join(CHANGE_KINDS)} 之一")
     if project.status in ("superseded", "cancelled"):
         raise Conflict("项目已重新赋码或已撤销，不能再变更 (project superseded or cancelled)")
-    unknown = sorted(set(changes) - set(ADJUSTABLE_FIELDS))
+    allowed = RECODE_FIELDS if kind == "major_change" else EXTENSION_FIELDS if kind == "extension" else ADJUSTABLE_FIELDS
+    unknown = sorted(set(changes) - set(allowed))
     if unknown:
-        raise Invalid("不可变更的字段 (fields that cannot be changed)", {f"changes.{f}": ["不可变更"] for f in unknown})
+        why = ("只能在重大变更（重新赋码）中变更 (only a major change changes it)" if set(unknown) <= set(RECODE_FIELDS)
+               else "不可变更 (cannot be changed)")
+        raise Invalid("不可变更的字段 (fields that cannot be changed)", {f"changes.{f}": [why] for f in unknown})
+    if kind == "extension" and changes.get("end_year", project.end_year) < project.end_year:
+        raise Invalid.field("changes.end_year", "延期不能提前竣工年份 (an extension moves the end year later, not earlier)")
     if changes and kind in ("suspension", "resumption"):
         raise Invalid.field("changes", "暂停/恢复不改变项目信息 (suspension carries no changes)")
     if kind in ("adjustment", "extension", "major_change") and not changes:
@@ -245,7 +255,7 @@ def request_change(
         raise Conflict("项目已暂停 (already suspended)")
     if kind == "resumption" and not project.suspended:
         raise Conflict("项目未暂停 (not suspended)")
-    merged = {f: getattr(project, f) for f in ADJUSTABLE_FIELDS} | changes
+    merged = {f: getattr(project, f) for f in RECODE_FIELDS} | changes
     _check_rules(session, scope, merged)
     before = {f: _plain(getattr(project, f)) for f in changes}
     session.add(ProjectChange(project_id=project.id, kind=kind, reason=reason, details={"changes": {k: _plain(v) for k, v in changes.items()}}, at=now, actor_id=actor.user_id))

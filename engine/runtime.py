@@ -758,6 +758,8 @@ def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[st
     if row.status != "running":
         raise Conflict(f"流程实例状态为 {row.status}，暂不能办理 (instance is {row.status})")
     project = session.get(Project, row.project_id)
+    if project.suspended:  # the unit suspended it (中止): nothing is handled until it resumes, as its clocks stand still
+        raise Conflict("项目已暂停，恢复后方可办理 (the project is suspended: it is handled again when it resumes)")
     run = Run(session, now, row, project, actor.username)
 
     if backfill is not None:

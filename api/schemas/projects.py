@@ -40,6 +40,13 @@ class AdjustmentSchema(StrictSchema):
     construction_content = Text(4000)
     start_year = ma.fields.Integer(strict=True, validate=_YEAR)
     end_year = ma.fields.Integer(strict=True, validate=_YEAR)
+    # a major change only (重新赋码): what decides the matters to approve anew
+    regime = ma.fields.String(validate=validate.OneOf(REGIMES), metadata={"description": "major_change only"})
+    industry_code = ma.fields.String(validate=validate.Length(equal=2), metadata={"description": "major_change only"})
+    new_land_use = ma.fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "major_change only"})
+    environment_sensitive = ma.fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "major_change only"})
+    water_soil_impact = ma.fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "major_change only"})
+    building_works = ma.fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "major_change only"})
 
 
 class ChangeRequestSchema(StrictSchema):

@@ -209,7 +209,9 @@ def test_adjustment_keeps_the_code_and_major_change_recodes(client, token):
     ({"kind": "adjustment", "reason": "x", "changes": {"investment": "-1"}}, "changes.investment"),
     ({"kind": "adjustment", "reason": "", "changes": {"name": "y"}}, "reason"),
     ({"kind": "suspension", "reason": "x", "changes": {"name": "y"}}, "changes"),
-    ({"kind": "extension", "reason": "x", "changes": {"end_year": 2020}}, "end_year"),
+    ({"kind": "extension", "reason": "x", "changes": {"end_year": 2020}}, "changes.end_year"),
+    ({"kind": "extension", "reason": "x", "changes": {"name": "延期并改名"}}, "changes.name"),
+    ({"kind": "adjustment", "reason": "x", "changes": {"new_land_use": True}}, "changes.new_land_use"),
 ])
 def test_bad_change_requests(client, token, platform, body, field):
     code = declare(client, token)["project_code"]
@@ -270,3 +272,52 @@ def test_a_project_code_names_its_project_before_a_legacy_code_of_the_same_text(
 def test_ordinary_signs_in_a_declaration_are_kept_not_taken_for_markup(client, token):
     body = declare(client, token, name="一期--二期扩建项目", construction_content="容积率<2.0，建筑高度>24米；绿地率≥30%")
     assert (body["name"], body["construction_content"]) == ("一期--二期扩建项目", "容积率<2.0，建筑高度>24米；绿地率≥30%")
+
+
+def test_an_adjustment_that_would_change_the_matters_notice_is_refused_for_a_major_change(client, token, platform):
+    """第十二条: 调整 keeps the code; a change that brings new approvals (施工许可 above the
+    threshold) is a major change: requested as such, it re-codes and tells the new matters."""
+    code = declare(client, token, investment="20")["project_code"]
+    told = {m["matter_code"] for m in client.get(f"/api/v1/projects/{code}", headers=token("applicant")).get_json()["matters"]}
+    assert "construction_permit" not in told
+    before = snapshot(platform)
+    r = client.post(f"/api/v1/projects/{code}/changes", headers=token("applicant"),
+                    json={"kind": "adjustment", "reason": "投资增加", "changes": {"investment": "50000"}})
+    assert r.status_code == 422 and "major_change" in r.get_json()["errors"]["changes"][0], r.get_json()
+    assert snapshot(platform) == before
+    r = client.post(f"/api/v1/projects/{code}/changes", headers=token("applicant"),
+                    json={"kind": "major_change", "reason": "投资增加", "changes": {"investment": "50000"}})
+    assert r.status_code == 201, r.get_json()
+    assert "construction_permit" in {m["matter_code"] for m in r.get_json()["matters"]}
+
+
+def test_a_major_change_may_change_the_facts_that_decide_the_matters(client, token):
+    code = declare(client, token)["project_code"]
+    r = client.post(f"/api/v1/projects/{code}/changes", headers=token("applicant"),
+                    json={"kind": "major_change", "reason": "新增建设用地", "changes": {"new_land_use": True}})
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["new_land_use"] is True
+    assert "land_pre_review" in {m["matter_code"] for m in r.get_json()["matters"]}
+
+
+def test_a_suspended_project_is_not_handled_until_it_resumes(client, token, platform):
+    """中止: the unit's suspension stops its clocks, and the handling with them: no dispatch,
+    reply or decision is given on it meanwhile (its clocks would not count them)."""
+    from tests.integration.test_workflow_api import find
+
+    code = declare(client, token)["project_code"]
+    task = find(client, token, "window", "window_review", code)
+    suspend = client.post(f"/api/v1/projects/{code}/changes", headers=token("applicant"),
+                          json={"kind": "suspension", "reason": "资金暂未到位"})
+    assert suspend.status_code == 201, suspend.get_json()
+    data = {"window_decision": "dispatch", "departments": task["context"]["departments"]}
+    task = find(client, token, "window", "window_review", code)  # the pause moved its deadline: a new version
+    before = snapshot(platform)
+    r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=token("window"), json={"data": data, "version": task["version"]})
+    assert r.status_code == 409 and "暂停" in r.get_json()["message"], r.get_json()
+    assert snapshot(platform) == before
+    assert client.post(f"/api/v1/projects/{code}/changes", headers=token("applicant"),
+                       json={"kind": "resumption", "reason": "资金到位"}).status_code == 201
+    task = find(client, token, "window", "window_review", code)
+    r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=token("window"), json={"data": data, "version": task["version"]})
+    assert r.status_code == 200, r.get_json()
