@@ -19,7 +19,9 @@ from engine.db import unit_of_work
 from engine.errors import Invalid
 from engine.models import AuditEvent, Clock, Material, MaterialCommitment, Project, ProjectMatter, StoredFile
 from engine.sweep import sweep
-from tests.integration.helpers import declare, waits_for_a_lock
+from tests.integration.helpers import declare, supply_all_materials, waits_for_a_lock
+from tests.integration.test_workflow_api import FILE, REPLY_ACCEPTED, dispatch, find, work
+from tests.integration.test_workflow_api import complete as complete_task
 
 #: A filing-regime project with new land: 企业投资项目备案 (drc) and 用地预审 (land).
 LAND_PROJECT = {"regime": "filing", "industry_code": "13", "building_works": False, "new_land_use": True}
@@ -480,3 +482,20 @@ def test_a_lapse_ends_a_matter_whose_instance_waits_for_an_operator(client, toke
         assert (pm.status, s.get(ProcessInstance, pm.instance_id).status) == ("terminated", "cancelled")
         assert s.scalar(select(func.count()).select_from(Hold).where(
             Hold.project_id == pm.project_id, Hold.matter_code == pm.matter_code, Hold.ended_at.is_(None))) == 0
+
+
+def test_a_filing_is_filed_only_with_its_required_materials_which_then_are_final(client, token, platform):
+    """收到全部信息即为备案: filing without the required information is refused, naming what
+    is missing; once filed, the materials are final as at any acceptance."""
+    code = declare(client, token, **LAND_PROJECT)["project_code"]
+    for department in dispatch(client, token, code):
+        work(client, token, department, "department_reply", code, REPLY_ACCEPTED)
+    task = find(client, token, "drc", "filing_check", code, "enterprise_filing")
+    r = complete_task(client, token, "drc", task, FILE)
+    assert r.status_code == 422 and r.get_json()["errors"]["materials"], r.get_json()
+    supply_all_materials(client, token, code)
+    work(client, token, "drc", "filing_check", code, FILE, "enterprise_filing")
+    statuses = {m["status"] for m in client.get(f"/api/v1/projects/{code}/materials", headers=token("applicant"),
+                                                query_string={"page_size": 200}).get_json()["items"]
+                if m["matter_code"] == "enterprise_filing"}
+    assert statuses == {"accepted"}

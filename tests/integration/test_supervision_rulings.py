@@ -187,3 +187,4 @@ def test_a_filings_handling_time_leaves_out_the_units_correction(client, token, 
     drc = dept_row(summary(client, token, **MARCH), "drc")
     assert (drc["concluded"], drc["concluded_on_time"]) == (1, 1)
     assert drc["mean_handling_days"] < 1, drc
+
