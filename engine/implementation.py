@@ -110,6 +110,9 @@ def _check_sequence(kind: str, period: str, percent: Decimal | None, investment:
             raise Invalid.field("period", "竣工日期不得晚于今天 (the completion date is in the future)")
         if day < date.fromisoformat(start.period):
             raise Invalid.field("period", "竣工日期不得早于开工日期 (completion before the start)")
+        latest = max((r.period for r in earlier if r.kind == "progress"), default=None)
+        if latest is not None and day.isoformat()[:7] < latest:
+            raise Invalid.field("period", f"竣工日期不得早于已报送进度的报告期 {latest} (completion before a month already reported)")
         if percent is not None and percent != _HUNDRED:
             raise Invalid.field("percent_complete", "竣工时完成比例为100 (completion is 100 percent)")
         return _HUNDRED

@@ -96,6 +96,8 @@ def test_implementation_reports_start_progress_completion(client, token, platfor
     assert r.status_code == 201, r.get_json()
     r = report(client, token, code, kind="completion", period="2026-05-08", percent_complete="90")
     assert r.status_code == 422 and "percent_complete" in r.get_json()["errors"]
+    r = report(client, token, code, kind="completion", period="2026-03-31")  # before April's progress, reported
+    assert r.status_code == 422 and "period" in r.get_json()["errors"], r.get_json()
     r = report(client, token, code, kind="completion", period="2026-05-08", investment_completed="11800")
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["percent_complete"] == "100.00"
