@@ -255,3 +255,18 @@ def test_only_departments_whose_region_covers_the_project_record_on_it(client, t
     r = record(client, token, code, user="dq_land", kind="inspection", title="检查", content="现场检查")
     assert r.status_code == 404
     assert count(platform, SupervisionRecord) == 0
+
+
+def test_a_project_refused_everywhere_reports_no_start(client, token, platform):
+    """Implementation follows an approval or a filing: a project whose matters were all
+    refused (不予备案, 初审不予通过) is concluded, but is not to be built."""
+    code = to_matters(client, token, **LAND_PROJECT)
+    work(client, token, "drc", "filing_check", code, {"filing_decision": "refuse", "filing_comment": "不予备案",
+                                                      "refusal_reason": "属于产业政策禁止投资建设的项目"}, "enterprise_filing")
+    work(client, token, "land", "pre_check", code, {"precheck_result": "fail", "code_verified": True,
+                                                    "within_competence": False, "precheck_comment": "不属于本部门"}, LAND)
+    sweep(platform)
+    assert project(client, token, code)["status"] == "concluded"
+    r = report(client, token, code, kind="start", period="2026-03-02")
+    assert r.status_code == 409 and "批准或备案" in r.get_json()["message"], r.get_json()
+    assert count(platform, ImplementationReport) == 0
