@@ -131,7 +131,7 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
     runtime.lock_matter(session, pm, now=now)  # the matter's status is checked as it stands under the lock
     open_commitments = _open_commitments(session, pm)
     for commitment in open_commitments:
-        if commitment.deadline_at <= now:  # met at its deadline, before this upload, though no sweep has run
+        if commitment.deadline_at < now:  # passed before this upload, though no sweep has run (its instant itself is in time)
             lapse(session, commitment.id, now=now, actor="platform")
     _authorise_upload(session, actor, project, pm, material)
     limit = files.max_upload_bytes()
@@ -320,12 +320,13 @@ def due_commitments(session: Session, *, now: datetime, limit: int = 100) -> lis
     """Ids of the open commitments whose deadline has passed, oldest deadline first (read
     without locks: ``lapse`` takes each under its matter's locks and looks again)."""
     return list(session.scalars(select(MaterialCommitment.id)
-                                .where(MaterialCommitment.state == "open", MaterialCommitment.deadline_at <= now)
+                                .where(MaterialCommitment.state == "open", MaterialCommitment.deadline_at < now)
                                 .order_by(MaterialCommitment.deadline_at, MaterialCommitment.id).limit(limit)))
 
 
 def lapse(session: Session, commitment_id: int, *, now: datetime, actor: str = "sweep") -> MaterialCommitment | None:
-    """容缺: a commitment still open after its deadline lapses at the deadline. While the
+    """容缺: a commitment still open after its deadline (the instant itself is still in time)
+    lapses at the deadline. While the
     department handles the matter, that ends the matter (``terminated``); before it
     received the matter, only the gap ends (its clocks will count).
 
@@ -338,7 +339,7 @@ def lapse(session: Session, commitment_id: int, *, now: datetime, actor: str = "
     pm = session.get(ProjectMatter, commitment.project_matter_id)
     runtime.lock_matter(session, pm, now=now)
     session.refresh(commitment)
-    if commitment.state != "open" or commitment.deadline_at > now:
+    if commitment.state != "open" or commitment.deadline_at >= now:  # supplied by 17:00 is in time at 17:00
         return None
     commitment.state, commitment.closed_at = "lapsed", commitment.deadline_at
     audit.record(session, at=now, actor=actor, action="material.commitment_lapsed",

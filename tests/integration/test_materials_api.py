@@ -432,7 +432,7 @@ def test_a_commitment_past_its_deadline_lapses_once(client, token, code, platfor
     deadline = platform.clock.now() + timedelta(days=10)
     later = deadline + timedelta(days=1)
     with unit_of_work(platform.session_factory) as s:
-        assert materials.due_commitments(s, now=deadline - timedelta(seconds=1)) == []
+        assert materials.due_commitments(s, now=deadline) == []  # supplied by the deadline is in time at it
     with unit_of_work(platform.session_factory) as s:
         due = materials.due_commitments(s, now=later)
         lapsed = [materials.lapse(s, commitment_id, now=later) for commitment_id in due]
@@ -447,6 +447,17 @@ def test_a_commitment_past_its_deadline_lapses_once(client, token, code, platfor
                         query_string={"matter_code": "land_pre_review"})
     assert [(c["material"], c["state"]) for c in listed.get_json()["items"]] == [("site_report", "lapsed"),
                                                                                   ("survey_map", "open")]
+
+
+def test_a_material_supplied_at_its_commitments_deadline_instant_is_in_time(client, token, code, platform):
+    to_handling(client, token, code)
+    assert commit(client, token, code, platform, days=10).status_code == 201
+    platform.clock.set(platform.clock.now() + timedelta(days=10))  # the deadline itself
+    assert upload(client, token, code, material="site_report").status_code == 201
+    sweep(platform)
+    with platform.session_factory() as s:
+        assert project_matter(s, code).status == "handling"
+        assert s.scalar(select(MaterialCommitment.state)) == "fulfilled"
 
 
 def test_a_material_supplied_after_its_commitments_deadline_saves_nothing(client, token, code, platform):
