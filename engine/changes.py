@@ -11,13 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import holds, projects, runtime
 from engine.access import Actor
 from engine.errors import Invalid
-from engine.models import Project, ProjectMatter
+from engine.models import Project
 
 SUSPENSION = "suspension"
 #: The changes that reach the running procedures (their clocks, or all of them).
@@ -30,10 +29,11 @@ def request_change(session: Session, *, actor: Actor, scope, now: datetime, proj
         # The instances before the project row the change writes: a master step holds
         # its instance and then writes the project row (dispatched, concluded).
         runtime.lock_project_instances(session, project.id)
+    notice_before = _notice(session, project) if kind in ("adjustment", "extension") else None
     result = projects.request_change(session, actor=actor, scope=scope, now=now, project=project, kind=kind,
                                      reason=reason, changes=changes)
-    if kind in ("adjustment", "extension"):
-        _keeps_the_matters_notice(session, project)
+    if notice_before is not None:
+        _keeps_the_matters_notice(notice_before, _notice(session, project))
     if kind == "suspension":
         holds.hold_project(session, project.id, SUSPENSION, now=now)
     elif kind == "resumption":
@@ -45,14 +45,18 @@ def request_change(session: Session, *, actor: Actor, scope, now: datetime, proj
     return result
 
 
-def _keeps_the_matters_notice(session: Session, project: Project) -> None:
-    """An adjustment keeps the code only while the project still goes through the matters
-    it was told (第十二条: 调整 keeps the code; a change that needs new approval is 重新赋码):
-    one that would change the matters notice (an investment crossing a threshold, say) is
-    refused, naming the major change to request instead. The request then writes nothing."""
-    told = {pm.matter_code for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id))}
-    now_due = {matter.matter_code for matter in runtime.matters_notice(session, project)}
-    if told != now_due:
-        added, dropped = sorted(now_due - told), sorted(told - now_due)
+def _notice(session: Session, project: Project) -> set[str]:
+    return {matter.matter_code for matter in runtime.matters_notice(session, project)}
+
+
+def _keeps_the_matters_notice(before: set[str], after: set[str]) -> None:
+    """An adjustment keeps the code only while the project still goes through the same
+    matters (第十二条: 调整 keeps the code; a change that needs new approval is 重新赋码):
+    one that changes the matters notice (an investment crossing a threshold, say) is
+    refused, naming the major change to request instead, and the request writes nothing.
+    Both notices come from the decision table in force, so a table deployed since the
+    declaration refuses no adjustment that changes nothing it decides on."""
+    if before != after:
+        added, dropped = sorted(after - before), sorted(before - after)
         raise Invalid.field("changes", "此变更将改变应办事项，请申请重大变更（重新赋码） (this change alters the matters "
                                        f"the project must go through: request a major_change; adds {added}, drops {dropped})")
