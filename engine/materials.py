@@ -28,7 +28,6 @@ from engine.models import Material, MaterialCommitment, Project, ProjectMatter, 
 
 #: The material code of a decision's signed scan, uploaded by the matter's department.
 SIGNED_DOCUMENT = "signed_document"
-HOLD_REASON = holds.TOLERATED_GAP
 #: A tolerated gap is short by nature: a commitment's deadline is at most this far ahead.
 MAX_COMMITMENT_DAYS = 90
 MAX_COMMITMENT_CHARS = 2000
@@ -176,7 +175,7 @@ def end_gap_if_closed(session: Session, pm: ProjectMatter, *, now: datetime) -> 
     """The tolerated gap ends when no commitment of the matter is open any longer
     (supplied, or lapsed before the department received the matter): its clocks count."""
     if not _open_commitments(session, pm):
-        holds.release_matter(session, pm, HOLD_REASON, now=now)
+        holds.release_matter(session, pm, holds.TOLERATED_GAP, now=now)
 
 
 def list_for(session: Session, actor: Actor, project: Project, *, matter_code: str | None = None, page: int,
@@ -242,7 +241,7 @@ def commit(session: Session, *, actor: Actor, project: Project, matter_code: str
     session.add(row)
     session.flush()
     if not open_before:  # before the department received the matter too: its clocks will start held
-        holds.hold_matter(session, pm, HOLD_REASON, now=now)
+        holds.hold_matter(session, pm, holds.TOLERATED_GAP, now=now)
     audit.record(session, at=now, actor=actor.username, action="material.commit", project_code=project.project_code,
                  target=f"commitment:{row.id}",
                  summary={"matter_code": matter_code, "material": material, "commitment": text,
