@@ -166,16 +166,22 @@ def pause(clock: Clock, calendar: WorkCalendar, *, now: datetime, reason: str, u
     recompute(clock, calendar)
 
 
-def resume(clock: Clock, calendar: WorkCalendar, *, now: datetime) -> None:
-    """End the open pause (or a bounded pause early) at ``now``."""
-    pauses = list(clock.pauses or [])
+def _holding(pauses: list[dict], now: datetime) -> int | None:
+    """The latest pause still holding at ``now`` (open, or bounded beyond it), if any."""
     for i in range(len(pauses) - 1, -1, -1):
         end = pauses[i].get("end")
         if end is None or datetime.fromisoformat(end) > now:
-            pauses[i] = {**pauses[i], "end": max(now, datetime.fromisoformat(pauses[i]["start"])).isoformat()}
-            break
-    else:
+            return i
+    return None
+
+
+def resume(clock: Clock, calendar: WorkCalendar, *, now: datetime) -> None:
+    """End the open pause (or a bounded pause early) at ``now``."""
+    pauses = list(clock.pauses or [])
+    i = _holding(pauses, now)
+    if i is None:
         return
+    pauses[i] = {**pauses[i], "end": max(now, datetime.fromisoformat(pauses[i]["start"])).isoformat()}
     clock.pauses = pauses
     if clock.state == "paused":
         clock.state = "running"
@@ -188,8 +194,7 @@ def stop(session: Session, clock: Clock, *, now: datetime) -> None:
     still (a decision given while an intermediary still works) has its pause end at the
     stop, so its due instant is the one its count reached: whether the work ended on time
     can be told."""
-    if clock.state != "stopped" and any(p.get("end") is None or datetime.fromisoformat(p["end"]) > now
-                                        for p in clock.pauses or []):
+    if clock.state != "stopped" and _holding(clock.pauses or [], now) is not None:
         resume(clock, official_calendar.current(session), now=now)
     fire_due_lights(session, clock, now)
     clock.state, clock.stopped_at, clock.next_check_at = "stopped", now, None

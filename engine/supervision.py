@@ -201,38 +201,33 @@ def reply_outcome(clock: Clock) -> str | None:
     return "automatic" if clock.stopped_at - clock.due_at <= AUTO_REPLY_TOLERANCE else "late"
 
 
-def promised_clocks(session: Session, project_ids: Iterable[int],
-                    kinds: tuple[str, ...] = PROMISED_KINDS) -> dict[tuple[int, str], Clock]:
-    """The latest promised (or filing) clock of each (project, matter); ``kinds``: of those kinds."""
-    ids = sorted(set(project_ids))
-    found: dict[tuple[int, str], Clock] = {}
-    if ids:
-        for clock in session.scalars(select(Clock).where(Clock.project_id.in_(ids), Clock.kind.in_(kinds))
-                                     .order_by(Clock.id)):
-            found[(clock.project_id, clock.matter_code)] = clock
-    return found
-
-
 #: The clocks that count a matter, in the order they start: the latest one counting when
 #: the matter ended is the limit its conclusion is judged against.
 MATTER_KINDS = ("pre_review", "acceptance", *PROMISED_KINDS)
 
 
-def promised_pauses(session: Session, project_ids: Iterable[int]) -> dict[tuple[int, str], list]:
-    """The pauses of every promised (or filing) clock of each (project, matter): a clock
-    restarted after a correction (a filing's) leaves the correction in the first one's."""
+def matter_clocks(session: Session, project_ids: Iterable[int],
+                  kinds: tuple[str, ...] = PROMISED_KINDS) -> dict[tuple[int, str], list[Clock]]:
+    """Each (project, matter)'s clocks of ``kinds``, oldest first, in one read."""
     ids = sorted(set(project_ids))
-    found: dict[tuple[int, str], list] = defaultdict(list)
+    found: dict[tuple[int, str], list[Clock]] = defaultdict(list)
     if ids:
-        for clock in session.scalars(select(Clock).where(Clock.project_id.in_(ids), Clock.kind.in_(PROMISED_KINDS))):
-            found[(clock.project_id, clock.matter_code)].extend(clock_pauses(clock))
+        for clock in session.scalars(select(Clock).where(Clock.project_id.in_(ids), Clock.kind.in_(kinds))
+                                     .order_by(Clock.id)):
+            found[(clock.project_id, clock.matter_code)].append(clock)
     return found
+
+
+def promised_pauses(clocks_: list[Clock]) -> list:
+    """The pauses of every promised (or filing) clock of a matter: a clock restarted after
+    a correction (a filing's) leaves the correction in the first one's."""
+    return sorted((p for c in clocks_ if c.kind in PROMISED_KINDS for p in clock_pauses(c)), key=lambda p: p[0])
 
 
 def handling_days(cal: WorkCalendar, pm: ProjectMatter, pauses: list) -> float | None:
     if pm.accepted_at is None or pm.concluded_at is None:
         return None
-    return working_days(cal, pm.accepted_at, pm.concluded_at, sorted(pauses, key=lambda p: p[0]))
+    return working_days(cal, pm.accepted_at, pm.concluded_at, pauses)
 
 
 # --- the summary ------------------------------------------------------------------
@@ -270,12 +265,12 @@ def summary(session: Session, actor: Actor, *, now: datetime, start: date | None
         scope.project_condition(), scope.department_condition(ProjectMatter.department_code),
         or_(period.between(ProjectMatter.received_at), period.between(ProjectMatter.accepted_at),
             period.between(ProjectMatter.concluded_at)))).all()
-    paused = promised_pauses(session, (pm.project_id for pm in pms))
-    deciding = promised_clocks(session, (pm.project_id for pm in pms), MATTER_KINDS)
+    counting = matter_clocks(session, (pm.project_id for pm in pms), MATTER_KINDS)
     corrected = _corrected(session, pms)
     for pm in pms:
         rows = both(pm.department_code, pm.matter_code)
-        limit = deciding.get((pm.project_id, pm.matter_code))
+        own = counting[(pm.project_id, pm.matter_code)]
+        limit = own[-1] if own else None
         concluded = period.contains(pm.concluded_at) and pm.status != "terminated"
         for row in rows:
             row["received"] += period.contains(pm.received_at)
@@ -285,7 +280,7 @@ def summary(session: Session, actor: Actor, *, now: datetime, start: date | None
             if concluded:
                 row["concluded"] += 1
                 row["concluded_on_time"] += bool(limit and limit.due_at and pm.concluded_at <= limit.due_at)
-        if concluded and (days := handling_days(cal, pm, paused[(pm.project_id, pm.matter_code)])) is not None:
+        if concluded and (days := handling_days(cal, pm, promised_pauses(own))) is not None:
             for row in rows:
                 row["_days"].append(days)
 
@@ -364,10 +359,10 @@ def department_history(session: Session, cal: WorkCalendar, *, now: datetime) ->
     pms = session.scalars(select(ProjectMatter).where(
         ProjectMatter.accepted_at.is_not(None), ProjectMatter.concluded_at.is_not(None),
         ProjectMatter.concluded_at <= now)).all()
-    paused = promised_pauses(session, (pm.project_id for pm in pms))
+    promised = matter_clocks(session, (pm.project_id for pm in pms))
     samples: dict[str, list[float]] = defaultdict(list)
     for pm in pms:
-        samples[pm.department_code].append(handling_days(cal, pm, paused[(pm.project_id, pm.matter_code)]))
+        samples[pm.department_code].append(handling_days(cal, pm, promised_pauses(promised[(pm.project_id, pm.matter_code)])))
     return {dept: {"mean_days": mean(values), "samples": len(values)} for dept, values in samples.items()}
 
 
@@ -394,7 +389,7 @@ def forecast(session: Session, actor: Actor, *, now: datetime, region: str | Non
     open_pms = session.scalars(select(ProjectMatter).where(
         ProjectMatter.project_id.in_([p.id for p in projects]), ProjectMatter.status.in_(OPEN_MATTER_STATUSES),
         scope.department_condition(ProjectMatter.department_code)).order_by(ProjectMatter.id)).all()
-    promised = promised_clocks(session, (pm.project_id for pm in open_pms))
+    promised = {key: own[-1] for key, own in matter_clocks(session, (pm.project_id for pm in open_pms)).items()}
     per_project: dict[int, list[dict]] = defaultdict(list)
     for pm in open_pms:
         per_project[pm.project_id].append(_matter_basis(cal, pm, promised.get((pm.project_id, pm.matter_code)),
