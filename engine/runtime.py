@@ -1039,15 +1039,23 @@ def close_project(session: Session, project: Project, *, reason: str, now: datet
                  target=f"project:{project.project_code}", summary={"reason": reason})
 
 
-def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on_newest: bool = True) -> ProcessInstance:
+def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on_newest: bool = True,
+          discard: bool = False) -> ProcessInstance:
     """Retry an errored instance on the newest version of its procedure (after a fix was
     deployed), or, ``on_newest=False``, on the version it runs on (the failure lay outside
-    the diagram, or the newest version was restructured and cannot hold its state)."""
+    the diagram, or the newest version was restructured and cannot hold its state).
+
+    ``discard``: the officer's completion that failed is not applied but dropped, and the
+    task is the officer's to do again (its checks now refuse it, say a 容缺 commitment
+    lapsed meanwhile; or the officer's answer itself was the trouble). The trail keeps
+    what was dropped."""
     row = session.get(ProcessInstance, instance_id)
     if row is None:
         raise NotFound("流程实例不存在 (no such instance)")
     if row.status != "error":
         raise Conflict("只有出错的流程实例可以重试 (only errored instances are retried)")
+    if discard and (row.pending_action or {}).get("action") != "complete":
+        raise Conflict("只有办理人提交失败的办理可以放弃 (only an officer's failed completion can be discarded)")
     version = procedures.latest(session, row.procedure_version.process_id) if on_newest else row.procedure_version
     pending, project = row.pending_action or {}, session.get(Project, row.project_id)
     restored = None
@@ -1061,15 +1069,18 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on
     row.procedure_version_id, row.procedure_version = version.id, version
     # what the retry applies is the submitter's act (the officer's decision and what follows
     # from it); the operator's part is the retry, in its own event and in the act's
-    completion = pending if pending.get("action") == "complete" else None
+    completion = pending if pending.get("action") == "complete" and not discard else None
     run = Run(session, now, row, project, completion["actor"] if completion else actor.username)
     row.status = "running"  # before its clocks count on: a hold still open takes them over, not the failure
     _count_on_after_failure(session, row, now)
 
     def step() -> spiff_adapter.Instance:
         row.status, row.error_element, row.error_message, row.pending_action = "running", None, None, None
+        summary = {"procedure_version": version.version}
+        if discard:
+            summary["discarded"] = {k: pending.get(k) for k in ("task_id", "actor", "data", "submitted_at")}
         audit.record(session, at=now, actor=actor.username, action="instance.retry", project_code=project.project_code,
-                     target=f"instance:{row.id}", summary={"procedure_version": version.version})
+                     target=f"instance:{row.id}", summary=summary)
         if pending.get("action") == "start":
             return spiff_adapter.start(procedures.SPECS.get(version), pending["data"], now=now, functions=run.functions)
         instance = restored
@@ -1082,7 +1093,7 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on
                 raise spiff_adapter.ProcedureError(None, f"the task {completion['task_id']} the retry was to complete is gone")
             _complete_in_step(run, instance, task, completion["data"], backfill=Backfill.from_kept(completion.get("backfill")),
                               retried_by={"by": actor.username, "submitted_at": completion.get("submitted_at")})
-        else:
+        elif not discard:  # a discarded completion's task is left ready, as before it was submitted
             spiff_adapter.advance(instance, now=now, functions=run.functions)
         return instance
 

@@ -43,6 +43,10 @@ class RetrySchema(StrictSchema):
     version = ma.fields.String(load_default="newest", validate=validate.OneOf(("newest", "current")), metadata={
         "description": "newest (default): the newest deployed version, after a fix; current: the version the instance "
                        "runs on (a failure outside the diagram, or a newest version that cannot hold its state)"})
+    pending = ma.fields.String(load_default="apply", validate=validate.OneOf(("apply", "discard")), metadata={
+        "description": "apply (default): the officer's completion that failed is applied at the retry; discard: it is "
+                       "dropped (kept in the trail) and the task is the officer's to do again, e.g. when its checks now "
+                       "refuse it. Only for an instance that failed on an officer's completion (else 409)"})
 
 
 @bp.route("/<int:instance_id>/retry", methods=["POST"])
@@ -50,6 +54,8 @@ class RetrySchema(StrictSchema):
 @bp.arguments(RetrySchema, required=False)
 @bp.response(200, InstanceSchema)
 def retry(body, instance_id):
-    """Retry an errored instance on the newest deployed version of its procedure, or on its own (optional body)."""
+    """Retry an errored instance on the newest deployed version of its procedure, or on its own; apply the
+    officer's failed completion, or discard it so the officer acts again (optional body)."""
+    body = body or {}
     return runtime.retry(session(), actor=current_actor(), instance_id=instance_id, now=platform().clock.now(),
-                         on_newest=(body or {}).get("version", "newest") == "newest")
+                         on_newest=body.get("version", "newest") == "newest", discard=body.get("pending") == "discard")

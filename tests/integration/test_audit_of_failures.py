@@ -141,3 +141,50 @@ def test_a_failed_sign_in_keeps_neither_what_was_typed_nor_a_name_for_the_one_wh
                                                             .order_by(AuditEvent.seq))]
         assert audit.verify(s).ok
     assert failures == [("anonymous", "user:drc"), ("anonymous", "user:(unknown)")]
+
+
+def test_an_operator_can_discard_a_failed_completion_so_the_officer_acts_again(client, token, platform):
+    """The retry need not apply what failed: discarded, the officer's completion is kept in
+    the trail only, the task is back on the officer's list with its limit, and the officer
+    answers it anew."""
+    _deploy(client, token, FAILING_PRE_CHECK)
+    code = to_matters(client, token, **LAND_PROJECT)
+    task = find(client, token, "land", "pre_check", code)
+    assert complete(client, token, "land", task, PRE_CHECK_PASS).status_code == 202
+    assert find(client, token, "land", "pre_check", code)["due_at"] is None  # the failure stopped its clock
+    _deploy(client, token, FIXED_PRE_CHECK)
+    [errored] = matter_instances(client, token, status="error")
+    r = client.post(f"/api/v1/instances/{errored['id']}/retry", headers=token("operator"), json={"pending": "discard"})
+    assert r.status_code == 200 and r.get_json()["status"] == "running", r.get_json()
+
+    again = find(client, token, "land", "pre_check", code)
+    assert again["id"] == task["id"] and again["due_at"] is not None
+    retried = [e for e in _trail(platform, code) if e.action == "instance.retry"]
+    assert retried[-1].actor == "operator"
+    assert retried[-1].summary["discarded"]["actor"] == "land"
+    assert retried[-1].summary["discarded"]["data"]["precheck_result"] == "pass"
+    assert not [e for e in _trail(platform, code) if e.action == "task.complete" and e.target == "task:pre_check"]
+
+    work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, LAND)  # the officer's new answer, on the fix
+    find(client, token, "land", "acceptance", code, LAND)
+    [done] = [e for e in _trail(platform, code) if e.action == "task.complete" and e.target == "task:pre_check"]
+    assert done.actor == "land" and "applied_at_retry" not in done.summary
+
+
+def test_only_an_officers_failed_completion_can_be_discarded(client, token, platform, clock):
+    """A timer's failure has no completion to drop (409, nothing changed); a value other
+    than apply or discard is 422 naming the field."""
+    failing = land_version("accepted_as = 'deemed'", "accepted_as = 'deemed'\nratio = 1 / 0")
+    _deploy(client, token, failing)
+    code = to_matters(client, token, **LAND_PROJECT)
+    work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, LAND)
+    clock.advance(days=30)  # past the acceptance clock: the deemed acceptance fails
+    sweep(platform)
+    [errored] = matter_instances(client, token, status="error")
+    before = len(_trail(platform, code))
+    r = client.post(f"/api/v1/instances/{errored['id']}/retry", headers=token("operator"), json={"pending": "discard"})
+    assert r.status_code == 409, r.get_json()
+    r = client.post(f"/api/v1/instances/{errored['id']}/retry", headers=token("operator"), json={"pending": "drop"})
+    assert r.status_code == 422 and "pending" in str(r.get_json()), r.get_json()
+    assert [i["id"] for i in matter_instances(client, token, status="error")] == [errored["id"]]
+    assert len(_trail(platform, code)) == before
