@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit
+from engine import audit, projects
 from engine.access import Actor
 from engine.clock import SHANGHAI
 from engine.errors import Conflict, Forbidden, Invalid
@@ -57,11 +57,6 @@ def _check_amounts(project: Project, percent: Decimal | None, investment: Decima
                             f"(more than {PLAUSIBLE_INVESTMENT_FACTOR}x the declared investment: check the unit, 万元)")
 
 
-#: The decisions after which a project may be built: its implementation follows an
-#: approval or a filing, never a refusal (不予受理, 不予批准, 不予备案) or a matter ended.
-GRANTED = ("approved", "filed")
-
-
 def report(session: Session, *, actor: Actor, project: Project, kind: str, period: str,
            percent_complete: Decimal | None, investment_completed: Decimal | None, content: str,
            now: datetime) -> ImplementationReport:
@@ -70,7 +65,7 @@ def report(session: Session, *, actor: Actor, project: Project, kind: str, perio
         raise Forbidden("只有本项目的项目单位可以报送实施情况 (the project's own unit only)")
     if project.status != "concluded":
         raise Conflict("项目审批事项尚未全部办结，不能报送实施情况 (the project's matters have not all concluded)")
-    if not any((pm.result or {}).get("decision") in GRANTED for pm in project.matters):
+    if not any((pm.result or {}).get("decision") in projects.GRANTED for pm in project.matters):
         raise Conflict("项目未获批准或备案，不能报送实施情况 (no matter of the project was approved or filed: it is not to be built)")
     if kind not in KINDS:
         raise Invalid.field("kind", f"须为 {', '.join(KINDS)} 之一 (unknown kind)")

@@ -600,7 +600,7 @@ class MaterialCommitment(Base):
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
     committed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     recorded_by: Mapped[str] = mapped_column(String(64))
-    #: open → fulfilled | lapsed
+    #: open → fulfilled | lapsed | ended (its matter ended without a grant: nothing is owed)
     state: Mapped[str] = mapped_column(String(16), default="open")
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -36,6 +36,9 @@ CHANGE_KINDS = ("adjustment", "extension", "major_change", "suspension", "resump
 #: department, handled); every other status (concluded, refused, no_matter, terminated,
 #: closed, cancelled) has ended it.
 OPEN_MATTER_STATUSES = ("notified", "dispatched", "handling")
+#: The decisions that grant a matter: a project is built after an approval or a filing,
+#: never after a refusal (不予受理, 不予批准, 不予备案) or a matter ended otherwise.
+GRANTED = ("approved", "filed")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from engine import audit, calendar, clocks, guides, holds, notices, procedures, 
 from engine.access import Actor
 from engine.db import transaction_memo
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
-from engine.models import BackfilledAct, Clock, Delivery, Matter, ProcessInstance, Project, ProjectMatter, Task, User
+from engine.models import (BackfilledAct, Clock, Delivery, Matter, MaterialCommitment, ProcessInstance, Project,
+                           ProjectMatter, Task, User)
 from engine.projects import FACT_FIELDS, ensure_accepts_matters
 from engine.workcal import WorkCalendar
 
@@ -390,6 +391,7 @@ def _record_replies(run: Run, replies: list) -> None:
             ProjectMatter.status == "notified")):
         pm.status, pm.updated_at = "no_matter", run.now
         holds.end_all(run.session, pm.project_id, matter_code=pm.matter_code, now=run.now)
+        _end_commitments(run.session, pm, run.project.project_code, now=run.now, actor=run.actor)
         # an automatic reply (逾期未回复) is said as such: the department's own reply has its task's event
         audit.record(run.session, at=run.now, actor=run.actor, action="matter.no_matter", project_code=run.project.project_code,
                      target=f"matter:{pm.matter_code}", summary={"department": pm.department_code,
@@ -407,6 +409,8 @@ def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:
         if pm is not None:
             pm.status = "refused" if result.get("decision") == "refused" else "concluded"
             pm.result, pm.updated_at, pm.concluded_at = result, run.now, run.now
+            if result.get("decision") not in projects.GRANTED:
+                _end_commitments(session, pm, run.project.project_code, now=run.now, actor=run.actor)
         holds.end_all(session, row.project_id, matter_code=row.matter_code, now=run.now)
         for department in result.get("copy_to") or []:
             _read_only_task(run, f"抄送：{result.get('document_title') or row.matter_code}", department, "officer",
@@ -424,6 +428,7 @@ def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:
     for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == run.project.id,
                                                           ProjectMatter.status == "notified")):
         pm.status, pm.updated_at = "no_matter" if outcome != "cancelled" else "cancelled", run.now
+        _end_commitments(session, pm, run.project.project_code, now=run.now, actor=run.actor)
     if run.project.status == "concluded":
         _read_only_task(run, "办结告知：项目所有应办事项已办结", None, "applicant", {"notices": run.notices})
     audit.record(session, at=run.now, actor=run.actor, action=f"project.{run.project.status}",
@@ -1002,6 +1007,19 @@ def _cancel_instance(session: Session, row: ProcessInstance, now: datetime) -> N
         task.status, task.completed_at = "cancelled", now
 
 
+def _end_commitments(session: Session, pm: ProjectMatter, project_code: str, *, now: datetime, actor: str) -> None:
+    """容缺: a matter ended without a grant (refused, no matter at this stage, cancelled,
+    closed at a re-coding, terminated) is owed nothing any more: its commitments still open
+    end with it (``ended``) and do not lapse later as the project unit's failure. A granted
+    matter's stay open: the material is still owed (``materials.lapse``)."""
+    for commitment in session.scalars(select(MaterialCommitment).where(
+            MaterialCommitment.project_matter_id == pm.id, MaterialCommitment.state == "open").order_by(MaterialCommitment.id)):
+        commitment.state, commitment.closed_at = "ended", now
+        audit.record(session, at=now, actor=actor, action="material.commitment_ended", project_code=project_code,
+                     target=f"commitment:{commitment.id}",
+                     summary={"matter_code": pm.matter_code, "material": commitment.material, "matter_status": pm.status})
+
+
 def terminate_matter(session: Session, pm: ProjectMatter, *, reason: str, now: datetime, actor: str) -> None:
     """End a matter the platform must end (a tolerated-gap commitment lapsed: 容缺材料逾期未补):
     its instance is cancelled, and the master hears a ``terminated`` result so the
@@ -1020,6 +1038,7 @@ def terminate_matter(session: Session, pm: ProjectMatter, *, reason: str, now: d
     if row.parent_id is not None:
         session.add(Delivery(target_instance_id=row.parent_id, target_task_id=row.parent_task_id, payload=result, created_at=now))
     project = session.get(Project, pm.project_id)
+    _end_commitments(session, pm, project.project_code, now=now, actor=actor)
     audit.record(session, at=now, actor=actor, action="matter.terminated", project_code=project.project_code,
                  target=f"matter:{pm.matter_code}", summary={"reason": reason})
 
@@ -1034,6 +1053,7 @@ def close_project(session: Session, project: Project, *, reason: str, now: datet
     for pm in session.scalars(select(ProjectMatter).where(ProjectMatter.project_id == project.id,
                                                           ProjectMatter.status.in_(("notified", "dispatched", "handling")))):
         pm.status, pm.updated_at, pm.result = "closed", now, {"matter_code": pm.matter_code, "decision": "closed", "reason": reason}
+        _end_commitments(session, pm, project.project_code, now=now, actor=actor)
     holds.end_all(session, project.id, now=now)
     audit.record(session, at=now, actor=actor, action="project.procedures_closed", project_code=project.project_code,
                  target=f"project:{project.project_code}", summary={"reason": reason})

@@ -105,7 +105,7 @@ class Commitments(MethodView):
     @bp.arguments(MaterialListQuery, location="query")
     @bp.response(200, page_envelope(CommitmentSchema))
     def get(self, query, code):
-        """The project's 容缺承诺 (open, fulfilled, lapsed), oldest first."""
+        """The project's 容缺承诺 (open, fulfilled, lapsed, ended), oldest first."""
         s = session()
         project = projects.visible_project(s, current_actor(), code)
         rows, total = materials.commitments_for(s, current_actor(), project, matter_code=query.get("matter_code"),

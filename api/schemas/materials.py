@@ -63,5 +63,5 @@ class CommitmentSchema(ma.Schema):
     deadline = ma.fields.AwareDateTime(attribute="deadline_at")
     committed_at = ma.fields.AwareDateTime()
     recorded_by = ma.fields.String()
-    state = ma.fields.String(metadata={"description": "open | fulfilled (the material was supplied) | lapsed (the deadline passed)"})
+    state = ma.fields.String(metadata={"description": "open | fulfilled (the material was supplied) | lapsed (the deadline passed) | ended (the matter ended without an approval or filing: nothing is owed)"})
     closed_at = ma.fields.AwareDateTime(allow_none=True)

@@ -445,8 +445,11 @@ def test_a_commitment_past_its_deadline_lapses_once(client, token, code, platfor
                         .where(AuditEvent.action == "material.commitment_lapsed")) == 1
     listed = client.get(f"/api/v1/projects/{code}/materials/commitments", headers=token("applicant"),
                         query_string={"matter_code": "land_pre_review"})
+    # the other commitment ended with its matter: nothing is owed to a terminated matter
     assert [(c["material"], c["state"]) for c in listed.get_json()["items"]] == [("site_report", "lapsed"),
-                                                                                  ("survey_map", "open")]
+                                                                                  ("survey_map", "ended")]
+    with unit_of_work(platform.session_factory) as s:
+        assert materials.due_commitments(s, now=later + timedelta(days=30)) == []
 
 
 def test_a_material_supplied_at_its_commitments_deadline_instant_is_in_time(client, token, code, platform):
@@ -510,3 +513,44 @@ def test_a_filing_is_filed_only_with_its_required_materials_which_then_are_final
                                                 query_string={"page_size": 200}).get_json()["items"]
                 if m["matter_code"] == "enterprise_filing"}
     assert statuses == {"accepted"}
+
+
+def _commitment_states(platform, code) -> list[tuple[str, str]]:
+    with platform.session_factory() as s:
+        return [(c.material, c.state) for c in s.scalars(
+            select(MaterialCommitment).where(MaterialCommitment.project_code == code).order_by(MaterialCommitment.id))]
+
+
+def test_a_commitment_ends_with_a_matter_refused_and_does_not_lapse_as_the_units_failure(client, token, code, platform):
+    """初审不予通过: the matter is refused with a commitment still open; nothing is owed to a
+    refused matter, so the commitment ends with it and the sweep after its deadline lapses
+    nothing (a lapse is the unit's failure)."""
+    to_handling(client, token, code)
+    assert commit(client, token, code, platform, days=10).status_code == 201
+    complete(client, token, "land", "pre_check", code, {"precheck_result": "fail", "code_verified": True,
+                                                         "within_competence": False, "precheck_comment": "不属于本部门受理范围"})
+    with platform.session_factory() as s:
+        assert project_matter(s, code).status == "refused"
+    assert _commitment_states(platform, code) == [("site_report", "ended")]
+    platform.clock.set(platform.clock.now() + timedelta(days=11))
+    sweep(platform)
+    assert _commitment_states(platform, code) == [("site_report", "ended")]
+    with platform.session_factory() as s:
+        [ended] = s.scalars(select(AuditEvent).where(AuditEvent.action == "material.commitment_ended")).all()
+        assert (ended.project_code, ended.summary["matter_status"]) == (code, "refused")
+        assert not s.scalars(select(AuditEvent).where(AuditEvent.action == "material.commitment_lapsed")).all()
+
+
+def test_a_commitment_ends_when_its_department_replies_no_matter(client, token, code, platform):
+    """The unit committed before dispatch; the department then replies that it has no matter
+    at this stage: the commitment ends with the matter."""
+    assert commit(client, token, code, platform, days=10).status_code == 201
+    [window] = [t for t in tasks(client, token, "window", code) if t["name"] == "window_review"]
+    r = client.post(f"/api/v1/tasks/{window['id']}/complete", headers=token("window"),
+                    json={"data": {"window_decision": "dispatch", "departments": window["context"]["departments"]},
+                          "version": window["version"]})
+    assert r.status_code == 200, r.get_json()
+    complete(client, token, "land", "department_reply", code, {"reply_outcome": "no_matter", "reply_comment": "本阶段无应办事项"})
+    with platform.session_factory() as s:
+        assert project_matter(s, code).status == "no_matter"
+    assert _commitment_states(platform, code) == [("site_report", "ended")]
