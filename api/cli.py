@@ -1,10 +1,10 @@
-"""The `tzxm` console script: serve, db upgrade, seed-demo, sweep, create-user, audit verify."""
+"""The `tzxm` console script: serve, db upgrade, seed-demo, sweep, create-user, audit verify, files prune."""
 from __future__ import annotations
 
 import getpass
 import os
 import sys
-
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -12,7 +12,7 @@ import click
 from api import create_app
 from api.config import from_environment
 from api.scheduler import start_sweeper
-from engine import accounts, audit, calendar, seed
+from engine import accounts, audit, calendar, files, seed
 from engine.access import Actor
 from engine.clock import SystemClock
 from engine.db import make_engine, make_session_factory, retrying, unit_of_work
@@ -137,6 +137,22 @@ def calendar_load(path: str) -> None:
     except DomainError as exc:
         _refuse(exc)
     click.echo(f"calendar {year} loaded; {rearmed} instances re-armed")
+
+
+@main.group("files")
+def files_group() -> None:
+    """The file store (materials, notice PDFs) under TZXM_FILES_DIR."""
+
+
+@files_group.command("prune")
+@click.option("--older-than-hours", type=click.IntRange(min=1), default=24, show_default=True,
+              help="only files untouched this long (a request in flight touches its file)")
+def files_prune(older_than_hours: int) -> None:
+    """Delete the files no row names: left by requests that rolled back, or by a crash mid-write."""
+    older_than = SystemClock().now() - timedelta(hours=older_than_hours)
+    with unit_of_work(_factory()) as session:
+        pruned = files.store().prune(session, older_than=older_than)
+    click.echo(f"{len(pruned)} unreferenced files deleted" + "".join(f"\n  {name}" for name in pruned))
 
 
 @main.group("audit")

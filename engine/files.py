@@ -18,6 +18,7 @@ from datetime import datetime
 from io import BytesIO
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.db import dialect_insert
@@ -28,6 +29,7 @@ from engine.settings import VAR
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 #: The longest name an uploaded file keeps.
 MAX_FILENAME = 255
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029<>:"|?*]')
 
 #: media type → what the regulations call it (the accepted kinds of 申报材料)
@@ -153,7 +155,9 @@ class FileStore:
         """
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
-        if not target.exists():
+        try:
+            os.utime(target)  # kept: touched, so ``prune`` leaves it to the row this request writes
+        except FileNotFoundError:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
             with os.fdopen(fd, "wb") as fh:
@@ -166,6 +170,46 @@ class FileStore:
             .on_conflict_do_nothing(index_elements=["sha256"])
         )
         return digest
+
+    def prune(self, session: Session, *, older_than: datetime) -> list[str]:
+        """Delete the files no row names, untouched since ``older_than``: those a rolled-back
+        request left (the file is written before its row), and the temporary files of a
+        crash mid-write. Returns their names.
+
+        A request storing bytes touches or writes their file before its row commits, so
+        a file still untouched after a cutoff of hours belongs to no request in flight.
+        The file is first renamed aside and its time read again: a request that touched
+        it meanwhile has it put back; one coming after the rename finds no file and writes
+        its own (``put``)."""
+        cutoff = older_than.timestamp()
+        stored, leftovers = {}, []
+        for path in self.root.glob("??/*"):
+            if path.stat().st_mtime >= cutoff:
+                continue
+            if _SHA256.fullmatch(path.name) and path.name.startswith(path.parent.name):
+                stored[path.name] = path
+            elif path.name.startswith((".upload-", ".prune-")):
+                leftovers.append(path)
+        names = sorted(stored)
+        for i in range(0, len(names), 500):
+            for sha256 in session.scalars(select(StoredFile.sha256).where(StoredFile.sha256.in_(names[i:i + 500]))):
+                del stored[sha256]
+        pruned = []
+        for name, path in sorted(stored.items()):
+            aside = path.with_name(f".prune-{name}")
+            try:
+                os.replace(path, aside)
+            except FileNotFoundError:
+                continue
+            if aside.stat().st_mtime >= cutoff:
+                os.replace(aside, path)  # touched by a request meanwhile: its row is coming
+                continue
+            aside.unlink()
+            pruned.append(name)
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+            pruned.append(path.name)
+        return pruned
 
     def read(self, sha256: str) -> bytes:
         """The stored bytes, checked against their name. A missing or altered file raises

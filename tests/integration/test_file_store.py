@@ -1,0 +1,75 @@
+"""The file store's prune: files no row names (a request rolled back after writing its
+file, a crash mid-write) are deleted once untouched for a while; a file a request in
+flight is storing is never taken from it. On SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from click.testing import CliRunner
+
+from api.cli import main
+from engine import files
+from engine.db import unit_of_work
+
+DAY_AGO = -timedelta(days=1)
+
+
+def _age(path, platform, by: timedelta = DAY_AGO) -> None:
+    instant = (platform.clock.now() + by).timestamp()
+    os.utime(path, (instant, instant))
+
+
+def _put(platform, data: bytes, *, commit: bool) -> str:
+    store = files.store()
+    with platform.session_factory() as session:
+        digest = store.put(session, data, "application/pdf", now=platform.clock.now())
+        session.commit() if commit else session.rollback()
+    return digest
+
+
+def test_a_rolled_back_requests_file_is_pruned_and_a_stored_ones_kept(platform, file_store):
+    store = files.store()
+    kept = _put(platform, b"%PDF-1.4 kept", commit=True)
+    orphan = _put(platform, b"%PDF-1.4 rolled back", commit=False)
+    fresh = _put(platform, b"%PDF-1.4 in flight", commit=False)  # as though its request had not committed yet
+    leftover = store.path(kept).parent / ".upload-crashed"
+    leftover.write_bytes(b"half")
+    for path in (store.path(kept), store.path(orphan), leftover):
+        _age(path, platform)
+
+    with unit_of_work(platform.session_factory) as s:
+        pruned = store.prune(s, older_than=platform.clock.now() - timedelta(hours=12))
+    assert sorted(pruned) == sorted([orphan, ".upload-crashed"])
+    assert store.path(kept).exists() and store.path(fresh).exists()
+    assert not store.path(orphan).exists() and not leftover.exists()
+    assert store.read(kept) == b"%PDF-1.4 kept"
+
+
+def test_storing_bytes_whose_file_is_old_touches_it_and_after_a_prune_writes_it_anew(platform, file_store):
+    """A request storing bytes an old orphan file already holds refreshes that file: the
+    prune leaves it to the row coming; once pruned, the same bytes are written again."""
+    store = files.store()
+    digest = _put(platform, b"%PDF-1.4 again", commit=False)
+    _age(store.path(digest), platform)
+    _put(platform, b"%PDF-1.4 again", commit=False)  # a request in flight stores the same bytes
+    with unit_of_work(platform.session_factory) as s:
+        assert store.prune(s, older_than=platform.clock.now() - timedelta(hours=12)) == []
+    _age(store.path(digest), platform)
+    with unit_of_work(platform.session_factory) as s:
+        assert store.prune(s, older_than=platform.clock.now() - timedelta(hours=12)) == [digest]
+    assert _put(platform, b"%PDF-1.4 again", commit=True) == digest
+    assert store.read(digest) == b"%PDF-1.4 again"
+
+
+def test_the_prune_command_deletes_what_no_row_names(platform, file_store, database_url, monkeypatch):
+    store = files.store()
+    orphan = _put(platform, b"%PDF-1.4 orphan", commit=False)
+    _age(store.path(orphan), platform, by=-timedelta(days=400))  # the command reads the real clock
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    result = CliRunner().invoke(main, ["files", "prune", "--older-than-hours", "2"])
+    assert result.exit_code == 0, result.output
+    assert "1 unreferenced files deleted" in result.output and orphan in result.output
+    assert not store.path(orphan).exists()
+    refused = CliRunner().invoke(main, ["files", "prune", "--older-than-hours", "0"])
+    assert refused.exit_code == 2 and "older-than-hours" in refused.output
