@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import and_, func, not_, select
 from sqlalchemy.orm import Session
 
-from engine import audit, calendar, clocks
+from engine import audit, calendar, clocks, supervision
 from engine.access import Actor
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
-from engine.models import Clock, Project, SupervisionRecord
+from engine.models import Clock, Project, ProjectUnit, SupervisionRecord
 
 KINDS = ("inspection", "rectification", "penalty")
 PENALTY_FIELDS = ("decision_number", "amount", "legal_basis")
@@ -165,6 +165,46 @@ def list_records(session: Session, actor: Actor, project: Project, *, kind: str 
     clock_ids = [r.clock_id for r in rows if r.clock_id is not None]
     by_id = {c.id: c for c in session.scalars(select(Clock).where(Clock.id.in_(clock_ids)))} if clock_ids else {}
     return [_view(r, by_id.get(r.clock_id)) for r in rows], total
+
+
+@dataclass(frozen=True)
+class Rectification(RecordView):
+    """A rectification order as e-supervision lists it: with the project and the unit that must act."""
+
+    project_name: str
+    unit_name: str
+
+
+#: Which orders the list shows: the open ones (default), the closed ones, or all.
+RECTIFICATION_STATES = ("open", "closed", "all")
+
+
+def rectifications(session: Session, actor: Actor, *, now: datetime, region: str | None = None,
+                   department: str | None = None, state: str = "open", overdue: bool = False, page: int,
+                   page_size: int) -> tuple[list[Rectification], int]:
+    """整改 across projects, for e-supervision: the rectification orders in the reader's scope
+    (supervisors and coordinators their region and those below it, a department its own
+    orders, the operator all), soonest deadline first. ``overdue``: the open ones whose
+    deadline has passed (the instant itself is still in time), the project units' overdue
+    rectifications, whether or not the sweep has lit them red yet."""
+    scope = supervision.scope_for(session, actor, region=region, department=department)
+    where = [SupervisionRecord.kind == "rectification", scope.department_condition(SupervisionRecord.department_code)]
+    if scope.regions is not None:
+        where.append(SupervisionRecord.region_code.in_(scope.regions))
+    if state != "all":
+        where.append(SupervisionRecord.state == state)
+    if overdue:
+        where += [SupervisionRecord.state == "open", Clock.due_at < now]
+    joined = (select(SupervisionRecord, Clock, Project.name, ProjectUnit.name)
+              .join(Clock, Clock.id == SupervisionRecord.clock_id)
+              .join(Project, Project.id == SupervisionRecord.project_id)
+              .join(ProjectUnit, ProjectUnit.id == Project.project_unit_id)
+              .where(*where))
+    total = session.scalar(select(func.count()).select_from(joined.subquery()))
+    rows = session.execute(joined.order_by(Clock.due_at, SupervisionRecord.id)
+                           .offset((page - 1) * page_size).limit(page_size)).all()
+    return [Rectification(**vars(_view(record, clock)), project_name=project_name, unit_name=unit_name)
+            for record, clock, project_name, unit_name in rows], total
 
 
 def withheld_targets(session: Session, actor: Actor, project: Project) -> list[str]:

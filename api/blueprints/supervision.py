@@ -1,4 +1,4 @@
-"""电子监察 (e-supervision): summary, scoring, risk warnings, forecast, exports.
+"""电子监察 (e-supervision): summary, scoring, risk warnings, forecast, rectifications, exports.
 
 Supervisors and coordinators see their region and those below it; officers and
 department admins their own department; the operator everything (engine.supervision).
@@ -15,6 +15,8 @@ from api.schemas.supervision import (
     ForecastQuery,
     ForecastSchema,
     PeriodQuery,
+    RectificationQuery,
+    RectificationSchema,
     RisksQuery,
     RisksSchema,
     ScoresQuery,
@@ -22,7 +24,7 @@ from api.schemas.supervision import (
     SummarySchema,
 )
 from api.transaction import platform, session
-from engine import exports, risks, scoring, supervision
+from engine import exports, risks, scoring, supervision, supervision_records
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision", description="电子监察 (e-supervision): summary, scoring, risk warnings, forecast, exports")
 
@@ -106,6 +108,19 @@ def forecast(query):
     """监测预测: each open project's expected conclusion, with the basis of every open matter."""
     page, size = query.pop("page"), query.pop("page_size")
     rows, total = supervision.forecast(session(), current_actor(), now=_now(), page=page, page_size=size, **query)
+    return page_of(rows, total, page, size)
+
+
+@bp.route("/rectifications")
+@requires(*READERS)
+@bp.arguments(RectificationQuery, location="query")
+@bp.response(200, page_envelope(RectificationSchema))
+def rectifications(query):
+    """整改 across projects: the rectification orders in your scope with the unit that must act,
+    soonest deadline first; ``overdue=true`` lists the project units' overdue rectifications."""
+    page, size = query.pop("page"), query.pop("page_size")
+    rows, total = supervision_records.rectifications(session(), current_actor(), now=_now(), page=page, page_size=size,
+                                                      **query)
     return page_of(rows, total, page, size)
 
 

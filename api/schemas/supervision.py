@@ -8,6 +8,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from api.schemas.common import REGION_CODE, PageQuery, PlatformDate, StrictSchema, within_platform_years
+from api.schemas.lifecycle import SupervisionRecordSchema
+from engine.supervision_records import RECTIFICATION_STATES
 
 _DAYS = "working days of 24 hours (1个工作日 = 24小时)"
 
@@ -49,6 +51,18 @@ class RisksQuery(PeriodQuery):
 
 class ForecastQuery(ScopeQuery, PageQuery):
     pass
+
+
+class RectificationQuery(ScopeQuery, PageQuery):
+    state = ma.fields.String(load_default="open", validate=validate.OneOf(RECTIFICATION_STATES),
+                             metadata={"description": "open (default), closed or all"})
+    overdue = ma.fields.Boolean(load_default=False, metadata={
+        "description": "true: only open orders past their deadline (the project units' overdue rectifications)"})
+
+
+class RectificationSchema(SupervisionRecordSchema):
+    project_name = ma.fields.String()
+    unit_name = ma.fields.String(metadata={"description": "the project unit that must rectify"})
 
 
 class PeriodSchema(ma.Schema):

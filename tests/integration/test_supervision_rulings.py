@@ -188,3 +188,39 @@ def test_a_filings_handling_time_leaves_out_the_units_correction(client, token, 
     assert (drc["concluded"], drc["concluded_on_time"]) == (1, 1)
     assert drc["mean_handling_days"] < 1, drc
 
+
+
+def rectifications(client, token, user="supervisor", status=200, **params):
+    r = client.get("/api/v1/supervision/rectifications", headers=token(user), query_string=params)
+    assert r.status_code == status, r.get_json()
+    return r.get_json()
+
+
+def test_supervisors_list_the_units_overdue_rectifications(client, token, platform, clock):
+    """整改 across projects: the orders in the reader's scope with the unit that must act,
+    soonest deadline first; overdue ones found by their deadline, before any sweep lights
+    them red; a closed order leaves the open list."""
+    code = conclude_land_project(client, token, platform)
+    soon = rectify(client, token, code, days=5)
+    later = rectify(client, token, code, days=60)
+    clock.set(sh(2026, 3, 20, 10))  # past the first deadline, no sweep since
+
+    body = rectifications(client, token, overdue="true")
+    assert [r["id"] for r in body["items"]] == [soon["id"]] and body["total"] == 1
+    [item] = body["items"]
+    assert item["project_code"] == code and item["unit_name"] and item["project_name"]
+    assert item["department"] == "land" and datetime.fromisoformat(item["deadline"]["due_at"]) < clock.now()
+    assert [r["id"] for r in rectifications(client, token)["items"]] == [soon["id"], later["id"]]
+    assert [r["id"] for r in rectifications(client, token, "land")["items"]] == [soon["id"], later["id"]]
+    assert rectifications(client, token, "drc")["items"] == []  # a department reads its own orders
+    rectifications(client, token, "drc", status=403, department="land")
+    rectifications(client, token, "applicant", status=403)
+    refused = rectifications(client, token, status=422, state="late")
+    assert "state" in str(refused)
+
+    r = client.post(f"/api/v1/projects/{code}/supervision-records/{soon['id']}/close", headers=token("land"),
+                    json={"content": "已完成扬尘治理整改"})
+    assert r.status_code == 200, r.get_json()
+    assert rectifications(client, token, overdue="true")["items"] == []
+    assert [r["id"] for r in rectifications(client, token, state="closed")["items"]] == [soon["id"]]
+    assert rectifications(client, token, state="all")["total"] == 2
