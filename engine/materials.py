@@ -116,7 +116,7 @@ def _authorise_upload(session: Session, actor: Actor, project: Project, pm: Proj
 
 
 def upload(session: Session, *, actor: Actor, project: Project, matter_code: str, material: str, filename: str | None,
-           data: bytes, now: datetime) -> Material:
+           data: bytes, now: datetime, reused_from: int | None = None) -> Material:
     """Store one file under one item of the matter's material list.
 
     A newer file for the same item replaces the previous submitted one (kept, marked
@@ -157,8 +157,31 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
                  target=f"material:{row.id}",
                  summary={"matter_code": matter_code, "material": material, "filename": name, "sha256": sha256,
                           "size": len(data), "media_type": media_type, "replaced": [m.id for m in previous],
-                          "fulfilled_commitments": [c.id for c in fulfilled]})
+                          "fulfilled_commitments": [c.id for c in fulfilled],
+                          **({"reused_from": reused_from} if reused_from is not None else {})})
     return row
+
+
+def reuse(session: Session, *, actor: Actor, project: Project, source_id: int, matter_code: str, material: str,
+          now: datetime) -> Material:
+    """不重复提交: a material the project unit already submitted, for another matter of the
+    project or under the code the project had before it was re-coded, is taken for an item
+    of a matter without sending the file again. It is then the matter's upload in every
+    respect (the same checks; it fulfils a commitment; acceptance makes it final), and the
+    trail says where it came from."""
+    _require_visible(session, actor, project)
+    source = session.get(Material, source_id)
+    predecessors = set(session.scalars(select(Project.id).where(Project.superseded_by_id == project.id)))
+    if source is None or (source.project_id != project.id and source.project_id not in predecessors):
+        raise NotFound("材料不存在 (no such material of this project or of the code it replaced)")
+    if source.material == SIGNED_DOCUMENT or source.status not in PRESENT:
+        raise Conflict("只能沿用项目单位已提交且未被替换的申报材料 (only a submitted material that was not replaced is reused)")
+    try:
+        data = files.store().read(source.sha256)
+    except FileNotFoundError:
+        raise files.FileDamaged(source.sha256) from None
+    return upload(session, actor=actor, project=project, matter_code=matter_code, material=material,
+                  filename=source.filename, data=data, now=now, reused_from=source.id)
 
 
 def _fulfil(session: Session, pm: ProjectMatter, fulfilled: list[MaterialCommitment], now: datetime) -> list[MaterialCommitment]:

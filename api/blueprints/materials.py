@@ -17,6 +17,7 @@ from api.schemas.materials import (
     CommitmentRequestSchema,
     CommitmentSchema,
     MaterialListQuery,
+    MaterialReuseSchema,
     MaterialSchema,
     MaterialUploadSchema,
 )
@@ -79,6 +80,20 @@ class Materials(MethodView):
         data = _read(upload)
         return materials.upload(s, actor=actor, project=project, matter_code=body["matter_code"],
                                 material=body["material"], filename=upload.filename, data=data, now=p.clock.now())
+
+
+@bp.route("/<string:code>/materials/<int:material_id>/reuse", methods=["POST"])
+@requires("applicant")
+@bp.arguments(MaterialReuseSchema)
+@bp.response(201, MaterialSchema)
+def reuse(body, code, material_id):
+    """不重复提交: take a material already submitted (for another matter of the project, or under
+    the code it had before re-coding) for an item of a matter, without sending the file again;
+    the same checks as an upload."""
+    s, p, actor = session(), platform(), current_actor()
+    project = projects.visible_project(s, actor, code)
+    return materials.reuse(s, actor=actor, project=project, source_id=material_id, matter_code=body["matter_code"],
+                           material=body["material"], now=p.clock.now())
 
 
 @bp.route("/<string:code>/materials/<int:material_id>/file")

@@ -24,6 +24,13 @@ class MaterialUploadSchema(StrictSchema):
         "description": "PDF, OFD, JPEG, PNG, DOC/DOCX or XLS/XLSX, recognised by its content; at most TZXM_MAX_UPLOAD_BYTES (50 MB by default)"})
 
 
+class MaterialReuseSchema(StrictSchema):
+    """不重复提交: which item of which matter the material already submitted is taken for."""
+
+    matter_code = ma.fields.String(required=True, validate=_CODE, metadata={"description": "a matter on the project's matters notice"})
+    material = ma.fields.String(required=True, validate=_CODE, metadata={"description": "a material code on that matter's service guide"})
+
+
 class MaterialSchema(ma.Schema):
     id = ma.fields.Integer()
     project_code = ma.fields.String()

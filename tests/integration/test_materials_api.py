@@ -554,3 +554,65 @@ def test_a_commitment_ends_when_its_department_replies_no_matter(client, token, 
     with platform.session_factory() as s:
         assert project_matter(s, code).status == "no_matter"
     assert _commitment_states(platform, code) == [("site_report", "ended")]
+
+
+# --- 不重复提交: a material already submitted is taken for another item ------------------------
+
+
+def reuse(client, token, code, material_id, *, user="applicant", matter_code="enterprise_filing", material="filing_form"):
+    return client.post(f"/api/v1/projects/{code}/materials/{material_id}/reuse", headers=token(user),
+                       json={"matter_code": matter_code, "material": material})
+
+
+def test_a_material_submitted_for_one_matter_is_taken_for_another_without_sending_it_again(client, token, code, platform):
+    first = upload(client, token, code, material="application_form", filename="申请表.pdf").get_json()
+    r = reuse(client, token, code, first["id"])
+    assert r.status_code == 201, r.get_json()
+    taken = r.get_json()
+    assert (taken["matter_code"], taken["material"], taken["filename"]) == ("enterprise_filing", "filing_form", "申请表.pdf")
+    with platform.session_factory() as s:
+        rows = {m.id: m for m in s.scalars(select(Material))}
+        assert rows[taken["id"]].sha256 == rows[first["id"]].sha256 and rows[first["id"]].status == "submitted"
+        event = s.scalars(select(AuditEvent).where(AuditEvent.target == f"material:{taken['id']}")).one()
+        assert event.action == "material.upload" and event.summary["reused_from"] == first["id"]
+    listed = client.get(f"/api/v1/projects/{code}/materials", headers=token("drc"),
+                        query_string={"matter_code": "enterprise_filing"}).get_json()["items"]
+    assert [m["id"] for m in listed] == [taken["id"]]
+
+
+def test_a_reused_material_fulfils_a_commitment_as_an_upload_does(client, token, code, platform):
+    assert commit(client, token, code, platform, material="site_report").status_code == 201
+    proof = upload(client, token, code, material="other_proof").get_json()
+    assert reuse(client, token, code, proof["id"], matter_code="land_pre_review", material="site_report").status_code == 201
+    with platform.session_factory() as s:
+        assert s.scalar(select(MaterialCommitment.state)) == "fulfilled"
+
+
+def test_refused_reuses_change_nothing(client, token, code, platform):
+    first = upload(client, token, code, material="application_form").get_json()
+    newer = upload(client, token, code, material="application_form", data=PDF + b"v2").get_json()
+    other = declare(client, token, user="applicant2", **LAND_PROJECT)["project_code"]
+    foreign = upload(client, token, other, user="applicant2", material="application_form").get_json()
+    before = counts(platform)
+    assert reuse(client, token, code, first["id"]).status_code == 409  # replaced by a newer file
+    assert reuse(client, token, code, foreign["id"]).status_code == 404  # another project's
+    assert reuse(client, token, code, 10 ** 9).status_code == 404
+    assert reuse(client, token, code, newer["id"], user="drc").status_code == 403  # the unit's own act
+    assert reuse(client, token, code, newer["id"], user="applicant2").status_code in (403, 404)
+    r = reuse(client, token, code, newer["id"], material="no_such_item")
+    assert r.status_code == 422 and "material" in r.get_json()["errors"], r.get_json()
+    r = client.post(f"/api/v1/projects/{code}/materials/{newer['id']}/reuse", headers=token("applicant"),
+                    json={"matter_code": "enterprise_filing"})
+    assert r.status_code == 422 and "material" in r.get_json()["errors"], r.get_json()
+    assert counts(platform) == before
+
+
+def test_a_material_submitted_under_the_code_a_project_had_is_taken_under_its_new_code(client, token, code, platform):
+    first = upload(client, token, code, material="application_form").get_json()
+    r = client.post(f"/api/v1/projects/{code}/changes", headers=token("applicant"),
+                    json={"kind": "major_change", "reason": "建设规模重大调整", "changes": {"investment": "50000"}})
+    assert r.status_code == 201, r.get_json()
+    new_code = r.get_json()["project_code"]
+    r = reuse(client, token, new_code, first["id"], matter_code="land_pre_review", material="application_form")
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["project_code"] == new_code
