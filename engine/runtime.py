@@ -985,10 +985,15 @@ def catch_up(session: Session, next_timers: Mapping[int, datetime | None], *, no
 
 
 def rearm(session: Session, row: ProcessInstance, *, now: datetime) -> None:
-    """Re-evaluate the instance's timers after its clocks moved (calendar year loaded, pause ended)."""
+    """Re-evaluate the instance's timers after its clocks moved (calendar year loaded, pause
+    ended); a limit moved to an instant already past is met at that instant, as the sweep
+    meets every limit (``fire_timers``), not at ``now``."""
     project = session.get(Project, row.project_id)
-    run = Run(session, now, row, project, "platform", rearm=True)
-    _after_step(run, _load(row))
+    run = Run(session, now, row, project, "platform")
+    instance = _load(row)
+    spiff_adapter.rearm_timers(instance, now=now, functions=run.functions, fire=False)
+    _after_step(run, instance)
+    fire_timers(session, row, until=now)
 
 
 #: A matter_result's keys (bpmn/CONVENTIONS.md), for results the platform itself gives.

@@ -1138,20 +1138,29 @@ def next_timer_at(instance: Instance) -> datetime | None:
     return timers[0].at if timers else None
 
 
-def rearm_timers(instance: Instance, *, now: datetime, functions: Functions) -> None:
+#: The clock a re-evaluation runs at when nothing may fire: before any limit the platform sets.
+_BEFORE_ANY_LIMIT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def rearm_timers(instance: Instance, *, now: datetime, functions: Functions, fire: bool = True) -> None:
     """Re-evaluate every waiting timeDate timer's expression (e.g. ``clock_due(kind)``
-    after a pause moved the clock) and fire those now due.
+    after a pause moved the clock) and fire those now due; ``fire=False``: fire none,
+    so that the caller fires each one due at its own instant (``next_timer_at`` says
+    the first; a calendar load may move a limit into the past).
 
     SpiffWorkflow evaluates a timer expression once, when the timer is entered, and keeps
     the value in the task's ``event_value``; dropping it makes the next refresh evaluate
     the expression again. Duration and cycle timers measure from when they were entered,
     so they are left alone.
     """
-    with _running(instance, now, functions) as workflow:
+    with _running(instance, now if fire else _BEFORE_ANY_LIMIT, functions) as workflow:
         for task in list(workflow.event_manager.tasks.values()):
             if isinstance(getattr(task.task_spec, "event_definition", None), TimeDateEventDefinition):
                 task.internal_data.pop("event_value", None)
-        _settle(workflow)
+        if fire:
+            _settle(workflow)
+        else:
+            workflow.refresh_timers()
 
 
 def is_completed(instance: Instance) -> bool:

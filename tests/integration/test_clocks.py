@@ -486,3 +486,49 @@ def test_a_calendar_load_rolled_back_lends_nothing_to_the_next_load(platform, cl
         calendar.load_year_text(s, "year 2026\n2026-01-01 holiday 元旦\n", now=clock.now(), actor="operator")
     with platform.session_factory() as s:
         assert calendar.current(s).is_workday(march_3)
+
+
+def test_a_calendar_load_that_moves_a_limit_into_the_past_meets_it_at_its_moved_instant(client, token, clock, platform):
+    """The year's schedule comes late and makes a Saturday a working day (调休上班): a limit
+    computed on the weekday rule moves earlier, to an instant already past when the year is
+    loaded. The limit is met at that instant, as the sweep meets every limit at its own
+    instant, not at the load's."""
+    clock.set(at(2026, 12, 31, 10))
+    code = declare(client, token, new_land_use=True)["project_code"]
+    assert clock_of(project(client, token, code), "dispatch")["due_at"] == at(2027, 1, 4, 10).astimezone(timezone.utc).isoformat()
+    clock.set(at(2027, 1, 3, 12))  # no sweep since: nothing has fired
+    schedule = "year 2027\n2027-01-01 holiday 元旦\n2027-01-02 workday 元旦调休上班\n"
+    r = client.post("/api/v1/admin/calendar/years", data={"file": (io.BytesIO(schedule.encode()), "2027.txt")},
+                    headers=token("operator"), content_type="multipart/form-data")
+    assert r.status_code == 201, r.get_json()
+    moved = clock_of(project(client, token, code), "dispatch")
+    due = at(2027, 1, 2, 10).astimezone(timezone.utc)
+    assert moved["due_at"] == due.isoformat() and moved["light"] == "red"
+    red = [a for a in alerts(client, token, project_code=code) if a["clock"] == "dispatch" and a["light"] == "red"]
+    assert [datetime.fromisoformat(a["at"]) for a in red] == [due], red
+
+
+def test_an_automatic_reply_whose_limit_a_calendar_load_moves_into_the_past_is_given_at_that_limit(client, token, clock, platform):
+    """逾期未回复 is the platform's reply at the reply limit: when the year's schedule moves
+    that limit to an instant already past, the automatic reply is given at it (the reply
+    clock stopped there, so e-supervision counts it as automatic), not at the load."""
+    from engine.models import AuditEvent, Clock
+
+    clock.set(at(2026, 12, 29, 10))
+    code = declare(client, token, new_land_use=True)["project_code"]
+    dispatch(client, token, code)
+    reply = clock_of(project(client, token, code), "reply", "land")
+    assert reply["due_at"] == at(2027, 1, 4, 10).astimezone(timezone.utc).isoformat()  # the weekday rule
+    clock.set(at(2027, 1, 3, 12))
+    schedule = "year 2027\n2027-01-01 holiday 元旦\n2027-01-02 workday 元旦调休上班\n"
+    r = client.post("/api/v1/admin/calendar/years", data={"file": (io.BytesIO(schedule.encode()), "2027.txt")},
+                    headers=token("operator"), content_type="multipart/form-data")
+    assert r.status_code == 201, r.get_json()
+    due = at(2027, 1, 2, 10).astimezone(timezone.utc)
+    with platform.session_factory() as s:
+        [land] = s.scalars(select(Clock).join(Project, Project.id == Clock.project_id).where(
+            Project.project_code == code, Clock.kind == "reply", Clock.department_code == "land")).all()
+        assert (land.state, land.due_at, land.stopped_at) == ("stopped", due, due)
+        [auto] = s.scalars(select(AuditEvent).where(AuditEvent.project_code == code, AuditEvent.action == "matter.no_matter",
+                                                    AuditEvent.target == "matter:land_pre_review")).all()
+        assert auto.summary["reply"] == "overdue_no_reply"
