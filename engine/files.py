@@ -182,31 +182,41 @@ class FileStore:
         it meanwhile has it put back; one coming after the rename finds no file and writes
         its own (``put``)."""
         cutoff = older_than.timestamp()
-        stored, leftovers = {}, []
+        files_, leftovers = {}, []
         for path in self.root.glob("??/*"):
-            if path.stat().st_mtime >= cutoff:
+            try:
+                if path.stat().st_mtime >= cutoff:
+                    continue
+            except FileNotFoundError:  # renamed meanwhile (a write finishing, another prune)
                 continue
             if _SHA256.fullmatch(path.name) and path.name.startswith(path.parent.name):
-                stored[path.name] = path
+                files_[path.name] = path
             elif path.name.startswith((".upload-", ".prune-")):
-                leftovers.append(path)
-        names = sorted(stored)
+                leftovers.append(path)  # a write that never finished; a prune stopped midway
+        names = sorted({*files_, *(p.name.removeprefix(".prune-") for p in leftovers)})
+        named = set()
         for i in range(0, len(names), 500):
-            for sha256 in session.scalars(select(StoredFile.sha256).where(StoredFile.sha256.in_(names[i:i + 500]))):
-                del stored[sha256]
+            named.update(session.scalars(select(StoredFile.sha256).where(StoredFile.sha256.in_(names[i:i + 500]))))
         pruned = []
-        for name, path in sorted(stored.items()):
+        for name, path in sorted(files_.items()):
+            if name in named:
+                continue
             aside = path.with_name(f".prune-{name}")
             try:
                 os.replace(path, aside)
+                touched = aside.stat().st_mtime >= cutoff
             except FileNotFoundError:
                 continue
-            if aside.stat().st_mtime >= cutoff:
+            if touched:
                 os.replace(aside, path)  # touched by a request meanwhile: its row is coming
                 continue
             aside.unlink()
             pruned.append(name)
         for path in leftovers:
+            target = path.with_name(path.name.removeprefix(".prune-"))
+            if target.name in named and not target.exists():
+                os.replace(path, target)  # set aside by a prune stopped midway, and a row names it: back
+                continue
             path.unlink(missing_ok=True)
             pruned.append(path.name)
         return pruned

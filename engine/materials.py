@@ -99,7 +99,11 @@ def _open_commitments(session: Session, pm: ProjectMatter) -> list[MaterialCommi
                                 .order_by(MaterialCommitment.id)))
 
 
-def _authorise_upload(session: Session, actor: Actor, project: Project, pm: ProjectMatter, material: str) -> None:
+def _authorise_upload(session: Session, actor: Actor, project: Project, pm: ProjectMatter, material: str,
+                      owed: bool) -> None:
+    """``owed``: an open commitment asks for this material. A matter granted with the
+    commitment open (容缺: decided before the gap was filled) still takes that material,
+    and only that one: the unit supplies what it owes."""
     if material == SIGNED_DOCUMENT:
         if not (actor.has("officer") and actor.department_code == pm.department_code):
             raise Forbidden("签署的决定文件由事项所属部门的经办人上传 (the matter's department's officers upload the signed document)")
@@ -110,7 +114,8 @@ def _authorise_upload(session: Session, actor: Actor, project: Project, pm: Proj
         return
     if not _is_owner(actor, project):
         raise Forbidden("申报材料由项目单位上传 (the project unit uploads its materials)")
-    if pm.status not in projects.OPEN_MATTER_STATUSES:  # materials only for an open matter
+    granted = (pm.result or {}).get("decision") in projects.GRANTED
+    if pm.status not in projects.OPEN_MATTER_STATUSES and not (owed and granted):  # materials only for an open matter
         raise Conflict(f"事项已结束，不能再提交材料 (the matter has ended: {pm.status})")
     _guide_item(session, pm, material)
 
@@ -132,7 +137,8 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
     for commitment in open_commitments:
         if commitment.deadline_at < now:  # passed before this upload, though no sweep has run (its instant itself is in time)
             lapse(session, commitment.id, now=now, actor="platform")
-    _authorise_upload(session, actor, project, pm, material)
+    _authorise_upload(session, actor, project, pm, material,
+                      owed=any(c.state == "open" and c.material == material for c in open_commitments))
     limit = files.max_upload_bytes()
     if len(data) > limit:
         raise TooLarge(limit)

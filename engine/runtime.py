@@ -1071,16 +1071,20 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on
     the diagram, or the newest version was restructured and cannot hold its state).
 
     ``discard``: the officer's completion that failed is not applied but dropped, and the
-    task is the officer's to do again (its checks now refuse it, say a 容缺 commitment
-    lapsed meanwhile; or the officer's answer itself was the trouble). The trail keeps
-    what was dropped."""
+    task is the officer's to do again (the officer's answer itself was the trouble, or its
+    checks now refuse it). The trail keeps what was dropped. A project unit's submission
+    is never dropped: it was told its answer is submitted."""
     row = session.get(ProcessInstance, instance_id)
     if row is None:
         raise NotFound("流程实例不存在 (no such instance)")
     if row.status != "error":
         raise Conflict("只有出错的流程实例可以重试 (only errored instances are retried)")
-    if discard and (row.pending_action or {}).get("action") != "complete":
-        raise Conflict("只有办理人提交失败的办理可以放弃 (only an officer's failed completion can be discarded)")
+    if discard:
+        pending_task = session.get(Task, (row.pending_action or {}).get("task_id") or "")
+        if (row.pending_action or {}).get("action") != "complete" or pending_task is None or pending_task.role == "applicant":
+            # the project unit was told its answer was submitted: it is applied (after a fix), never dropped
+            raise Conflict("只有办理人提交失败的办理可以放弃 (only an officer's failed completion can be discarded; "
+                           "the project unit's submission is applied at the retry)")
     version = procedures.latest(session, row.procedure_version.process_id) if on_newest else row.procedure_version
     pending, project = row.pending_action or {}, session.get(Project, row.project_id)
     restored = None

@@ -46,7 +46,8 @@ class RetrySchema(StrictSchema):
     pending = ma.fields.String(load_default="apply", validate=validate.OneOf(("apply", "discard")), metadata={
         "description": "apply (default): the officer's completion that failed is applied at the retry; discard: it is "
                        "dropped (kept in the trail) and the task is the officer's to do again, e.g. when its checks now "
-                       "refuse it. Only for an instance that failed on an officer's completion (else 409)"})
+                       "refuse it. Only for an instance that failed on an officer's completion (else 409: a project unit's "
+                       "submission is applied, never dropped)"})
 
 
 @bp.route("/<int:instance_id>/retry", methods=["POST"])

@@ -59,6 +59,11 @@ class RectificationQuery(ScopeQuery, PageQuery):
     overdue = ma.fields.Boolean(load_default=False, metadata={
         "description": "true: only open orders past their deadline (the project units' overdue rectifications)"})
 
+    @ma.validates_schema
+    def _overdue_is_open(self, data, **_kwargs):
+        if data.get("overdue") and data.get("state") == "closed":
+            raise ma.ValidationError("逾期整改均为未关闭的整改，不能与 state=closed 同用 (overdue orders are open ones)", "overdue")
+
 
 class RectificationSchema(SupervisionRecordSchema):
     project_name = ma.fields.String()

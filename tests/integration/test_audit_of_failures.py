@@ -15,6 +15,7 @@ from engine.sweep import sweep
 from tests.integration.helpers import TINY_PDF, declare
 from tests.integration.test_workflow_api import (
     ACCEPT, ACCEPT_MATERIALS, ACCEPTED, DECIDE, FILING_PROJECT, LAND as LAND_BPMN, LAND_PROJECT, PRE_CHECK_PASS,
+    RESTART_ACCEPTANCE,
     REPLY_ACCEPTED, SHANGHAI, approve, complete, dispatch, find, land_version, matter_instances, to_matters, upload, work,
 )
 
@@ -188,3 +189,24 @@ def test_only_an_officers_failed_completion_can_be_discarded(client, token, plat
     assert r.status_code == 422 and "pending" in str(r.get_json()), r.get_json()
     assert [i["id"] for i in matter_instances(client, token, status="error")] == [errored["id"]]
     assert len(_trail(platform, code)) == before
+
+
+def test_the_project_units_failed_submission_is_applied_never_discarded(client, token, platform):
+    """The unit answered a correction and was told it is submitted: an operator may not
+    drop it (409, nothing changed); the retry applies it after a fix."""
+    _deploy(client, token, land_version(RESTART_ACCEPTANCE, RESTART_ACCEPTANCE + "\nratio = 1 / 0"))
+    code = to_matters(client, token, **LAND_PROJECT)
+    work(client, token, "land", "pre_check", code, PRE_CHECK_PASS, LAND)
+    work(client, token, "land", "acceptance", code,
+         {"acceptance_decision": "correction", "correction_items": [{"material": "site_plan", "note": "补充用地红线图"}]}, LAND)
+    supply = find(client, token, "applicant", "supply_materials", code, LAND)
+    assert complete(client, token, "applicant", supply, {"supplement_note": "已补充用地红线图"}).status_code == 202
+    [errored] = matter_instances(client, token, status="error")
+    before = len(_trail(platform, code))
+    r = client.post(f"/api/v1/instances/{errored['id']}/retry", headers=token("operator"), json={"pending": "discard"})
+    assert r.status_code == 409, r.get_json()
+    assert len(_trail(platform, code)) == before
+    _deploy(client, token, land_version(RESTART_ACCEPTANCE, RESTART_ACCEPTANCE + "\nratio = 1 / 1"))
+    assert _retry(client, token)["status"] == "running"
+    [done] = [e for e in _trail(platform, code) if e.action == "task.complete" and e.target == "task:supply_materials"]
+    assert done.actor == "applicant"

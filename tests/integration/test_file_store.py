@@ -73,3 +73,43 @@ def test_the_prune_command_deletes_what_no_row_names(platform, file_store, datab
     assert not store.path(orphan).exists()
     refused = CliRunner().invoke(main, ["files", "prune", "--older-than-hours", "0"])
     assert refused.exit_code == 2 and "older-than-hours" in refused.output
+
+
+def test_a_prune_walking_the_store_while_a_write_finishes_goes_on(platform, file_store, monkeypatch):
+    """A request's temporary file is renamed to its name between the prune's listing and
+    its look at the file: the prune passes over it and prunes the rest."""
+    import pathlib
+
+    store = files.store()
+    orphan = _put(platform, b"%PDF-1.4 orphan", commit=False)
+    _age(store.path(orphan), platform)
+    writing = store.path(orphan).parent / ".upload-inflight"
+    writing.write_bytes(b"%PDF-1.4 in flight")
+    listing = pathlib.Path.glob
+
+    def racing(self, pattern):
+        for path in listing(self, pattern):
+            if path.name == ".upload-inflight":
+                os.replace(path, path.with_name("f" * 64))  # the write finishes
+            yield path
+
+    monkeypatch.setattr(pathlib.Path, "glob", racing)
+    with unit_of_work(platform.session_factory) as s:
+        assert store.prune(s, older_than=platform.clock.now() - timedelta(hours=12)) == [orphan]
+
+
+def test_a_file_a_stopped_prune_left_aside_goes_back_when_a_row_names_it(platform, file_store):
+    """A prune stopped between setting a file aside and putting it back (a request had
+    touched it, and its row committed since) leaves `.prune-<sha>`: the next prune puts it
+    back under its name; one no row names is deleted."""
+    store = files.store()
+    named = _put(platform, b"%PDF-1.4 named", commit=True)
+    unnamed = _put(platform, b"%PDF-1.4 unnamed", commit=False)
+    for digest in (named, unnamed):
+        aside = store.path(digest).with_name(f".prune-{digest}")
+        os.replace(store.path(digest), aside)
+        _age(aside, platform)
+    with unit_of_work(platform.session_factory) as s:
+        assert store.prune(s, older_than=platform.clock.now() - timedelta(hours=12)) == [f".prune-{unnamed}"]
+    assert store.read(named) == b"%PDF-1.4 named"
+    assert not list(store.path(unnamed).parent.glob(f"*{unnamed}"))

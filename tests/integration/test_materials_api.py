@@ -20,7 +20,7 @@ from engine.errors import Invalid
 from engine.models import AuditEvent, Clock, Material, MaterialCommitment, Project, ProjectMatter, StoredFile
 from engine.sweep import sweep
 from tests.integration.helpers import declare, supply_all_materials, waits_for_a_lock
-from tests.integration.test_workflow_api import FILE, REPLY_ACCEPTED, dispatch, find, work
+from tests.integration.test_workflow_api import ACCEPT, DECIDE, FILE, PRE_CHECK_PASS, REPLY_ACCEPTED, approve, dispatch, find, work
 from tests.integration.test_workflow_api import complete as complete_task
 
 #: A filing-regime project with new land: 企业投资项目备案 (drc) and 用地预审 (land).
@@ -616,3 +616,23 @@ def test_a_material_submitted_under_the_code_a_project_had_is_taken_under_its_ne
     r = reuse(client, token, new_code, first["id"], matter_code="land_pre_review", material="application_form")
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["project_code"] == new_code
+
+
+def test_a_matter_granted_with_a_commitment_open_still_takes_the_owed_material_and_only_it(client, token, code, platform):
+    """容缺: the land matter is accepted with site_report committed and approved before it came;
+    the material is still owed, so the unit can supply it (the commitment is fulfilled, no
+    lapse counts against it), and nothing else is taken by the concluded matter."""
+    to_handling(client, token, code)
+    assert upload(client, token, code, material="application_form").status_code == 201
+    assert upload(client, token, code, material="survey_map", data=PNG).status_code == 201
+    assert commit(client, token, code, platform, material="site_report", days=30).status_code == 201
+    for user, name, data in (("land", "pre_check", PRE_CHECK_PASS), ("land", "acceptance", ACCEPT),
+                             ("land", "handling", DECIDE), ("land", "decision", approve("land"))):
+        complete(client, token, user, name, code, data)
+    with platform.session_factory() as s:
+        assert project_matter(s, code).status == "concluded"
+    assert upload(client, token, code, material="other_proof").status_code == 409  # the matter has ended
+    assert upload(client, token, code, material="site_report").status_code == 201  # what is owed
+    platform.clock.set(platform.clock.now() + timedelta(days=31))
+    sweep(platform)
+    assert _commitment_states(platform, code) == [("site_report", "fulfilled")]

@@ -217,6 +217,7 @@ def test_supervisors_list_the_units_overdue_rectifications(client, token, platfo
     rectifications(client, token, "applicant", status=403)
     refused = rectifications(client, token, status=422, state="late")
     assert "state" in str(refused)
+    assert "overdue" in str(rectifications(client, token, status=422, overdue="true", state="closed"))
 
     r = client.post(f"/api/v1/projects/{code}/supervision-records/{soon['id']}/close", headers=token("land"),
                     json={"content": "已完成扬尘治理整改"})
