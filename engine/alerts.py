@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import projects
+from engine import organisation, projects
 from engine.access import Actor, region_subtree
 from engine.models import Alert, Project
 
@@ -23,6 +23,7 @@ class AlertFilter:
 def list_alerts(session: Session, actor: Actor, flt: AlertFilter, *, page: int, page_size: int):
     """Officials see the alerts of projects in their region and below; an officer (not a
     supervisor or coordinator) sees its own department's; the operator sees all."""
+    organisation.check_filter(session, department=flt.department, matter_code=flt.matter_code)
     conditions = []
     if not actor.has("operator"):
         regions = region_subtree(session, actor.region_code) if actor.region_code else set()

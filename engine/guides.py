@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
-from engine import audit
+from engine import audit, organisation, text
 from engine.access import Actor, require_role
 from engine.db import transaction_memo
 from engine.errors import Forbidden, Invalid, NotFound
@@ -78,9 +78,9 @@ def text_problem(value: Any, max_length: int, *, allow_empty: bool = False) -> s
         return f"不得超过{max_length}个字符 (at most {max_length} characters)"
     if _NOT_PLAIN.search(value):
         return "不得包含标记或控制字符 (markup or control characters are not allowed)"
-    if not allow_empty and not value.strip():
+    if not allow_empty and text.is_blank(value):
         return "不能为空 (must not be blank)"
-    return None
+    return text.unreadable(value)  # published on the portal: it must read as typed
 
 
 def template_problem(value: Any) -> str | None:
@@ -301,6 +301,7 @@ def list_current(session: Session, flt: GuideFilter, *, page: int, page_size: in
     quotes): the vocabulary is closed and validated, no value is inside another, and
     the same expression works on SQLite's and PostgreSQL's JSON.
     """
+    organisation.check_filter(session, department=flt.department, matter_code=flt.matter_code)
     newest = _newest_guides()
     query = (
         select(ServiceGuide, Department)

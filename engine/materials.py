@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, files, guides, holds, projects, runtime
+from engine import audit, files, guides, holds, organisation, projects, runtime
 from engine.access import Actor, project_filter
 from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from engine.models import Material, MaterialCommitment, Project, ProjectMatter, ServiceGuide
@@ -212,6 +212,7 @@ def list_for(session: Session, actor: Actor, project: Project, *, matter_code: s
     """The project's materials (every upload, replaced ones included), oldest first."""
     _require_visible(session, actor, project)
     query = select(Material).where(Material.project_id == project.id)
+    organisation.check_filter(session, matter_code=matter_code)
     if matter_code:
         query = query.where(Material.matter_code == matter_code)
     total = session.scalar(select(func.count()).select_from(query.subquery()))

@@ -68,6 +68,9 @@ ROLES = (
 
 #: The three management regimes: 审批 / 核准 / 备案.
 REGIMES = ("examination", "approval", "filing")
+#: A project's statuses: declared → dispatched → concluded; superseded (re-coded) and
+#: cancelled (by the general window) end it.
+PROJECT_STATUSES = ("declared", "dispatched", "concluded", "superseded", "cancelled")
 
 
 class Region(Base):

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import codes, projects
+from engine import codes, organisation, projects
 from engine.access import region_subtree
 from engine.clock import SHANGHAI
 from engine.errors import Invalid, NotFound
@@ -181,13 +181,8 @@ class DisclosureFilter:
 
 def _checked(session: Session, flt: DisclosureFilter) -> None:
     """An unknown region, department or matter is a mistake to name, not an empty list."""
-    problems: dict[str, list[str]] = {}
-    if flt.region and session.get(Region, flt.region) is None:
-        problems["region"] = ["行政区划不存在 (unknown region)"]
-    if flt.department and session.get(Department, flt.department) is None:
-        problems["department"] = ["部门不存在 (unknown department)"]
-    if flt.matter_code and session.get(Matter, flt.matter_code) is None:
-        problems["matter_code"] = ["事项不在目录中 (unknown matter)"]
+    problems = organisation.filter_problems(session, region=flt.region, department=flt.department,
+                                            matter_code=flt.matter_code)
     if flt.date_from and flt.date_to and flt.date_to < flt.date_from:
         problems["to"] = ["结束日期早于开始日期 (to is before from)"]
     if problems:

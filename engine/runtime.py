@@ -23,7 +23,8 @@ import jsonschema
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, object_session
 
-from engine import audit, calendar, clocks, guides, holds, notices, procedures, projects, spiff_adapter, task_guards, text
+from engine import (audit, calendar, clocks, guides, holds, notices, organisation, procedures, projects, spiff_adapter,
+                    task_guards, text)
 from engine.access import Actor
 from engine.db import transaction_memo
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
@@ -1157,6 +1158,7 @@ def task_list(session: Session, actor: Actor, flt: TaskFilter, *, page: int, pag
     if flt.project_code:
         conditions.append(projects.named_by(Task.project_code, flt.project_code))
     if flt.matter_code:
+        organisation.check_filter(session, matter_code=flt.matter_code)
         conditions.append(Task.matter_code == flt.matter_code)
     if flt.light:
         conditions.append(Task.light == flt.light)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import OptionalText, StrictSchema, Text
+from api.schemas.common import JsonBoolean, OptionalText, StrictSchema, Text
 from engine.models import MAX_ID, ROLES
 
 
@@ -45,7 +45,7 @@ class UserOutSchema(ma.Schema):
 class UserUpdateSchema(StrictSchema):
     """What the operator changes on an account; only the fields sent change."""
 
-    active = ma.fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "false: the account is disabled (its tokens refused)"})
+    active = JsonBoolean(metadata={"description": "false: the account is disabled (its tokens refused)"})
     roles = ma.fields.List(ma.fields.String(validate=validate.OneOf(ROLES)), validate=validate.Length(min=1, max=len(ROLES)))
     department_code = ma.fields.String(allow_none=True, validate=validate.Length(max=32))
     project_unit_id = ma.fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=1, max=MAX_ID))

@@ -55,11 +55,31 @@ def PlatformInstant(**kwargs) -> ma.fields.AwareDateTime:
     return ma.fields.AwareDateTime(validate=within_platform_years, **kwargs)
 
 
+class JsonBoolean(ma.fields.Boolean):
+    """A JSON body's boolean: true or false, nothing else (marshmallow's own also takes 1,
+    "yes" and "on", which the OpenAPI document does not promise)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+#: A decimal as text: ASCII digits, an optional sign and point (no spaces, no full-width digits).
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
 class ExactDecimal(ma.fields.Decimal):
     """A decimal given with at most ``places`` digits after the point: more is refused
-    (an amount of 0.001 yuan is not 0.00), where marshmallow's own would round."""
+    (an amount of 0.001 yuan is not 0.00), where marshmallow's own would round. Given as
+    text, it is plain ASCII digits; a JSON number is taken too, a boolean is not."""
 
     default_error_messages = {"places": "小数位数不得超过{places}位 (at most {places} decimal places)"}
+
+    def _validated(self, value):
+        if isinstance(value, bool) or (isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value)):
+            raise self.make_error("invalid")
+        return super()._validated(value)
 
     def _format_num(self, value):
         num = value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import PageQuery, StrictSchema
+from api.schemas.common import JsonBoolean, PageQuery, StrictSchema
 from engine import guides
 from engine.models import REGIMES
 
@@ -41,8 +41,8 @@ class GuideMaterialSchema(StrictSchema):
         guides.MATERIAL_CODE, error="须为小写字母开头的2至64位小写字母、数字或下划线 ({regex})"),
         metadata={"description": "材料编码，指南内唯一 (unique within the guide; materials are uploaded under it)"})
     name = ma.fields.String(required=True, validate=_plain(guides.MATERIAL_TEXT_FIELDS["name"][0]), metadata={"description": "材料名称"})
-    required = ma.fields.Boolean(required=True, metadata={"description": "是否必交"})
-    gap_tolerable = ma.fields.Boolean(required=True, metadata={"description": "必交材料暂缺时可否容缺受理 (only for required materials)"})
+    required = JsonBoolean(required=True, metadata={"description": "是否必交"})
+    gap_tolerable = JsonBoolean(required=True, metadata={"description": "必交材料暂缺时可否容缺受理 (only for required materials)"})
     template = ma.fields.String(required=True, validate=_template, metadata={"description": "样表/模板：空、文件名或 http(s) 地址"})
     description = ma.fields.String(required=True, validate=_plain(guides.MATERIAL_TEXT_FIELDS["description"][0], allow_empty=True),
                                    metadata={"description": "填报说明"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from api.schemas.common import ExactDecimal, OptionalText, PageQuery, PlatformDate, StrictSchema, Text
+from api.schemas.common import ExactDecimal, JsonBoolean, OptionalText, PageQuery, PlatformDate, StrictSchema, Text
 from engine.implementation import KINDS as REPORT_KINDS
 from engine.intermediaries import STAGES
 from engine.supervision_records import KINDS as RECORD_KINDS, MAX_RECTIFICATION_DAYS
@@ -99,7 +99,7 @@ class SupervisionRecordInSchema(StrictSchema):
     kind = ma.fields.String(required=True, validate=validate.OneOf(RECORD_KINDS))
     title = Text(200, required=True)
     content = Text(4000, required=True)
-    public = ma.fields.Boolean(load_default=None, metadata={
+    public = JsonBoolean(load_default=None, metadata={
         "description": "public records feed the disclosure lists (监管信息向社会公开): public unless false; a penalty is always public"})
     details = ma.fields.Nested(SupervisionDetailsSchema, load_default=dict, metadata={
         "description": "decision_number, amount and legal_basis are required for a penalty"})

@@ -5,9 +5,9 @@ import marshmallow as ma
 from marshmallow import validate
 from sqlalchemy.orm import object_session
 
-from api.schemas.common import REGION_CODE, ExactDecimal, PageQuery, StrictSchema, Text
+from api.schemas.common import REGION_CODE, ExactDecimal, JsonBoolean, PageQuery, StrictSchema, Text
 from engine import guides
-from engine.models import REGIMES
+from engine.models import PROJECT_STATUSES, REGIMES
 from engine.projects import CHANGE_KINDS
 
 _CODE2 = validate.Regexp(r"^[0-9]{2}$", error="须为2位国民经济行业代码 (2-digit industry code)")
@@ -25,11 +25,11 @@ class DeclarationSchema(StrictSchema):
     construction_content = Text(4000, required=True, metadata={"description": "建设规模及内容"})
     start_year = ma.fields.Integer(required=True, strict=True, validate=_YEAR, metadata={"description": "拟开工年份"})
     end_year = ma.fields.Integer(required=True, strict=True, validate=_YEAR, metadata={"description": "拟建成年份"})
-    classified = ma.fields.Boolean(required=True, metadata={"description": "是否涉密 (涉密项目不得通过在线平台办理)"})
-    new_land_use = ma.fields.Boolean(load_default=False, metadata={"description": "是否新增建设用地"})
-    environment_sensitive = ma.fields.Boolean(load_default=False, metadata={"description": "是否涉及环境敏感区"})
-    water_soil_impact = ma.fields.Boolean(load_default=False, metadata={"description": "是否涉及水土保持"})
-    building_works = ma.fields.Boolean(load_default=False, metadata={"description": "是否有房屋建筑工程"})
+    classified = JsonBoolean(required=True, metadata={"description": "是否涉密 (涉密项目不得通过在线平台办理)"})
+    new_land_use = JsonBoolean(load_default=False, metadata={"description": "是否新增建设用地"})
+    environment_sensitive = JsonBoolean(load_default=False, metadata={"description": "是否涉及环境敏感区"})
+    water_soil_impact = JsonBoolean(load_default=False, metadata={"description": "是否涉及水土保持"})
+    building_works = JsonBoolean(load_default=False, metadata={"description": "是否有房屋建筑工程"})
     legacy_code = ma.fields.String(validate=validate.Length(min=1, max=64), allow_none=True, metadata={"description": "原编码 (optional)"})
 
 
@@ -43,10 +43,10 @@ class AdjustmentSchema(StrictSchema):
     # a major change only (重新赋码): what decides the matters to approve anew
     regime = ma.fields.String(validate=validate.OneOf(REGIMES), metadata={"description": "major_change only"})
     industry_code = ma.fields.String(validate=validate.Length(equal=2), metadata={"description": "major_change only"})
-    new_land_use = ma.fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "major_change only"})
-    environment_sensitive = ma.fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "major_change only"})
-    water_soil_impact = ma.fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "major_change only"})
-    building_works = ma.fields.Boolean(truthy={True}, falsy={False}, metadata={"description": "major_change only"})
+    new_land_use = JsonBoolean(metadata={"description": "major_change only"})
+    environment_sensitive = JsonBoolean(metadata={"description": "major_change only"})
+    water_soil_impact = JsonBoolean(metadata={"description": "major_change only"})
+    building_works = JsonBoolean(metadata={"description": "major_change only"})
 
 
 class ChangeRequestSchema(StrictSchema):
@@ -148,7 +148,7 @@ class ProjectSchema(ma.Schema):
 
 
 class ProjectListQuery(PageQuery):
-    status = ma.fields.String(validate=validate.Length(max=16))
+    status = ma.fields.String(validate=validate.OneOf(PROJECT_STATUSES))
 
 
 class AuditEventSchema(ma.Schema):

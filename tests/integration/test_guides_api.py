@@ -93,7 +93,6 @@ def test_public_list_needs_no_token(client):
     ({"q": "施工"}, {"construction_permit"}),
     ({"q": "企业投资项目"}, {"enterprise_filing", "enterprise_approval"}),
     ({"q": "100%_"}, set()),
-    ({"department": "nobody"}, set()),
 ])
 def test_list_filters(client, params, expected):
     r = client.get(PORTAL, query_string={**params, "page_size": 200})
@@ -101,6 +100,12 @@ def test_list_filters(client, params, expected):
     body = r.get_json()
     assert {item["matter_code"] for item in body["items"]} == expected
     assert body["total"] == len(expected)
+
+
+@pytest.mark.parametrize("field", ["department", "matter_code"])
+def test_a_filter_naming_no_department_or_matter_is_refused_not_an_empty_list(client, field):
+    r = client.get(PORTAL, query_string={field: "nobody"})
+    assert r.status_code == 422 and field in r.get_json()["errors"], r.get_json()
 
 
 def test_list_pages_cover_every_guide_once(client):

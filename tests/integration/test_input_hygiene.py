@@ -316,3 +316,60 @@ def test_every_field_message_and_refusal_says_it_in_chinese_first(client, token)
     assert all(re.search(r"[\u4e00-\u9fff]", message) for messages in errors.values() for message in messages), errors
     r = client.delete("/api/v1/projects", headers=token("applicant"))
     assert r.status_code == 405 and r.get_json()["message"] == "不支持该请求方法 (method not allowed)"
+
+
+# --- from the fuzz review of session 10: what is accepted must be what it says ------------------
+
+LAND = "land_pre_review"
+
+
+def _guide_body(client) -> dict:
+    body = client.get(f"/api/v1/portal/guides/{LAND}").get_json()
+    out = {k: body[k] for k in ("name", "legal_basis", "content", "acceptance_conditions", "process", "promised_working_days",
+                                "statutory_working_days", "fees", "supervision_requirements", "contact", "regimes")}
+    out["department_code"] = "land"
+    out["materials"] = [{k: m[k] for k in ("code", "name", "required", "gap_tolerable", "template", "description")}
+                        for m in body["materials"]]
+    return out
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("name", "\u200b"), ("contact", "0812-\u202e7654321"), ("fees", "\u2066不收费\u2069"), ("materials.0.name", "\ufeff\u2060"),
+], ids=["invisible name", "reversed contact number", "isolates in fees", "invisible material name"])
+def test_a_guide_whose_text_would_not_read_as_typed_on_the_portal_is_refused(client, token, platform, field, value):
+    body = _guide_body(client)
+    if field.startswith("materials.0."):
+        body["materials"][0][field.rsplit(".", 1)[1]] = value
+    else:
+        body[field] = value
+    before = counts(platform)
+    r = client.post(f"/api/v1/guides/{LAND}", headers=token("operator"), json=body)
+    assert r.status_code == 422 and field in r.get_json()["errors"], r.get_json()
+    assert counts(platform) == before
+
+
+@pytest.mark.parametrize(("user", "path", "query"), [
+    ("applicant", "/api/v1/projects", {"status": "conclude"}),
+    ("supervisor", "/api/v1/alerts", {"department": "Land"}),
+    ("supervisor", "/api/v1/alerts", {"matter_code": "land-pre-review"}),
+    ("land", "/api/v1/tasks", {"matter_code": "land-pre-review"}),
+    ("applicant", "/api/v1/projects/{code}/materials", {"matter_code": "land-pre-review"}),
+], ids=["project status", "alerts department", "alerts matter", "tasks matter", "materials matter"])
+def test_a_filter_that_names_nothing_is_refused_not_an_empty_list(client, token, user, path, query):
+    """A supervisor filtering alerts by a mistyped department must not read "no red light"."""
+    code = declare(client, token)["project_code"]
+    r = client.get(path.replace("{code}", code), query_string=query, headers=token(user))
+    assert r.status_code == 422 and set(query) <= set(r.get_json()["errors"]), r.get_json()
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("classified", 0), ("new_land_use", "yes"), ("building_works", "on"), ("investment", "１２０００"),
+    ("investment", " 12000 "), ("investment", True),
+], ids=["int for bool", "yes for bool", "on for bool", "full-width investment", "padded investment", "bool investment"])
+def test_a_declaration_field_of_another_type_than_documented_is_refused(client, token, platform, field, value):
+    before = counts(platform)
+    r = client.post("/api/v1/projects", headers=token("applicant"), json={**declaration(), field: value})
+    assert r.status_code == 422 and field in r.get_json()["errors"], r.get_json()
+    assert counts(platform) == before
+    assert client.post("/api/v1/projects", headers=token("applicant"),
+                       json={**declaration(), "investment": 12000}).status_code == 201  # a JSON number is a number
