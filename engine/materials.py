@@ -168,18 +168,29 @@ def upload(session: Session, *, actor: Actor, project: Project, matter_code: str
     return row
 
 
+def _recoding_chain(session: Session, project: Project) -> set[int]:
+    """The project under every code it has had or has since (re-coded: ``superseded_by``), both ways."""
+    chain, frontier = {project.id}, {project.id}
+    while frontier:
+        linked = session.execute(select(Project.id, Project.superseded_by_id).where(
+            Project.id.in_(frontier) | Project.superseded_by_id.in_(frontier))).all()
+        found = {i for row in linked for i in row if i is not None}
+        frontier = found - chain
+        chain |= found
+    return chain
+
+
 def reuse(session: Session, *, actor: Actor, project: Project, source_id: int, matter_code: str, material: str,
           now: datetime) -> Material:
     """不重复提交: a material the project unit already submitted, for another matter of the
-    project or under the code the project had before it was re-coded, is taken for an item
+    project or under another code of it (before or after a re-coding), is taken for an item
     of a matter without sending the file again. It is then the matter's upload in every
     respect (the same checks; it fulfils a commitment; acceptance makes it final), and the
     trail says where it came from."""
     _require_visible(session, actor, project)
     source = session.get(Material, source_id)
-    predecessors = set(session.scalars(select(Project.id).where(Project.superseded_by_id == project.id)))
-    if source is None or (source.project_id != project.id and source.project_id not in predecessors):
-        raise NotFound("材料不存在 (no such material of this project or of the code it replaced)")
+    if source is None or source.project_id not in _recoding_chain(session, project):
+        raise NotFound("材料不存在 (no such material of this project or of the codes it had or has)")
     if source.material == SIGNED_DOCUMENT or source.status not in PRESENT:
         raise Conflict("只能沿用项目单位已提交且未被替换的申报材料 (only a submitted material that was not replaced is reused)")
     try:
@@ -285,6 +296,7 @@ def commitments_for(session: Session, actor: Actor, project: Project, *, matter_
     _require_visible(session, actor, project)
     query = (select(MaterialCommitment).join(ProjectMatter, ProjectMatter.id == MaterialCommitment.project_matter_id)
              .where(ProjectMatter.project_id == project.id))
+    organisation.check_filter(session, matter_code=matter_code)
     if matter_code:
         query = query.where(MaterialCommitment.matter_code == matter_code)
     total = session.scalar(select(func.count()).select_from(query.subquery()))

@@ -79,7 +79,8 @@ class ExactDecimal(ma.fields.Decimal):
     def _validated(self, value):
         if isinstance(value, bool) or (isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value)):
             raise self.make_error("invalid")
-        return super()._validated(value)
+        number = super()._validated(value)
+        return number.copy_abs() if number is not None and number.is_zero() else number  # no "-0.00" is kept
 
     def _format_num(self, value):
         num = value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))

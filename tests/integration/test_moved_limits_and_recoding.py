@@ -1,0 +1,260 @@
+"""Limits a calendar load moves into the past (met at their instants, after the holds as
+they stand, and before what a retry applies), reuse across every code a project has had
+(不重复提交), the owed material after a grant, and the strict JSON booleans and decimals with
+the list filters, as a review of session 10 found them. On SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from engine.models import Clock, MaterialCommitment
+from tests.integration.helpers import declaration, declare, supply_all_materials
+from tests.integration.test_materials_api import (  # noqa: F401 - fixtures
+    PDF, PNG, code, commit, complete, project_matter, published, reuse, to_handling, upload,
+)
+from tests.integration.test_workflow_api import ACCEPT, DECIDE, PRE_CHECK_PASS, approve
+
+SH = ZoneInfo("Asia/Shanghai")
+LAND = dict(new_land_use=True, industry_code="13", building_works=False, regime="filing")
+REPLY = {"reply_outcome": "accepted", "reply_comment": "受理"}
+SCHEDULE_2027 = "year 2027\n2027-01-01 holiday 元旦\n2027-01-02 workday 元旦调休上班\n"
+
+
+def at(y, mo, d, h=0, mi=0):
+    return datetime(y, mo, d, h, mi, tzinfo=SH)
+
+
+def _tasks(client, token, user, code_):
+    r = client.get("/api/v1/tasks", headers=token(user), query_string={"page_size": 200, "project_code": code_})
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()["items"]
+
+
+def _work(client, token, user, name, code_, data):
+    [task] = [t for t in _tasks(client, token, user, code_) if t["name"] == name]
+    r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=token(user), json={"data": data, "version": task["version"]})
+    assert r.status_code == 200, r.get_json()
+
+
+def _load_year(client, token, text):
+    r = client.post("/api/v1/admin/calendar/years", data={"file": (io.BytesIO(text.encode()), "year.txt")},
+                    headers=token("operator"), content_type="multipart/form-data")
+    assert r.status_code == 201, r.get_json()
+
+
+def _change(client, token, code_, kind, **extra):
+    r = client.post(f"/api/v1/projects/{code_}/changes", headers=token("applicant"),
+                    json={"kind": kind, "reason": "资金未落实", **extra})
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+# --- a limit a calendar load moves into the past: met there, after the holds as they stand ---
+
+def test_a_clock_a_calendar_load_starts_in_the_past_is_held_by_the_suspension_open_now(client, token, clock, platform):
+    """land passes its pre-check Mon 12-28 10:00: acceptance 5 working days, Tue 01-05 10:00 on
+    the weekday rule. The project is suspended Mon 01-04 11:00 (before that limit: nothing
+    fires). At 12:00 the 2027 schedule is loaded (Sat 01-02 a working day): the acceptance
+    limit moves to Mon 01-04 10:00, already past. The deemed acceptance is met no earlier than
+    the suspension (the holds as they stand), so the promised clock it starts is held
+    (暂停: every clock of the project stops until resumption)."""
+    clock.set(at(2026, 12, 24, 9))
+    code_ = declare(client, token, **LAND)["project_code"]
+    supply_all_materials(client, token, code_)
+    clock.set(at(2026, 12, 24, 10))
+    _work(client, token, "window", "window_review", code_, {"window_decision": "dispatch", "departments": ["drc", "land"]})
+    _work(client, token, "land", "department_reply", code_, REPLY)
+    clock.set(at(2026, 12, 28, 10))
+    _work(client, token, "land", "pre_check", code_, PRE_CHECK_PASS)
+    body = client.get(f"/api/v1/projects/{code_}", headers=token("supervisor")).get_json()
+    [acc] = [c for c in body["clocks"] if c["kind"] == "acceptance"]
+    assert datetime.fromisoformat(acc["due_at"]) == at(2027, 1, 5, 10)  # the weekday rule
+    clock.set(at(2027, 1, 4, 11))
+    _change(client, token, code_, "suspension")
+    clock.set(at(2027, 1, 4, 12))
+    _load_year(client, token, SCHEDULE_2027)
+    body = client.get(f"/api/v1/projects/{code_}", headers=token("supervisor")).get_json()
+    assert body["suspended"] is True
+    promised = [c for c in body["clocks"] if c["kind"] == "promised"]
+    assert promised, "the deemed acceptance at the moved limit started the promised clock"
+    assert promised[-1]["state"] == "paused" and promised[-1]["pauses"][-1]["reason"] == "suspension", promised[-1]
+
+
+def test_the_same_limit_met_before_a_suspension_is_held_by_it(client, token, clock, platform):
+    """Control: the same limit already past when the suspension is asked (no calendar load) is
+    met first at its instant and then held by the suspension: the promised clock is paused."""
+    clock.set(at(2026, 12, 24, 9))
+    code_ = declare(client, token, **LAND)["project_code"]
+    supply_all_materials(client, token, code_)
+    clock.set(at(2026, 12, 24, 10))
+    _work(client, token, "window", "window_review", code_, {"window_decision": "dispatch", "departments": ["drc", "land"]})
+    _work(client, token, "land", "department_reply", code_, REPLY)
+    clock.set(at(2026, 12, 28, 10))
+    _work(client, token, "land", "pre_check", code_, PRE_CHECK_PASS)
+    clock.set(at(2027, 1, 5, 11))  # past the acceptance limit (01-05 10:00), no sweep
+    _change(client, token, code_, "suspension")
+    body = client.get(f"/api/v1/projects/{code_}", headers=token("supervisor")).get_json()
+    [promised] = [c for c in body["clocks"] if c["kind"] == "promised"]
+    assert promised["state"] == "paused" and promised["pauses"][-1]["reason"] == "suspension", promised
+
+
+# --- 不重复提交 across every code the project has had: A → B → C, and the new code's file for the old code's owed item ---
+
+def test_a_material_under_the_first_code_of_a_project_recoded_twice_is_reused_under_the_third(client, token, code, platform):
+    first = upload(client, token, code, material="application_form").get_json()
+    b = _change(client, token, code, "major_change", changes={"investment": "50000"})["project_code"]
+    c = _change(client, token, b, "major_change", changes={"investment": "60000"})["project_code"]
+    r = reuse(client, token, c, first["id"], matter_code="land_pre_review", material="application_form")
+    assert r.status_code == 201, r.get_json()
+
+
+def test_the_old_codes_owed_material_is_taken_from_the_new_codes_file(client, token, code, platform):
+    """land is approved under code A with site_report still owed (容缺); the project is then
+    re-coded to B, and the unit submits site_report under B. The old code's granted matter
+    still owes it, and B's file is taken for it without sending it again (不重复提交)."""
+    to_handling(client, token, code)
+    assert upload(client, token, code, material="application_form").status_code == 201
+    assert upload(client, token, code, material="survey_map", data=PNG).status_code == 201
+    assert commit(client, token, code, platform, material="site_report", days=30).status_code == 201
+    for user, name, data in (("land", "pre_check", PRE_CHECK_PASS), ("land", "acceptance", ACCEPT),
+                             ("land", "handling", DECIDE), ("land", "decision", approve("land"))):
+        complete(client, token, user, name, code, data)
+    b = _change(client, token, code, "major_change", changes={"investment": "50000"})["project_code"]
+    new = upload(client, token, b, material="site_report").get_json()
+    r = reuse(client, token, code, new["id"], matter_code="land_pre_review", material="site_report")
+    assert r.status_code == 201, r.get_json()
+    assert upload(client, token, code, material="other_proof").status_code == 409  # only what is owed
+
+
+# --- item 3 checks: nothing else reaches a concluded matter; status, clocks, acceptance unchanged ---
+
+def test_the_owed_upload_after_a_grant_changes_nothing_else(client, token, code, platform):
+    to_handling(client, token, code)
+    assert upload(client, token, code, material="application_form").status_code == 201
+    assert upload(client, token, code, material="survey_map", data=PNG).status_code == 201
+    assert commit(client, token, code, platform, material="site_report", days=30).status_code == 201
+    for user, name, data in (("land", "pre_check", PRE_CHECK_PASS), ("land", "acceptance", ACCEPT),
+                             ("land", "handling", DECIDE), ("land", "decision", approve("land"))):
+        complete(client, token, user, name, code, data)
+    with platform.session_factory() as s:
+        pm = project_matter(s, code)
+        before = (pm.status, pm.result, pm.accepted_at, pm.concluded_at, pm.light)
+        clocks_before = [(c.id, c.state, c.due_at, c.stopped_at) for c in s.scalars(
+            select(Clock).where(Clock.project_id == pm.project_id).order_by(Clock.id))]
+    assert upload(client, token, code, material="survey_map", data=PNG + b"x").status_code == 409  # accepted, not owed
+    assert upload(client, token, code, material="other_proof").status_code == 409
+    assert upload(client, token, code, material="site_report").status_code == 201
+    assert upload(client, token, code, material="site_report", data=PDF + b"v2").status_code == 409  # no longer owed
+    with platform.session_factory() as s:
+        pm = project_matter(s, code)
+        assert (pm.status, pm.result, pm.accepted_at, pm.concluded_at, pm.light) == before
+        assert [(c.id, c.state, c.due_at, c.stopped_at) for c in s.scalars(
+            select(Clock).where(Clock.project_id == pm.project_id).order_by(Clock.id))] == clocks_before
+        assert s.scalar(select(MaterialCommitment.state)) == "fulfilled"
+
+
+# --- item 4 checks: legitimate inputs still taken ------------------------------------------------
+
+def test_query_booleans_and_decimal_texts_a_client_sends_are_still_taken(client, token, platform):
+    for user, params in (("drc", {"mine": "true", "include_read_only": "false"}), ("drc", {"mine": "1"}),
+                         ("applicant", {"include_read_only": "false"})):
+        r = client.get("/api/v1/tasks", headers=token(user), query_string=params)
+        assert r.status_code == 200, (params, r.get_json())
+    r = client.get("/api/v1/supervision/rectifications", headers=token("supervisor"), query_string={"overdue": "true"})
+    assert r.status_code == 200, r.get_json()
+    for value in ("1200.50", 1200.5, "0.0001", 1e3, "12000"):
+        r = client.post("/api/v1/projects", json=declaration(investment=value), headers=token("applicant"))
+        assert r.status_code == 201, (value, r.get_json())
+    for value in ("1e3", " 1200", "１２００", True, "1,200", "+1200", ".5"):
+        r = client.post("/api/v1/projects", json=declaration(investment=value), headers=token("applicant"))
+        assert r.status_code == 422, (value, r.get_json())
+    for value in ("true", 1, "yes", None):
+        r = client.post("/api/v1/projects", json=declaration(classified=value), headers=token("applicant"))
+        assert r.status_code == 422, (value, r.get_json())
+    from api.schemas.lifecycle import ImplementationReportInSchema, SupervisionDetailsSchema
+    loaded = ImplementationReportInSchema().load({"kind": "progress", "period": "2026-03", "percent_complete": "0.0",
+                                                   "investment_completed": "-0"})
+    assert loaded["investment_completed"] == 0 and not str(loaded["investment_completed"]).startswith("-")
+    assert not str(SupervisionDetailsSchema().load({"amount": "-0"})["amount"]).startswith("-")
+
+
+def test_filters_refuse_unknown_names_but_not_empty_ones(client, token, code):
+    assert client.get("/api/v1/alerts", headers=token("supervisor"), query_string={"department": ""}).status_code == 200
+    assert client.get("/api/v1/alerts", headers=token("supervisor"), query_string={"department": "nope"}).status_code == 422
+    assert client.get(f"/api/v1/projects/{code}/materials", headers=token("applicant"),
+                      query_string={"matter_code": "nope"}).status_code == 422
+    r = client.get(f"/api/v1/projects/{code}/materials/commitments", headers=token("applicant"),
+                   query_string={"matter_code": "nope"})
+    assert r.status_code == 422 and "matter_code" in r.get_json()["errors"], r.get_json()
+
+
+def test_a_penalty_of_minus_zero_is_kept_as_zero(client, token, code):
+    """A penalty of "-0" is zero: it is never disclosed to the public as "-0.00" 元."""
+    r = client.post(f"/api/v1/projects/{code}/supervision-records", headers=token("drc"),
+                    json={"kind": "penalty", "title": "未批先建处罚", "content": "责令停止建设并处罚款",
+                          "details": {"decision_number": "仁发改罚〔2026〕1号", "amount": "-0", "legal_basis": "《企业投资项目核准和备案管理条例》第十八条"}})
+    assert r.status_code == 201, r.get_json()
+    assert not str(r.get_json()["details"]["amount"]).startswith("-"), r.get_json()
+
+
+def test_a_commitment_made_after_a_moved_limit_leaves_no_hold_ending_before_it_starts(client, token, clock, platform, published):
+    """The same timeline with a 容缺 commitment (Mon 01-04 11:00) instead of a suspension: the
+    deemed acceptance re-armed into the past ends the tolerated-gap hold no earlier than it began."""
+    clock.set(at(2026, 12, 24, 9))
+    code_ = declare(client, token, **LAND)["project_code"]
+    assert upload(client, token, code_, material="application_form").status_code == 201
+    assert upload(client, token, code_, material="survey_map", data=PNG).status_code == 201
+    assert upload(client, token, code_, matter_code="enterprise_filing", material="filing_form").status_code == 201
+    clock.set(at(2026, 12, 24, 10))
+    _work(client, token, "window", "window_review", code_, {"window_decision": "dispatch", "departments": ["drc", "land"]})
+    _work(client, token, "land", "department_reply", code_, REPLY)
+    clock.set(at(2026, 12, 28, 10))
+    _work(client, token, "land", "pre_check", code_, PRE_CHECK_PASS)
+    clock.set(at(2027, 1, 4, 11))
+    assert commit(client, token, code_, platform, material="site_report", days=30).status_code == 201
+    clock.set(at(2027, 1, 4, 12))
+    _load_year(client, token, SCHEDULE_2027)
+    body = client.get(f"/api/v1/projects/{code_}", headers=token("supervisor")).get_json()
+    for h in body.get("holds") or []:
+        if h.get("ended_at"):
+            assert h["ended_at"] >= h["started_at"], h
+
+
+@pytest.mark.parametrize("RETRY_BODY", [{}, {"pending": "discard"}], ids=["apply", "discard"])
+def test_a_limit_a_calendar_load_moves_before_a_failure_is_met_at_the_limit_by_the_retry(
+        client, token, clock, platform, RETRY_BODY):
+    """Dispatched Fri 03-06 10:00 (land's reply limit Wed 03-11 10:00); housing's reply on Tue
+    03-10 10:00 fails the master. At 12:00 a corrected 2026 schedule makes Sat 03-07 and Sun
+    03-08 working days: land's limit moves to Mon 03-09 10:00, before the failure. The errored
+    master is not re-armed by the load (rearm skips it); its retry meets land's limit first, at
+    the limit (an automatic reply, counted as such), and then applies or drops housing's reply."""
+    from tests.integration.test_limits_before_answers import complete as lc, find as lf
+    from tests.integration.test_workflow_api import FILING_PROJECT, master_version, upload as deploy
+    from engine.models import ProcessInstance
+    assert deploy(client, token, "operator", "project_master.bpmn",
+                  master_version("boom = 1 / 0 if department == 'housing' else 0")).status_code == 201
+    clock.set(at(2026, 3, 6, 9))
+    code_ = declare(client, token, **FILING_PROJECT)["project_code"]
+    supply_all_materials(client, token, code_)
+    clock.set(at(2026, 3, 6, 10))
+    departments = lf(client, token, "window", "window_review", code_)["context"]["departments"]
+    assert lc(client, token, "window", "window_review", code_, {"window_decision": "dispatch", "departments": departments}).status_code == 200
+    clock.set(at(2026, 3, 10, 10))
+    r = lc(client, token, "housing", "department_reply", code_, {"reply_outcome": "no_matter", "reply_comment": "无"})
+    assert r.status_code == 202 and r.get_json()["instance_status"] == "error", r.get_json()
+    clock.set(at(2026, 3, 10, 12))
+    _load_year(client, token, "year 2026\n2026-03-07 workday 调休\n2026-03-08 workday 调休\n")
+    clock.set(at(2026, 3, 10, 14))
+    assert deploy(client, token, "operator", "project_master.bpmn", master_version("boom = 0")).status_code == 201
+    with platform.session_factory() as s:
+        master = s.scalar(select(ProcessInstance.id).where(ProcessInstance.kind == "master"))
+    r = client.post(f"/api/v1/instances/{master}/retry", headers=token("operator"), json=RETRY_BODY)
+    assert r.status_code == 200, r.get_json()
+    with platform.session_factory() as s:
+        land = s.scalar(select(Clock).where(Clock.kind == "reply", Clock.department_code == "land"))
+        assert land.state == "stopped"
+        assert land.stopped_at == land.due_at == at(2026, 3, 9, 10), (land.due_at, land.stopped_at)
