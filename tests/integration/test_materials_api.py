@@ -618,10 +618,8 @@ def test_a_material_submitted_under_the_code_a_project_had_is_taken_under_its_ne
     assert r.get_json()["project_code"] == new_code
 
 
-def test_a_matter_granted_with_a_commitment_open_still_takes_the_owed_material_and_only_it(client, token, code, platform):
-    """容缺: the land matter is accepted with site_report committed and approved before it came;
-    the material is still owed, so the unit can supply it (the commitment is fulfilled, no
-    lapse counts against it), and nothing else is taken by the concluded matter."""
+def grant_with_site_report_owed(client, token, code, platform) -> None:
+    """容缺: the land matter accepted with site_report committed, and approved before it came."""
     to_handling(client, token, code)
     assert upload(client, token, code, material="application_form").status_code == 201
     assert upload(client, token, code, material="survey_map", data=PNG).status_code == 201
@@ -629,10 +627,28 @@ def test_a_matter_granted_with_a_commitment_open_still_takes_the_owed_material_a
     for user, name, data in (("land", "pre_check", PRE_CHECK_PASS), ("land", "acceptance", ACCEPT),
                              ("land", "handling", DECIDE), ("land", "decision", approve("land"))):
         complete(client, token, user, name, code, data)
-    with platform.session_factory() as s:
-        assert project_matter(s, code).status == "concluded"
+
+
+def test_a_matter_granted_with_a_commitment_open_still_takes_the_owed_material_and_only_it(client, token, code, platform):
+    """The material is still owed after the grant, so the unit can supply it (the commitment
+    is fulfilled, no lapse counts against it); nothing else reaches the concluded matter, and
+    the owed upload changes nothing of it (status, result, acceptance, clocks)."""
+    grant_with_site_report_owed(client, token, code, platform)
+
+    def matter_and_clocks():
+        with platform.session_factory() as s:
+            pm = project_matter(s, code)
+            return ((pm.status, pm.result, pm.accepted_at, pm.concluded_at, pm.light),
+                    [(c.id, c.state, c.due_at, c.stopped_at) for c in s.scalars(
+                        select(Clock).where(Clock.project_id == pm.project_id).order_by(Clock.id))])
+
+    before = matter_and_clocks()
+    assert before[0][0] == "concluded"
     assert upload(client, token, code, material="other_proof").status_code == 409  # the matter has ended
+    assert upload(client, token, code, material="survey_map", data=PNG + b"x").status_code == 409  # accepted, final
     assert upload(client, token, code, material="site_report").status_code == 201  # what is owed
+    assert upload(client, token, code, material="site_report", data=PDF + b"v2").status_code == 409  # no longer owed
+    assert matter_and_clocks() == before
     platform.clock.set(platform.clock.now() + timedelta(days=31))
     sweep(platform)
     assert _commitment_states(platform, code) == [("site_report", "fulfilled")]

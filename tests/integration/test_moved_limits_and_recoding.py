@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from engine.models import Clock, MaterialCommitment
+from engine.models import Clock
 from tests.integration.helpers import declaration, declare, supply_all_materials
 from tests.integration.test_materials_api import (  # noqa: F401 - fixtures
-    PDF, PNG, code, commit, complete, project_matter, published, reuse, to_handling, upload,
+    PNG, code, commit, grant_with_site_report_owed, published, reuse, tasks, upload,
 )
-from tests.integration.test_workflow_api import ACCEPT, DECIDE, PRE_CHECK_PASS, approve
+from tests.integration.test_workflow_api import PRE_CHECK_PASS
 
 SH = ZoneInfo("Asia/Shanghai")
 LAND = dict(new_land_use=True, industry_code="13", building_works=False, regime="filing")
@@ -28,14 +28,8 @@ def at(y, mo, d, h=0, mi=0):
     return datetime(y, mo, d, h, mi, tzinfo=SH)
 
 
-def _tasks(client, token, user, code_):
-    r = client.get("/api/v1/tasks", headers=token(user), query_string={"page_size": 200, "project_code": code_})
-    assert r.status_code == 200, r.get_json()
-    return r.get_json()["items"]
-
-
 def _work(client, token, user, name, code_, data):
-    [task] = [t for t in _tasks(client, token, user, code_) if t["name"] == name]
+    [task] = [t for t in tasks(client, token, user, code_) if t["name"] == name]
     r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=token(user), json={"data": data, "version": task["version"]})
     assert r.status_code == 200, r.get_json()
 
@@ -44,6 +38,20 @@ def _load_year(client, token, text):
     r = client.post("/api/v1/admin/calendar/years", data={"file": (io.BytesIO(text.encode()), "year.txt")},
                     headers=token("operator"), content_type="multipart/form-data")
     assert r.status_code == 201, r.get_json()
+
+
+def _pre_checked_before_the_new_year(client, token, clock) -> str:
+    """land passes its pre-check Mon 2026-12-28 10:00: its acceptance limit (5 working days)
+    falls in 2027, whose schedule is not loaded (the weekday rule: Tue 01-05 10:00)."""
+    clock.set(at(2026, 12, 24, 9))
+    code_ = declare(client, token, **LAND)["project_code"]
+    supply_all_materials(client, token, code_)
+    clock.set(at(2026, 12, 24, 10))
+    _work(client, token, "window", "window_review", code_, {"window_decision": "dispatch", "departments": ["drc", "land"]})
+    _work(client, token, "land", "department_reply", code_, REPLY)
+    clock.set(at(2026, 12, 28, 10))
+    _work(client, token, "land", "pre_check", code_, PRE_CHECK_PASS)
+    return code_
 
 
 def _change(client, token, code_, kind, **extra):
@@ -62,14 +70,7 @@ def test_a_clock_a_calendar_load_starts_in_the_past_is_held_by_the_suspension_op
     limit moves to Mon 01-04 10:00, already past. The deemed acceptance is met no earlier than
     the suspension (the holds as they stand), so the promised clock it starts is held
     (暂停: every clock of the project stops until resumption)."""
-    clock.set(at(2026, 12, 24, 9))
-    code_ = declare(client, token, **LAND)["project_code"]
-    supply_all_materials(client, token, code_)
-    clock.set(at(2026, 12, 24, 10))
-    _work(client, token, "window", "window_review", code_, {"window_decision": "dispatch", "departments": ["drc", "land"]})
-    _work(client, token, "land", "department_reply", code_, REPLY)
-    clock.set(at(2026, 12, 28, 10))
-    _work(client, token, "land", "pre_check", code_, PRE_CHECK_PASS)
+    code_ = _pre_checked_before_the_new_year(client, token, clock)
     body = client.get(f"/api/v1/projects/{code_}", headers=token("supervisor")).get_json()
     [acc] = [c for c in body["clocks"] if c["kind"] == "acceptance"]
     assert datetime.fromisoformat(acc["due_at"]) == at(2027, 1, 5, 10)  # the weekday rule
@@ -87,14 +88,7 @@ def test_a_clock_a_calendar_load_starts_in_the_past_is_held_by_the_suspension_op
 def test_the_same_limit_met_before_a_suspension_is_held_by_it(client, token, clock, platform):
     """Control: the same limit already past when the suspension is asked (no calendar load) is
     met first at its instant and then held by the suspension: the promised clock is paused."""
-    clock.set(at(2026, 12, 24, 9))
-    code_ = declare(client, token, **LAND)["project_code"]
-    supply_all_materials(client, token, code_)
-    clock.set(at(2026, 12, 24, 10))
-    _work(client, token, "window", "window_review", code_, {"window_decision": "dispatch", "departments": ["drc", "land"]})
-    _work(client, token, "land", "department_reply", code_, REPLY)
-    clock.set(at(2026, 12, 28, 10))
-    _work(client, token, "land", "pre_check", code_, PRE_CHECK_PASS)
+    code_ = _pre_checked_before_the_new_year(client, token, clock)
     clock.set(at(2027, 1, 5, 11))  # past the acceptance limit (01-05 10:00), no sweep
     _change(client, token, code_, "suspension")
     body = client.get(f"/api/v1/projects/{code_}", headers=token("supervisor")).get_json()
@@ -116,13 +110,7 @@ def test_the_old_codes_owed_material_is_taken_from_the_new_codes_file(client, to
     """land is approved under code A with site_report still owed (容缺); the project is then
     re-coded to B, and the unit submits site_report under B. The old code's granted matter
     still owes it, and B's file is taken for it without sending it again (不重复提交)."""
-    to_handling(client, token, code)
-    assert upload(client, token, code, material="application_form").status_code == 201
-    assert upload(client, token, code, material="survey_map", data=PNG).status_code == 201
-    assert commit(client, token, code, platform, material="site_report", days=30).status_code == 201
-    for user, name, data in (("land", "pre_check", PRE_CHECK_PASS), ("land", "acceptance", ACCEPT),
-                             ("land", "handling", DECIDE), ("land", "decision", approve("land"))):
-        complete(client, token, user, name, code, data)
+    grant_with_site_report_owed(client, token, code, platform)
     b = _change(client, token, code, "major_change", changes={"investment": "50000"})["project_code"]
     new = upload(client, token, b, material="site_report").get_json()
     r = reuse(client, token, code, new["id"], matter_code="land_pre_review", material="site_report")
@@ -130,34 +118,7 @@ def test_the_old_codes_owed_material_is_taken_from_the_new_codes_file(client, to
     assert upload(client, token, code, material="other_proof").status_code == 409  # only what is owed
 
 
-# --- item 3 checks: nothing else reaches a concluded matter; status, clocks, acceptance unchanged ---
-
-def test_the_owed_upload_after_a_grant_changes_nothing_else(client, token, code, platform):
-    to_handling(client, token, code)
-    assert upload(client, token, code, material="application_form").status_code == 201
-    assert upload(client, token, code, material="survey_map", data=PNG).status_code == 201
-    assert commit(client, token, code, platform, material="site_report", days=30).status_code == 201
-    for user, name, data in (("land", "pre_check", PRE_CHECK_PASS), ("land", "acceptance", ACCEPT),
-                             ("land", "handling", DECIDE), ("land", "decision", approve("land"))):
-        complete(client, token, user, name, code, data)
-    with platform.session_factory() as s:
-        pm = project_matter(s, code)
-        before = (pm.status, pm.result, pm.accepted_at, pm.concluded_at, pm.light)
-        clocks_before = [(c.id, c.state, c.due_at, c.stopped_at) for c in s.scalars(
-            select(Clock).where(Clock.project_id == pm.project_id).order_by(Clock.id))]
-    assert upload(client, token, code, material="survey_map", data=PNG + b"x").status_code == 409  # accepted, not owed
-    assert upload(client, token, code, material="other_proof").status_code == 409
-    assert upload(client, token, code, material="site_report").status_code == 201
-    assert upload(client, token, code, material="site_report", data=PDF + b"v2").status_code == 409  # no longer owed
-    with platform.session_factory() as s:
-        pm = project_matter(s, code)
-        assert (pm.status, pm.result, pm.accepted_at, pm.concluded_at, pm.light) == before
-        assert [(c.id, c.state, c.due_at, c.stopped_at) for c in s.scalars(
-            select(Clock).where(Clock.project_id == pm.project_id).order_by(Clock.id))] == clocks_before
-        assert s.scalar(select(MaterialCommitment.state)) == "fulfilled"
-
-
-# --- item 4 checks: legitimate inputs still taken ------------------------------------------------
+# --- strict JSON input: what clients legitimately send is still taken ----------------------------
 
 def test_query_booleans_and_decimal_texts_a_client_sends_are_still_taken(client, token, platform):
     for user, params in (("drc", {"mine": "true", "include_read_only": "false"}), ("drc", {"mine": "1"}),
