@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import calendar, clocks, runtime
@@ -85,7 +85,7 @@ def _begin(session: Session, project_id: int, matter_code: str | None, reason: s
 def _end(session: Session, project_id: int, matter_code: str | None, reason: str, now: datetime) -> None:
     for hold in _open_holds(session, project_id, matter_code):
         if hold.reason == reason and hold.matter_code == matter_code:
-            hold.ended_at = now
+            hold.ended_at = max(now, hold.started_at)  # a step dated before the hold began (a limit met late)
     session.flush()
 
 
@@ -180,15 +180,6 @@ def latest_start(session: Session, pm: ProjectMatter) -> datetime:
     """When the last of the holds open on the matter (its own and the project's) began: a
     hold ended at an earlier instant would count on through a later one's start."""
     return max(h.started_at for h in _open_holds(session, pm.project_id, pm.matter_code))
-
-
-def last_change(session: Session, project_id: int) -> datetime | None:
-    """The latest instant a hold of the project (its own or a matter's) began or ended: a
-    limit met in the past is met no earlier, so that what the step does (a clock it starts,
-    a gap acceptance ends) sees the holds as they stand (``runtime.fire_timers``)."""
-    started, ended = session.execute(select(func.max(Hold.started_at), func.max(Hold.ended_at))
-                                     .where(Hold.project_id == project_id)).one()
-    return max((instant for instant in (started, ended) if instant is not None), default=None)
 
 
 def reasons(session: Session, pm: ProjectMatter) -> set[str]:

@@ -124,6 +124,9 @@ class Run:
     project: Project
     actor: str
     rearm: bool = False
+    #: the real instant the step is taken at, when ``now`` is an earlier one it is dated at (a
+    #: limit met late): holds recorded since are part of what a clock it starts does not count
+    as_of: datetime | None = None
     notices: list[str] = field(default_factory=list)
     #: the instance's clocks, newest last, loaded once per operation (scripts ask often)
     _clocks: list[Clock] | None = None
@@ -219,7 +222,7 @@ class Run:
             department_code=self._department(scope), instance_id=self.row.id, started_at=started_at,
             scope_id=scope.scope_id, pauses=holds.pauses_for_new_clock(
                 self.session, project_id=self.project.id, matter_code=self.row.matter_code, started_at=started_at,
-                now=self.now),
+                now=self.as_of or self.now),
         )
         self.all_clocks().append(clock)
         if kind in ACCEPTED_CLOCKS and self.row.kind == "matter":
@@ -940,23 +943,21 @@ def deliver(session: Session, row: ProcessInstance, deliveries: list[Delivery], 
     return 0
 
 
-def fire_timers(session: Session, row: ProcessInstance, *, until: datetime, isolated: bool = True,
-                not_before: datetime | None = None) -> int:
+def fire_timers(session: Session, row: ProcessInstance, *, until: datetime, isolated: bool = True) -> int:
     """Fire the instance's timers due up to ``until``, each at the instant it came due.
 
     SpiffWorkflow fires a timer once the time is strictly past its instant, so the
     engine steps a microsecond after it; what the platform does in that step (a clock
     stopped or resumed, a light, a notice) is dated at the instant itself, so a pause a
-    timer ends leaves no stray microsecond on the clock. ``isolated``: see ``_attempt``.
-    ``not_before``: no timer is met before it (``rearm``: a limit a calendar load moved
-    into the past is met after the holds that began or ended since, as they stand).
+    timer ends leaves no stray microsecond on the clock; a clock the step starts still does
+    not count the holds recorded since (``Run.as_of``). ``isolated``: see ``_attempt``.
     """
     project = session.get(Project, row.project_id)
     fired = 0
     while row.status == "running" and row.next_timer_at is not None and row.next_timer_at <= until:
-        due = max(row.next_timer_at, not_before) if not_before is not None else row.next_timer_at
+        due = row.next_timer_at
         at = due + _TICK
-        run = Run(session, due, row, project, "platform")
+        run = Run(session, due, row, project, "platform", as_of=until)
 
         def step(at=at, run=run) -> spiff_adapter.Instance:
             instance = _load(row)
@@ -1001,11 +1002,10 @@ def rearm(session: Session, row: ProcessInstance, *, now: datetime) -> None:
 
 
 def _meet_passed_limits(session: Session, row: ProcessInstance, now: datetime) -> None:
-    """The limits re-arming moved to an instant already past are met there (each at its
-    own instant, as the sweep meets every limit), though no earlier than the project's last
-    hold change: what the step does then sees the holds as they stand."""
+    """The limits re-arming moved to an instant already past are met there, each at its own
+    instant, as the sweep meets every limit (what the step starts sees the holds as they stand)."""
     if row.next_timer_at is not None and row.next_timer_at <= now:
-        fire_timers(session, row, until=now, not_before=holds.last_change(session, row.project_id))
+        fire_timers(session, row, until=now)
 
 
 #: A matter_result's keys (bpmn/CONVENTIONS.md), for results the platform itself gives.
@@ -1108,43 +1108,35 @@ def retry(session: Session, *, actor: Actor, instance_id: int, now: datetime, on
                            f"(the instance's state does not fit version {version.version}: deploy a compatible fix, or retry "
                            f"on its own version with {{\"version\": \"current\"}}: {exc})") from exc
     row.procedure_version_id, row.procedure_version = version.id, version
-    row.status = "running"  # before its clocks count on: a hold still open takes them over, not the failure
-    _count_on_after_failure(session, row, now)
-    if restored is not None:
-        # the limits moved with the clocks (the failure, a hold that came or went, a calendar
-        # load meanwhile): re-evaluated, and those already passed met first, each at its own
-        # instant, as before a live answer; then what the retry applies
-        spiff_adapter.rearm_timers(restored, now=now, functions=Run(session, now, row, project, "platform").functions,
-                                   fire=False)
-        row.state, row.next_timer_at = spiff_adapter.dump(restored), spiff_adapter.next_timer_at(restored)
-        _meet_passed_limits(session, row, now)
-        if row.status != "running":  # a limit's own step failed: what the retry applies waits for the next one
-            row.pending_action = pending
-            return row
-        restored = _load(row)
-    completion = pending if pending.get("action") == "complete" and not discard else None
-    pending_task = session.get(Task, completion["task_id"]) if completion else None
-    late = completion is not None and (pending_task is None or pending_task.status != "ready")
     # what the retry applies is the submitter's act (the officer's decision and what follows
     # from it); the operator's part is the retry, in its own event and in the act's
-    run = Run(session, now, row, project, completion["actor"] if completion and not late else actor.username)
+    completion = pending if pending.get("action") == "complete" and not discard else None
+    run = Run(session, now, row, project, completion["actor"] if completion else actor.username)
+    row.status = "running"  # before its clocks count on: a hold still open takes them over, not the failure
+    _count_on_after_failure(session, row, now)
 
     def step() -> spiff_adapter.Instance:
         row.status, row.error_element, row.error_message, row.pending_action = "running", None, None, None
         summary = {"procedure_version": version.version}
-        if discard or late:  # dropped by the operator, or the task's limit was met first (a late answer)
-            summary["discarded" if discard else "not_applied"] = {
-                k: pending.get(k) for k in ("task_id", "actor", "data", "submitted_at")}
+        if discard:
+            summary["discarded"] = {k: pending.get(k) for k in ("task_id", "actor", "data", "submitted_at", "backfill")}
         audit.record(session, at=now, actor=actor.username, action="instance.retry", project_code=project.project_code,
                      target=f"instance:{row.id}", summary=summary)
         if pending.get("action") == "start":
             return spiff_adapter.start(procedures.SPECS.get(version), pending["data"], now=now, functions=run.functions)
         instance = restored
-        if completion is not None and not late:
-            _complete_in_step(run, instance, pending_task, completion["data"],
-                              backfill=Backfill.from_kept(completion.get("backfill")),
+        # the limits moved with the clocks (the failure, a hold that came or went, a calendar
+        # load meanwhile) are evaluated again but not met here: the act applied was given when
+        # it was submitted, in time or met late before it then; a limit passed since is met
+        # at its own instant by the sweep, after the act
+        spiff_adapter.rearm_timers(instance, now=now, functions=run.functions, fire=False)
+        if completion is not None:
+            task = session.get(Task, completion["task_id"])
+            if task is None or task.status != "ready":
+                raise spiff_adapter.ProcedureError(None, f"the task {completion['task_id']} the retry was to complete is gone")
+            _complete_in_step(run, instance, task, completion["data"], backfill=Backfill.from_kept(completion.get("backfill")),
                               retried_by={"by": actor.username, "submitted_at": completion.get("submitted_at")})
-        elif pending.get("action") != "complete":  # a dropped completion's task is left as the limits left it
+        elif not discard:  # a discarded completion's task is left ready, as before it was submitted
             spiff_adapter.advance(instance, now=now, functions=run.functions)
         return instance
 

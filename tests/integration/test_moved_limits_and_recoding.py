@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from engine.models import Clock
+from engine.sweep import sweep
 from tests.integration.helpers import declaration, declare, supply_all_materials
 from tests.integration.test_materials_api import (  # noqa: F401 - fixtures
     PNG, code, commit, grant_with_site_report_owed, published, reuse, tasks, upload,
@@ -186,13 +187,15 @@ def test_a_commitment_made_after_a_moved_limit_leaves_no_hold_ending_before_it_s
 
 
 @pytest.mark.parametrize("RETRY_BODY", [{}, {"pending": "discard"}], ids=["apply", "discard"])
-def test_a_limit_a_calendar_load_moves_before_a_failure_is_met_at_the_limit_by_the_retry(
+def test_a_retry_after_a_calendar_load_moved_a_limit_before_the_failure_answers_cleanly(
         client, token, clock, platform, RETRY_BODY):
     """Dispatched Fri 03-06 10:00 (land's reply limit Wed 03-11 10:00); housing's reply on Tue
     03-10 10:00 fails the master. At 12:00 a corrected 2026 schedule makes Sat 03-07 and Sun
-    03-08 working days: land's limit moves to Mon 03-09 10:00, before the failure. The errored
-    master is not re-armed by the load (rearm skips it); its retry meets land's limit first, at
-    the limit (an automatic reply, counted as such), and then applies or drops housing's reply."""
+    03-08 working days: land's limit moves to Mon 03-09 10:00, before the failure (the load
+    does not re-arm an errored instance). The retry applies or drops housing's reply first
+    (it was submitted in time; no 500 from a task a limit ended first). Land's limit is then
+    met: at its instant by the sweep when nothing was applied; at the retry when the applied
+    reply moved the master on (README, known gaps)."""
     from tests.integration.test_limits_before_answers import complete as lc, find as lf
     from tests.integration.test_workflow_api import FILING_PROJECT, master_version, upload as deploy
     from engine.models import ProcessInstance
@@ -214,8 +217,9 @@ def test_a_limit_a_calendar_load_moves_before_a_failure_is_met_at_the_limit_by_t
     with platform.session_factory() as s:
         master = s.scalar(select(ProcessInstance.id).where(ProcessInstance.kind == "master"))
     r = client.post(f"/api/v1/instances/{master}/retry", headers=token("operator"), json=RETRY_BODY)
-    assert r.status_code == 200, r.get_json()
+    assert r.status_code == 200 and r.get_json()["status"] in ("running", "completed"), r.get_json()
+    sweep(platform)
     with platform.session_factory() as s:
         land = s.scalar(select(Clock).where(Clock.kind == "reply", Clock.department_code == "land"))
-        assert land.state == "stopped"
-        assert land.stopped_at == land.due_at == at(2026, 3, 9, 10), (land.due_at, land.stopped_at)
+        assert land.state == "stopped" and land.due_at == at(2026, 3, 9, 10)
+        assert land.stopped_at == (at(2026, 3, 10, 14) if RETRY_BODY == {} else land.due_at), land.stopped_at
