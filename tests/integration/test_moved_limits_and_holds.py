@@ -46,22 +46,33 @@ def _dispatched_land_project(client, token, clock):
     return code_
 
 
-def _land_reply_clock(platform):
-    with platform.session_factory() as s:
-        return s.scalar(select(Clock).where(Clock.kind == "reply", Clock.department_code == "land"))
-
-
-# --- 1. another matter's hold pushes this limit later: an automatic reply counted as late ------------
-
-def test_a_moved_reply_limit_is_met_at_its_instant_an_automatic_reply(client, token, clock, platform):
+def _only_land_still_to_reply(client, token, clock) -> str:
     code_ = _dispatched_land_project(client, token, clock)
     clock.set(at(2026, 3, 6, 10, 30))
     assert lc(client, token, "drc", "department_reply", code_, REPLY).status_code == 200
+    return code_
+
+
+def _the_weekend_worked_meets_lands_limit_at_its_moved_instant(client, token, clock, platform) -> None:
+    """Loaded Tue 03-10 12:00: land's reply limit moves to Mon 03-09 10:00, already past; the
+    automatic reply is given there, and e-supervision counts it as automatic."""
     clock.set(at(2026, 3, 10, 12))
     _load_year(client, token, WEEKEND_WORKED)
     land = _land_reply_clock(platform)
     assert land.stopped_at == land.due_at == at(2026, 3, 9, 10), (land.due_at, land.stopped_at)
     assert replies(client, token, "land") == (1, 0)
+
+
+def _land_reply_clock(platform):
+    with platform.session_factory() as s:
+        return s.scalar(select(Clock).where(Clock.kind == "reply", Clock.department_code == "land"))
+
+
+# --- a limit a calendar load moves into the past is met at its instant, whatever holds came since ---
+
+def test_a_moved_reply_limit_is_met_at_its_instant_an_automatic_reply(client, token, clock, platform):
+    _only_land_still_to_reply(client, token, clock)
+    _the_weekend_worked_meets_lands_limit_at_its_moved_instant(client, token, clock, platform)
 
 
 def test_a_hold_of_another_matter_does_not_push_a_moved_reply_limit(client, token, clock, platform):
@@ -69,31 +80,22 @@ def test_a_hold_of_another_matter_does_not_push_a_moved_reply_limit(client, toke
     holds no clock of the master (the reply clocks are held only by the project's own holds).
     The 2026 correction loaded at 12:00 moves land's reply limit to Mon 03-09 10:00: the
     automatic reply is given at 03-09 10:00, and e-supervision counts it as automatic."""
-    code_ = _dispatched_land_project(client, token, clock)
-    clock.set(at(2026, 3, 6, 10, 30))
-    assert lc(client, token, "drc", "department_reply", code_, REPLY).status_code == 200
+    code_ = _only_land_still_to_reply(client, token, clock)
     clock.set(at(2026, 3, 10, 11))
     r = client.post(f"/api/v1/projects/{code_}/matters/enterprise_filing/intermediaries", json=AGENCY, headers=token("drc"))
     assert r.status_code == 201, r.get_json()
-    clock.set(at(2026, 3, 10, 12))
-    _load_year(client, token, WEEKEND_WORKED)
-    land = _land_reply_clock(platform)
-    assert land.stopped_at == land.due_at == at(2026, 3, 9, 10), (land.due_at, land.stopped_at)
-    assert replies(client, token, "land") == (1, 0)
+    _the_weekend_worked_meets_lands_limit_at_its_moved_instant(client, token, clock, platform)
 
 
 def test_a_hold_of_another_matter_ended_meanwhile_does_not_push_it_either(client, token, clock, platform):
     """The same with a hold of drc's matter that began and ended before the load."""
-    code_ = _dispatched_land_project(client, token, clock)
-    clock.set(at(2026, 3, 6, 10, 30))
-    assert lc(client, token, "drc", "department_reply", code_, REPLY).status_code == 200
+    code_ = _only_land_still_to_reply(client, token, clock)
     clock.set(at(2026, 3, 6, 11))
     r = client.post(f"/api/v1/projects/{code_}/matters/enterprise_filing/intermediaries", json=AGENCY, headers=token("drc"))
     assert r.status_code == 201, r.get_json()
     row = r.get_json()
     base = f"/api/v1/projects/{code_}/matters/enterprise_filing/intermediaries/{row['id']}/events"
-    for i, (when, stage) in enumerate(((at(2026, 3, 9, 14), "accepted"), (at(2026, 3, 9, 15), "handling"),
-                                       (at(2026, 3, 10, 11), "completed"))):
+    for when, stage in ((at(2026, 3, 9, 14), "accepted"), (at(2026, 3, 9, 15), "handling"), (at(2026, 3, 10, 11), "completed")):
         clock.set(when)
         body = {"stage": stage, "version": row["version"], "note": ""}
         if stage == "completed":
@@ -101,13 +103,10 @@ def test_a_hold_of_another_matter_ended_meanwhile_does_not_push_it_either(client
         r = client.post(base, json=body, headers=token("drc"))
         assert r.status_code == 200, r.get_json()
         row = r.get_json()
-    clock.set(at(2026, 3, 10, 12))
-    _load_year(client, token, WEEKEND_WORKED)
-    land = _land_reply_clock(platform)
-    assert land.stopped_at == land.due_at == at(2026, 3, 9, 10), (land.due_at, land.stopped_at)
+    _the_weekend_worked_meets_lands_limit_at_its_moved_instant(client, token, clock, platform)
 
 
-# --- 4. an officer's on-time completion dropped because a fixed-date limit passed during the failure --
+# --- a retry applies an answer given in time, before the limits that passed while it stood errored ---
 
 def test_an_on_time_end_of_a_special_procedure_is_applied_by_the_retry(client, token, clock, platform):
     """land puts the matter in a special procedure of 5 working days (its end is a fixed
@@ -158,10 +157,7 @@ def test_a_suspension_after_a_moved_reply_limit_leaves_it_an_automatic_reply(cli
     r = client.post(f"/api/v1/projects/{code_}/changes", headers=token("applicant"),
                     json={"kind": "suspension", "reason": "资金未落实"})
     assert r.status_code == 201, r.get_json()
-    clock.set(at(2026, 3, 10, 12))
-    _load_year(client, token, WEEKEND_WORKED)
-    land = _land_reply_clock(platform)
-    assert replies(client, token, "land") == (1, 0)
+    _the_weekend_worked_meets_lands_limit_at_its_moved_instant(client, token, clock, platform)
 
 
 # --- reuse along the re-coding chain, both ways, and nothing outside it ---------------------------
