@@ -1145,8 +1145,8 @@ _BEFORE_ANY_LIMIT = datetime(2000, 1, 1, tzinfo=timezone.utc)
 def rearm_timers(instance: Instance, *, now: datetime, functions: Functions, fire: bool = True) -> None:
     """Re-evaluate every waiting timeDate timer's expression (e.g. ``clock_due(kind)``
     after a pause moved the clock) and fire those now due; ``fire=False``: fire none,
-    so that the caller fires each one due at its own instant (``next_timer_at`` says
-    the first; a calendar load may move a limit into the past).
+    and the caller decides when those already passed are met (``next_timer_at`` says the
+    first: a calendar load may move a limit into the past; a retry applies its act first).
 
     SpiffWorkflow evaluates a timer expression once, when the timer is entered, and keeps
     the value in the task's ``event_value``; dropping it makes the next refresh evaluate
