@@ -22,8 +22,10 @@ from engine.models import Clock, Hold, ProcessInstance, ProjectMatter
 
 
 def _open_reason(clock: Clock) -> str | None:
-    last = (clock.pauses or [])[-1:]
-    return str(last[0].get("reason")) if last and last[0].get("end") is None else None
+    """Why the clock stands still now: its latest pause still open (not always the last one
+    listed: a clock a late-dated step started may list a hold that ended after one still open)."""
+    open_ = [p for p in clock.pauses or [] if p.get("end") is None]
+    return str(open_[-1].get("reason")) if open_ else None
 
 
 def _rearm(session: Session, instance_ids: set[int], now: datetime) -> None:
@@ -194,4 +196,4 @@ def end_all(session: Session, project_id: int, *, matter_code: str | None = None
     if matter_code is not None:
         query = query.where(Hold.matter_code == matter_code)
     for hold in session.scalars(query):
-        hold.ended_at = now
+        hold.ended_at = max(now, hold.started_at)  # a step dated before the hold began (a limit met late)

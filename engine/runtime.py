@@ -1031,7 +1031,7 @@ def _end_commitments(session: Session, pm: ProjectMatter, project_code: str, *, 
     matter's stay open: the material is still owed (``materials.lapse``)."""
     for commitment in session.scalars(select(MaterialCommitment).where(
             MaterialCommitment.project_matter_id == pm.id, MaterialCommitment.state == "open").order_by(MaterialCommitment.id)):
-        commitment.state, commitment.closed_at = "ended", now
+        commitment.state, commitment.closed_at = "ended", max(now, commitment.committed_at)  # a step dated before it
         audit.record(session, at=now, actor=actor, action="material.commitment_ended", project_code=project_code,
                      target=f"commitment:{commitment.id}",
                      summary={"matter_code": pm.matter_code, "material": commitment.material, "matter_status": pm.status})

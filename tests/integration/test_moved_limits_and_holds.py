@@ -182,3 +182,20 @@ def test_the_recoding_chain_reaches_both_ways_and_no_further(client, token, code
     r = reuse(client, token, other2, in_c["id"], matter_code="land_pre_review", material="application_form")
     assert r.status_code == 404, r.get_json()
 
+
+
+def test_a_suspension_ended_by_a_late_dated_conclusion_ends_where_it_began(client, token, clock, platform):
+    """drc replies "no matter"; the unit suspends the project Tue 03-10 11:00. The corrected
+    schedule loaded at 12:00 meets land's automatic reply at Mon 03-09 10:00, which concludes
+    the master and ends the project's holds: none ends before it began."""
+    code_ = _dispatched_land_project(client, token, clock)
+    clock.set(at(2026, 3, 6, 10, 30))
+    assert lc(client, token, "drc", "department_reply", code_, NO_MATTER).status_code == 200
+    clock.set(at(2026, 3, 10, 11))
+    r = client.post(f"/api/v1/projects/{code_}/changes", headers=token("applicant"), json={"kind": "suspension", "reason": "资金未落实"})
+    assert r.status_code == 201, r.get_json()
+    clock.set(at(2026, 3, 10, 12))
+    _load_year(client, token, WEEKEND_WORKED)
+    holds_ = client.get(f"/api/v1/projects/{code_}", headers=token("supervisor")).get_json()["holds"]
+    assert holds_ and all(h["ended_at"] is None or datetime.fromisoformat(h["ended_at"]) >= datetime.fromisoformat(h["started_at"])
+                          for h in holds_), holds_

@@ -223,3 +223,75 @@ def test_a_retry_after_a_calendar_load_moved_a_limit_before_the_failure_answers_
         land = s.scalar(select(Clock).where(Clock.kind == "reply", Clock.department_code == "land"))
         assert land.state == "stopped" and land.due_at == at(2026, 3, 9, 10)
         assert land.stopped_at == (at(2026, 3, 10, 14) if RETRY_BODY == {} else land.due_at), land.stopped_at
+
+
+# --- a clock a late-dated step starts, and holds recorded after that step's instant -------------
+
+def _intermediary(client, token, code_):
+    r = client.post(f"/api/v1/projects/{code_}/matters/land_pre_review/intermediaries", headers=token("land"),
+                    json={"name": "攀枝花市测绘院", "qualification": "甲级", "service": "勘测定界", "deadline": "2027-01-31"})
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def _finish_intermediary(client, token, code_, row) -> None:
+    base = f"/api/v1/projects/{code_}/matters/land_pre_review/intermediaries/{row['id']}/events"
+    for stage in ("accepted", "handling", "completed"):
+        body = {"stage": stage, "version": row["version"], "note": "", **({"result": "勘测完成"} if stage == "completed" else {})}
+        r = client.post(base, json=body, headers=token("land"))
+        assert r.status_code == 200, r.get_json()
+        row = r.get_json()
+
+
+def _promised(client, token, code_) -> dict:
+    body = client.get(f"/api/v1/projects/{code_}", headers=token("supervisor")).get_json()
+    [promised] = [c for c in body["clocks"] if c["kind"] == "promised"]
+    return promised
+
+
+def test_an_intermediary_commissioned_after_a_moved_limit_holds_the_clock_its_step_starts(client, token, clock, platform):
+    """The deemed acceptance met at the moved limit (01-04 10:00) starts the promised clock; the
+    intermediary commissioned at 10:30 (中介服务时间不计入) holds it from then, until it completes."""
+    code_ = _pre_checked_before_the_new_year(client, token, clock)
+    clock.set(at(2027, 1, 4, 10, 30))
+    row = _intermediary(client, token, code_)
+    clock.set(at(2027, 1, 4, 12))
+    _load_year(client, token, SCHEDULE_2027)
+    promised = _promised(client, token, code_)
+    assert promised["state"] == "paused" and datetime.fromisoformat(promised["pauses"][-1]["start"]) == at(2027, 1, 4, 10, 30)
+    clock.set(at(2027, 1, 4, 14))
+    _finish_intermediary(client, token, code_, row)
+    assert _promised(client, token, code_)["state"] == "running"
+
+
+def test_a_suspension_begun_and_ended_after_a_moved_limit_is_left_out_of_the_clock_its_step_starts(client, token, clock, platform):
+    code_ = _pre_checked_before_the_new_year(client, token, clock)
+    clock.set(at(2027, 1, 4, 10, 30))
+    _change(client, token, code_, "suspension")
+    clock.set(at(2027, 1, 4, 11, 30))
+    _change(client, token, code_, "resumption")
+    clock.set(at(2027, 1, 4, 12))
+    _load_year(client, token, SCHEDULE_2027)
+    promised = _promised(client, token, code_)
+    assert promised["state"] == "running"
+    assert [(datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"])) for p in promised["pauses"]] == [
+        (at(2027, 1, 4, 10, 30), at(2027, 1, 4, 11, 30))]
+
+
+def test_a_clock_held_by_an_open_hold_and_a_closed_one_inside_it_counts_on_when_the_open_one_ends(client, token, clock, platform):
+    """The promised clock starts with the pauses [intermediary 10:30–open, suspension
+    11:00–11:30]: when the intermediary completes (14:00) no hold is open, and the clock counts."""
+    code_ = _pre_checked_before_the_new_year(client, token, clock)
+    clock.set(at(2027, 1, 4, 10, 30))
+    row = _intermediary(client, token, code_)
+    clock.set(at(2027, 1, 4, 11))
+    _change(client, token, code_, "suspension")
+    clock.set(at(2027, 1, 4, 11, 30))
+    _change(client, token, code_, "resumption")
+    clock.set(at(2027, 1, 4, 12))
+    _load_year(client, token, SCHEDULE_2027)
+    assert _promised(client, token, code_)["state"] == "paused"
+    clock.set(at(2027, 1, 4, 14))
+    _finish_intermediary(client, token, code_, row)
+    promised = _promised(client, token, code_)
+    assert promised["state"] == "running" and promised["due_at"] is not None, promised
