@@ -53,14 +53,18 @@ def _only_land_still_to_reply(client, token, clock) -> str:
     return code_
 
 
-def _the_weekend_worked_meets_lands_limit_at_its_moved_instant(client, token, clock, platform) -> None:
-    """Loaded Tue 03-10 12:00: land's reply limit moves to Mon 03-09 10:00, already past; the
-    automatic reply is given there, and e-supervision counts it as automatic."""
+#: land's reply limit moved to Mon 03-09 10:00 and met there as an automatic reply: (due,
+#: stopped, e-supervision's (automatic, late) replies of land).
+AUTOMATIC_AT_THE_MOVED_LIMIT = (at(2026, 3, 9, 10), at(2026, 3, 9, 10), (1, 0))
+
+
+def _load_the_weekend_worked(client, token, clock, platform) -> tuple:
+    """Loaded Tue 03-10 12:00, when land's reply limit moves to Mon 03-09 10:00, already past:
+    land's reply clock (due, stopped) and e-supervision's count of its replies."""
     clock.set(at(2026, 3, 10, 12))
     _load_year(client, token, WEEKEND_WORKED)
     land = _land_reply_clock(platform)
-    assert land.stopped_at == land.due_at == at(2026, 3, 9, 10), (land.due_at, land.stopped_at)
-    assert replies(client, token, "land") == (1, 0)
+    return land.due_at, land.stopped_at, replies(client, token, "land")
 
 
 def _land_reply_clock(platform):
@@ -72,7 +76,7 @@ def _land_reply_clock(platform):
 
 def test_a_moved_reply_limit_is_met_at_its_instant_an_automatic_reply(client, token, clock, platform):
     _only_land_still_to_reply(client, token, clock)
-    _the_weekend_worked_meets_lands_limit_at_its_moved_instant(client, token, clock, platform)
+    assert _load_the_weekend_worked(client, token, clock, platform) == AUTOMATIC_AT_THE_MOVED_LIMIT
 
 
 def test_a_hold_of_another_matter_does_not_push_a_moved_reply_limit(client, token, clock, platform):
@@ -84,7 +88,7 @@ def test_a_hold_of_another_matter_does_not_push_a_moved_reply_limit(client, toke
     clock.set(at(2026, 3, 10, 11))
     r = client.post(f"/api/v1/projects/{code_}/matters/enterprise_filing/intermediaries", json=AGENCY, headers=token("drc"))
     assert r.status_code == 201, r.get_json()
-    _the_weekend_worked_meets_lands_limit_at_its_moved_instant(client, token, clock, platform)
+    assert _load_the_weekend_worked(client, token, clock, platform) == AUTOMATIC_AT_THE_MOVED_LIMIT
 
 
 def test_a_hold_of_another_matter_ended_meanwhile_does_not_push_it_either(client, token, clock, platform):
@@ -103,7 +107,7 @@ def test_a_hold_of_another_matter_ended_meanwhile_does_not_push_it_either(client
         r = client.post(base, json=body, headers=token("drc"))
         assert r.status_code == 200, r.get_json()
         row = r.get_json()
-    _the_weekend_worked_meets_lands_limit_at_its_moved_instant(client, token, clock, platform)
+    assert _load_the_weekend_worked(client, token, clock, platform) == AUTOMATIC_AT_THE_MOVED_LIMIT
 
 
 # --- a retry applies an answer given in time, before the limits that passed while it stood errored ---
@@ -157,7 +161,7 @@ def test_a_suspension_after_a_moved_reply_limit_leaves_it_an_automatic_reply(cli
     r = client.post(f"/api/v1/projects/{code_}/changes", headers=token("applicant"),
                     json={"kind": "suspension", "reason": "资金未落实"})
     assert r.status_code == 201, r.get_json()
-    _the_weekend_worked_meets_lands_limit_at_its_moved_instant(client, token, clock, platform)
+    assert _load_the_weekend_worked(client, token, clock, platform) == AUTOMATIC_AT_THE_MOVED_LIMIT
 
 
 # --- reuse along the re-coding chain, both ways, and nothing outside it ---------------------------
