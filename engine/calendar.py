@@ -18,7 +18,7 @@ from datetime import date, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from engine import audit, platform_state
+from engine import audit, handling, platform_state
 from engine.errors import Invalid
 from engine.models import CalendarDay, CalendarYear
 from engine.workcal import DayFact, WorkCalendar, parse_year_file
@@ -54,6 +54,7 @@ def seed_from_library(session: Session, now: datetime) -> list[int]:
     library = WorkCalendar.from_chinese_calendar(range(2004, 2100))
     added = []
     for year in sorted(library.loaded_years - present):
+        handling.forget(session, year)
         facts = [f for d in _days(year) if (f := library.fact(d)) is not None]
         _store_year(session, year, facts, "chinese-calendar", now)
         added.append(year)
@@ -72,6 +73,7 @@ def load_year_text(session: Session, text: str, *, now: datetime, actor: str, so
     _store_year(session, year, facts, source, now)
     session.flush()
     _bump_revision(session, now)
+    handling.forget(session, year)
     audit.record(session, at=now, actor=actor, action="calendar.load_year", target=f"calendar:{year}",
                  summary={"year": year, "days": len(facts), "source": source})
     return year

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -322,10 +323,30 @@ class ProjectMatter(Base):
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     concluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: 办理用时: working days from acceptance to conclusion outside the promised clock's
+    #: pauses (``engine.handling``), stored when the matter ends so e-supervision reads it
+    #: instead of computing it for every matter of a province; NULL until then, and again
+    #: after a calendar load changed a day it spans (the sweep computes it again)
+    handling_days: Mapped[float | None] = mapped_column(Float)
+    #: the calendar revision it was computed on
+    handling_revision: Mapped[str | None] = mapped_column(String(32))
 
     matter: Mapped[Matter] = relationship(lazy="joined")
 
-    __table_args__ = (UniqueConstraint("project_id", "matter_code", name="uq_project_matter"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "matter_code", name="uq_project_matter"),
+        Index("ix_project_matters_received_at", "received_at"),
+        Index("ix_project_matters_accepted_at", "accepted_at"),
+        Index("ix_project_matters_concluded_at", "concluded_at"),
+        Index("ix_project_matters_department_concluded", "department_code", "concluded_at"),
+        #: the public approvals list, newest first (engine.portal.approvals)
+        Index("ix_project_matters_disclosed", text("coalesce(concluded_at, updated_at)"), "id",
+              postgresql_where=text("status = 'concluded'"), sqlite_where=text("status = 'concluded'")),
+        #: what the sweep still has to compute (engine.handling)
+        Index("ix_project_matters_handling_pending", "id",
+              postgresql_where=text("handling_days IS NULL AND accepted_at IS NOT NULL AND concluded_at IS NOT NULL"),
+              sqlite_where=text("handling_days IS NULL AND accepted_at IS NOT NULL AND concluded_at IS NOT NULL")),
+    )
 
 
 class ProcessInstance(Base):
@@ -488,6 +509,8 @@ class Clock(Base):
     __table_args__ = (
         Index("ix_clocks_next_check", "next_check_at"),
         Index("ix_clocks_instance_kind", "instance_id", "kind"),
+        Index("ix_clocks_project_matter_kind", "project_id", "matter_code", "kind", "id"),
+        Index("ix_clocks_department_due", "department_code", "due_at"),
         Index("ix_clocks_open_revision", "calendar_revision", postgresql_where=text("state <> 'stopped'"),
               sqlite_where=text("state <> 'stopped'")),
     )
@@ -510,6 +533,9 @@ class Alert(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     calendar_provisional: Mapped[bool] = mapped_column(Boolean, default=False)
 
+    #: the alerts list, newest first (read backwards)
+    __table_args__ = (Index("ix_alerts_at", "at", "id"),)
+
 
 class Notice(Base):
     """A numbered notice to the project unit: acceptance, refusal, correction, decision, conclusion."""
@@ -526,6 +552,10 @@ class Notice(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: the rendered PDF in the file store (content-addressed)
     sha256: Mapped[str | None] = mapped_column(ForeignKey("stored_files.sha256"))
+
+    #: a project's conclusion notice (e-supervision, the risk warnings, the exports)
+    __table_args__ = (Index("ix_notices_conclusion", "project_id", postgresql_where=text("kind = 'conclusion'"),
+                            sqlite_where=text("kind = 'conclusion'")),)
 
 
 class StoredFile(Base):
@@ -653,6 +683,8 @@ class ImplementationReport(Base):
     content: Mapped[str] = mapped_column(Text, default="")
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reported_by: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_implementation_reports_project_kind", "project_id", "kind", "reported_at"),)
 
 
 class SupervisionRecord(Base):

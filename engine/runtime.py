@@ -23,7 +23,7 @@ import jsonschema
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, object_session
 
-from engine import (audit, calendar, clocks, guides, holds, notices, organisation, procedures, projects, spiff_adapter,
+from engine import (audit, calendar, clocks, guides, handling, holds, notices, organisation, procedures, projects, spiff_adapter,
                     task_guards, text)
 from engine.access import Actor
 from engine.db import transaction_memo
@@ -416,6 +416,8 @@ def _on_completed(run: Run, instance: spiff_adapter.Instance) -> None:
             if result.get("decision") not in projects.GRANTED:
                 _end_commitments(session, pm, run.project.project_code, now=run.now, actor=run.actor)
         holds.end_all(session, row.project_id, matter_code=row.matter_code, now=run.now)
+        if pm is not None:
+            handling.record(session, pm, run.calendar)
         for department in result.get("copy_to") or []:
             _read_only_task(run, f"抄送：{result.get('document_title') or row.matter_code}", department, "officer",
                             {"matter_result": result})
@@ -1052,6 +1054,7 @@ def terminate_matter(session: Session, pm: ProjectMatter, *, reason: str, now: d
               **{k: "" for k in RESULT_KEYS}, "copy_to": [], "consultations": []}
     pm.status, pm.result, pm.updated_at, pm.concluded_at = "terminated", result, now, now
     holds.end_all(session, pm.project_id, matter_code=pm.matter_code, now=now)
+    handling.record(session, pm, calendar.current(session))
     if row.parent_id is not None:
         session.add(Delivery(target_instance_id=row.parent_id, target_task_id=row.parent_task_id, payload=result, created_at=now))
     project = session.get(Project, pm.project_id)

@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import Table, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from engine import calendar, clocks, materials, runtime, waits
+from engine import calendar, clocks, handling, materials, runtime, waits
 from engine.db import is_postgresql, retrying
 from engine.errors import Conflict
 from engine.health import record_sweep
@@ -69,6 +69,7 @@ def sweep(platform: Platform) -> SweepReport:
     _end_lapsed_commitments(platform, now, report)
     _deliver(platform, now, report)
     _change_lights(platform, now, report)
+    _refresh_handling(platform, now, report)
     retrying(platform.session_factory, lambda session: record_sweep(session, now), what="recording the sweep")
     return report
 
@@ -182,6 +183,19 @@ def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> No
             return
         if len(ids) < BATCH:
             return
+
+
+def _refresh_handling(platform: Platform, now: datetime, report: SweepReport) -> None:
+    """Store the handling time of matters a calendar load cleared (or concluded on the
+    calendar it replaced), a batch a sweep: e-supervision reads them stored. Writing the
+    same figure twice is harmless, so several sweepers need no claim."""
+    def refresh(session: Session) -> int:
+        return handling.refresh(session, calendar.current(session), now=now, limit=BATCH)
+
+    try:
+        report.count("handling_refreshed", retrying(platform.session_factory, refresh, what="storing handling times"))
+    except Exception:  # noqa: BLE001 - retried on the next sweep
+        log.exception("storing handling times failed; retried on the next sweep")
 
 
 def calendar_loaded(session: Session, now: datetime) -> int:
