@@ -186,6 +186,10 @@ class Project(Base):
     #: 重新赋码 (第十二条): the new code's project points back to the old one.
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    #: the project unit's ``Idempotency-Key`` for the declaration and the SHA-256 of what it
+    #: declared: a retry after a lost answer finds this project instead of declaring twice
+    declaration_key: Mapped[str | None] = mapped_column(String(64))
+    declaration_sha256: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     project_unit: Mapped[ProjectUnit] = relationship(lazy="joined")
@@ -198,6 +202,8 @@ class Project(Base):
     holds: Mapped[list["Hold"]] = relationship(order_by="Hold.id", viewonly=True)
 
     __mapper_args__ = {"version_id_col": version}
+    #: one key, one declaration of a project unit (two requests racing with one key: one 409s)
+    __table_args__ = (Index("uq_projects_declaration_key", "project_unit_id", "declaration_key", unique=True),)
 
 
 class ProjectChange(Base):

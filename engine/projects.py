@@ -6,6 +6,8 @@ refused before anything is stored (涉密项目不得通过在线平台办理).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -176,10 +178,30 @@ def _check_rules(session: Session, scope: PlatformScope, fields: dict[str, Any])
         raise Invalid("申报信息有误 (invalid declaration)", problems)
 
 
+def declaration_digest(fields: dict[str, Any]) -> str:
+    """What was declared, as a digest a retry's declaration must equal."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
+
+
+def declared_before(session: Session, actor: Actor, key: str, fields: dict[str, Any]) -> Project | None:
+    """The project this unit declared with this ``Idempotency-Key`` (a retry after a lost
+    answer gets it, not a second project under a new code); 409 when the key was used
+    for a different declaration."""
+    project = session.scalars(select(Project).where(Project.project_unit_id == actor.project_unit_id,
+                                                    Project.declaration_key == key)).one_or_none()
+    if project is not None and project.declaration_sha256 != declaration_digest(fields):
+        problem = "该幂等键已用于另一份申报 (Idempotency-Key already used for a different declaration)"
+        raise Conflict(problem, {"Idempotency-Key": [problem]})
+    return project
+
+
 def declare(
-    session: Session, *, actor: Actor, scope: PlatformScope, now: datetime, fields: dict[str, Any]
+    session: Session, *, actor: Actor, scope: PlatformScope, now: datetime, fields: dict[str, Any], key: str | None = None
 ) -> Project:
-    """项目申报: store the project and assign its code (one transaction)."""
+    """项目申报: store the project and assign its code (one transaction). ``key`` is the
+    unit's Idempotency-Key (``declared_before``); two requests racing with one key both
+    get here, and the unique index turns the later one away (409, and its retry finds
+    the project)."""
     require_role(actor, "applicant")
     if fields.get("classified"):
         raise Invalid(CLASSIFIED_MESSAGE, {"classified": [CLASSIFIED_MESSAGE]})
@@ -209,6 +231,8 @@ def declare(
         project_unit_id=actor.project_unit_id,
         status="declared",
         declared_at=now,
+        declaration_key=key,
+        declaration_sha256=declaration_digest(fields) if key else None,
         **{f: bool(fields.get(f, False)) for f in FACT_FIELDS},
     )
     session.add(project)

@@ -552,11 +552,21 @@ def matters_notice(session: Session, project: Project) -> list[Matter]:
     return [catalogue[c] for c in codes]
 
 
-def declare(session: Session, *, actor: Actor, scope, now: datetime, fields: dict[str, Any]) -> Project:
+def declare(session: Session, *, actor: Actor, scope, now: datetime, fields: dict[str, Any],
+            key: str | None = None) -> Project:
     """项目申报 as one use case: the project and its code, the matters notice, the master process."""
-    project = projects.declare(session, actor=actor, scope=scope, now=now, fields=fields)
+    project = projects.declare(session, actor=actor, scope=scope, now=now, fields=fields, key=key)
     start_project(session, project=project, now=now, actor=actor)
     return project
+
+
+def declare_once(session: Session, *, actor: Actor, scope, now: datetime, fields: dict[str, Any],
+                 key: str | None) -> tuple[Project, bool]:
+    """A declaration that may be a retry of one already made with the same Idempotency-Key:
+    (the project, whether it was declared before)."""
+    if key is not None and (project := projects.declared_before(session, actor, key, fields)) is not None:
+        return project, True
+    return declare(session, actor=actor, scope=scope, now=now, fields=fields, key=key), False
 
 
 def start_project(session: Session, *, project: Project, now: datetime, actor: Actor) -> ProcessInstance:

@@ -20,8 +20,9 @@ class StrictParser(FlaskParser):
 
     def _makeproxy(self, multidict, schema):
         proxy = super()._makeproxy(multidict, schema)
-        if hasattr(multidict, "getlist"):
-            repeated = {key: [REPEATED] for key in multidict
+        if hasattr(multidict, "getlist"):  # the names the schema reads (an unknown one is refused anyway)
+            names = {field.data_key or name for name, field in schema.fields.items()}
+            repeated = {key: [REPEATED] for key in names
                         if key not in proxy.multiple_keys and len(multidict.getlist(key)) > 1}
             if repeated:
                 raise ValidationError(repeated)

@@ -10,6 +10,7 @@ from api.schemas.common import PageQuery, StrictSchema, page_envelope, page_of
 from api.schemas.projects import (
     AuditEventSchema,
     ChangeRequestSchema,
+    DeclarationHeaders,
     DeclarationSchema,
     ProjectListQuery,
     ProjectSchema,
@@ -31,12 +32,15 @@ class Projects(MethodView):
         return page_of(rows, total, query["page"], query["page_size"])
 
     @requires("applicant")
+    @bp.arguments(DeclarationHeaders, location="headers")
     @bp.arguments(DeclarationSchema)
     @bp.response(201, ProjectSchema)
-    def post(self, body):
+    def post(self, headers, body):
         """Declare a project: it is stored with its 24-character project code."""
         p = platform()
-        return runtime.declare(session(), actor=current_actor(), scope=p.scope, now=p.clock.now(), fields=body)
+        project, replayed = runtime.declare_once(session(), actor=current_actor(), scope=p.scope, now=p.clock.now(),
+                                                 fields=body, key=headers.get("idempotency_key"))
+        return project, 201, {"Idempotent-Replayed": "true"} if replayed else {}
 
 
 @bp.route("/<string:code>")

@@ -33,6 +33,19 @@ class DeclarationSchema(StrictSchema):
     legacy_code = ma.fields.String(validate=validate.Length(min=1, max=64), allow_none=True, metadata={"description": "原编码 (optional)"})
 
 
+class DeclarationHeaders(ma.Schema):
+    """The request's own headers are many; only the idempotency key is read."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    idempotency_key = ma.fields.String(
+        data_key="Idempotency-Key", validate=[validate.Length(min=1, max=64), validate.Regexp(
+            r"^[\x21-\x7e]+$", error="须为1至64个可见ASCII字符 (1-64 visible ASCII characters)")],
+        metadata={"description": "幂等键: the same key again (a retry after a lost answer) returns the project "
+                                 "declared with it (header Idempotent-Replayed: true) instead of declaring twice"})
+
+
 class AdjustmentSchema(StrictSchema):
     name = Text(200)
     location = Text(200)
