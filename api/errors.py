@@ -9,11 +9,12 @@ import re
 
 from flask import Flask
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import BadHost, HTTPException, NotFound
 from werkzeug.http import HTTP_STATUS_CODES
 
-from engine.db import is_retryable
+from engine.db import is_busy
 from engine.errors import DomainError, TooManyAttempts
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,15 @@ def flatten(errors: dict) -> dict:
     return flat
 
 
+#: Seconds a caller turned away for a busy or unreachable database is asked to wait.
+RETRY_AFTER = 1
+
+
+def busy():
+    """503 for a database too busy to serve the request now; nothing of it was kept."""
+    return payload(503, "系统繁忙，请稍后重试 (the platform is busy, retry)"), 503, {"Retry-After": str(RETRY_AFTER)}
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(err: DomainError):
@@ -118,11 +128,19 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def _operational(err):
-        if is_retryable(err):  # still aborted after the request was done again (api.transaction)
-            log.warning("request aborted by the database on every attempt: %s", err.orig)
-            return payload(503, "系统繁忙，请稍后重试 (busy, retry)"), 503, {"Retry-After": "1"}
+        if is_busy(err):  # aborted on every attempt, or a lock/statement/busy timeout reached
+            log.warning("request turned away by a busy database: %s", err.orig)
+            return busy()
         log.exception("database error", exc_info=err)
-        return payload(503, "数据库暂不可用，请稍后重试 (database unavailable)"), 503
+        headers = {"Retry-After": str(RETRY_AFTER)}
+        return payload(503, "数据库暂不可用，请稍后重试 (database unavailable)"), 503, headers
+
+    @app.errorhandler(PoolTimeoutError)
+    def _pool_exhausted(err):
+        """Every pooled connection stayed in use for the pool's timeout (slow requests, a
+        database that stopped answering): not the caller's fault, not an internal error."""
+        log.warning("no database connection free in time: %s", err)
+        return busy()
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):

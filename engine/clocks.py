@@ -291,8 +291,12 @@ def show_lights(session: Session, lit: list) -> None:
         if new is not None and _worse(new, light):  # a later threshold never makes a task look better
             changes.setdefault(new, []).append(task_id)
     for light, task_ids in changes.items():
-        session.execute(update(Task).where(Task.id.in_(task_ids)).values(light=light, version=Task.version + 1)
-                        .execution_options(synchronize_session=False))
+        # The task's version stays: it guards what the officer answers (the task, its form,
+        # who holds it), which a light does not change; an answer given in time must not be
+        # refused because the sweep lit the task meanwhile. Task objects this session holds
+        # take the light as loaded (never written again by their flush).
+        session.execute(update(Task).where(Task.id.in_(task_ids)).values(light=light)
+                        .execution_options(synchronize_session="evaluate"))
     show_on_matters(session, lit)
 
 

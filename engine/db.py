@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
+from dataclasses import dataclass, fields
 from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event
@@ -31,18 +33,82 @@ class Base(DeclarativeBase):
 PING_IDLE_AFTER = 10.0
 
 
-def make_engine(url: str, *, ping_idle_after: float = PING_IDLE_AFTER) -> Engine:
+@dataclass(frozen=True)
+class DatabaseLimits:
+    """How long the platform waits on its database before it answers 503 instead.
+
+    Without bounds a request waits as long as whatever it waits behind: a row lock held
+    by a stuck transaction, a statement gone wrong, a pool emptied by slow requests. Each
+    bound is far above what any legitimate operation of the platform takes (a request's
+    statements take milliseconds; the longest write, a calendar load recomputing every
+    open clock, is many short statements), so reaching one means something is wrong and
+    the caller is better told "busy, retry" than held. Seconds; each has an environment
+    override (``TZXM_DB_<NAME>``) for an operator who knows better.
+    """
+
+    #: server side (PostgreSQL ``lock_timeout``): the longest wait for one lock (a row
+    #: another transaction holds). SQLite's busy timeout plays the part; its one write
+    #: lock is held by every writer in turn, so a waiter queues behind all of them and
+    #: is given longer.
+    lock_timeout: float = 15.0
+    sqlite_lock_timeout: float = 30.0
+    #: server side (``statement_timeout``): the longest one statement may run.
+    statement_timeout: float = 60.0
+    #: client side (libpq ``connect_timeout``): opening a connection.
+    connect_timeout: float = 5.0
+    #: client side: the wait for a pooled connection when all are in use.
+    pool_timeout: float = 10.0
+    pool_size: int = 10
+    max_overflow: int = 20
+
+    @classmethod
+    def from_environment(cls) -> "DatabaseLimits":
+        values = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"TZXM_DB_{f.name.upper()}")
+            if raw is None:
+                continue
+            try:
+                values[f.name] = int(raw) if f.type == "int" else float(raw)
+            except ValueError:
+                raise RuntimeError(f"TZXM_DB_{f.name.upper()} must be a number, not {raw!r}") from None
+            if values[f.name] < 0:
+                raise RuntimeError(f"TZXM_DB_{f.name.upper()} must not be negative")
+        return cls(**values)
+
+
+#: TCP keepalives on PostgreSQL connections (libpq): a server gone from the network (a
+#: partition, a host powered off) is noticed within about a minute by a connection
+#: waiting for an answer, and within ``tcp_user_timeout`` (ms) by one whose statement
+#: was never acknowledged; the request then fails (503) instead of waiting for ever. A
+#: server process that is alive but frozen still answers TCP: nothing client-side but
+#: a bounded wait (``engine.health.probe``) notices that.
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+               "tcp_user_timeout": 60000}
+
+
+def _milliseconds(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def make_engine(url: str, *, ping_idle_after: float = PING_IDLE_AFTER, limits: DatabaseLimits | None = None) -> Engine:
     """Create an engine with the settings each backend needs.
 
     SQLite gets foreign keys on, a busy timeout so concurrent writers wait instead
     of failing, and WAL so readers do not block the one writer. PostgreSQL's pooled
     connections are pinged before use when they have been idle ``ping_idle_after``
-    seconds (``_ping_when_idle``).
+    seconds (``_ping_when_idle``). Both wait on the database within ``limits``
+    (``DatabaseLimits``, from the environment unless given).
     """
+    limits = limits or DatabaseLimits.from_environment()
+    pool = {"pool_size": limits.pool_size, "max_overflow": limits.max_overflow, "pool_timeout": limits.pool_timeout}
     if url.startswith("sqlite"):
-        kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        busy = limits.sqlite_lock_timeout
+        kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": busy}}
         if url in ("sqlite://", "sqlite:///:memory:"):
             kwargs["poolclass"] = StaticPool
+        else:
+            kwargs.update(pool)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -53,7 +119,7 @@ def make_engine(url: str, *, ping_idle_after: float = PING_IDLE_AFTER) -> Engine
             # WAL with NORMAL stays consistent after a crash; SQLite is the demo and
             # development database (production runs PostgreSQL).
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={_milliseconds(busy)}")
             cur.close()
             # Let SQLAlchemy emit BEGIN itself so that BEGIN IMMEDIATE works.
             dbapi_conn.isolation_level = None
@@ -65,7 +131,10 @@ def make_engine(url: str, *, ping_idle_after: float = PING_IDLE_AFTER) -> Engine
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20)
+    options = " ".join(f"-c {name}={_milliseconds(seconds)}" for name, seconds in (
+        ("lock_timeout", limits.lock_timeout), ("statement_timeout", limits.statement_timeout)))
+    connect_args = {"options": options, "connect_timeout": round(limits.connect_timeout), **_KEEPALIVES}
+    engine = create_engine(url, connect_args=connect_args, **pool)
     _ping_when_idle(engine, ping_idle_after)
     return engine
 
@@ -140,6 +209,23 @@ def is_retryable(exc: DBAPIError) -> bool:
     """The database aborted the transaction to let another through: doing the same work
     again in a new transaction is safe and will see the other's result."""
     return getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
+
+
+#: The database gave up waiting for us (``DatabaseLimits``): lock_not_available (a lock
+#: held longer than ``lock_timeout``), query_canceled (``statement_timeout``, or an
+#: operator cancelling). Not done again at once: the wait was already long, and what
+#: held the lock may hold it still; the caller is told to retry later (503, the sweep
+#: on its next run).
+BUSY_SQLSTATES = frozenset({"55P03", "57014"})
+
+
+def is_busy(exc: DBAPIError) -> bool:
+    """The work was turned away because the database is busy, not because it is wrong:
+    the same request may succeed later (HTTP 503 with Retry-After). Also SQLite's busy
+    and locked errors (its busy timeout reached)."""
+    if is_retryable(exc) or getattr(exc.orig, "sqlstate", None) in BUSY_SQLSTATES:
+        return True
+    return str(getattr(exc.orig, "sqlite_errorname", "")).startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
 
 
 def retrying(factory: sessionmaker[Session], work: Callable[[Session], T], *, what: str) -> T:

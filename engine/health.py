@@ -1,6 +1,8 @@
 """What the operator's health check reports: database, migrations, last sweep."""
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -10,11 +12,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine import calendar
 from engine.clock import SHANGHAI, SystemClock, as_utc
-from engine.db import dialect_insert, make_engine, make_session_factory, unit_of_work
+from engine.db import dialect_insert, is_postgresql, make_engine, make_session_factory, unit_of_work
 from engine.models import PlatformState
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -70,9 +72,11 @@ class Health:
 
 def check(session: Session, now: datetime) -> Health:
     try:
+        if is_postgresql(session):  # a probe stalled behind a lock or an overloaded server gives up by itself
+            session.execute(text(f"SET LOCAL statement_timeout = {int(PROBE_STATEMENT_SECONDS * 1000)}"))
         session.execute(text("SELECT 1"))
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
-        return Health(False, None, False, None)
+        return UNREACHABLE
     current = MigrationContext.configure(session.connection()).get_current_revision()
     if current is None:
         return Health(True, None, False, None)
@@ -85,3 +89,51 @@ def check(session: Session, now: datetime) -> Health:
         datetime.fromisoformat(state.value) if state else None,
         any(y.year == next_year for y in calendar.years(session)),
     )
+
+
+UNREACHABLE = Health(False, None, False, None)
+#: The probe's statements are cancelled by the server after this long (PostgreSQL).
+PROBE_STATEMENT_SECONDS = 2.0
+#: The health check answers "database unreachable" when its probe has not returned by then.
+PROBE_WAIT_SECONDS = 3.0
+#: The probe still running per session factory (one per server process and database).
+_in_flight: "weakref.WeakKeyDictionary[sessionmaker, threading.Thread]" = weakref.WeakKeyDictionary()
+_in_flight_lock = threading.Lock()
+
+
+def probe(factory: sessionmaker[Session], now: datetime, *, wait: float = PROBE_WAIT_SECONDS) -> Health:
+    """``check`` in a session of its own, answering within ``wait`` seconds whatever the
+    database does: a health check that hangs with the database tells the operator
+    nothing, and a load balancer waiting on it keeps sending traffic to a stuck process.
+
+    Two bounds. A server that is alive but slow (the probe waits behind a lock, the
+    server is overloaded) cancels the probe's statements itself (``SET LOCAL
+    statement_timeout``) and the probe returns "unreachable". A server that does not
+    answer at all (its process frozen, a network partition) cannot cancel anything, and
+    a blocked socket read cannot be interrupted from Python: the probe runs in a worker
+    thread, and the check stops waiting for it after ``wait`` seconds. The trade-off:
+    the abandoned thread stays blocked, holding a pooled connection, until the database
+    answers or TCP gives up (keepalives, ``engine.db``). So that a monitor polling every
+    few seconds during an outage does not pile up such threads, at most one probe runs
+    per session factory: while one is still out, the check answers "unreachable" at
+    once without starting another.
+    """
+    result: list[Health] = []
+
+    def run() -> None:
+        try:
+            with factory() as session:
+                result.append(check(session, now))
+                session.rollback()
+        except Exception:  # noqa: BLE001 - no connection to be had (the pool exhausted, the server down)
+            result.append(UNREACHABLE)
+
+    with _in_flight_lock:
+        running = _in_flight.get(factory)
+        if running is not None and running.is_alive():
+            return UNREACHABLE  # the last probe is still waiting for the database
+        worker = threading.Thread(target=run, name="tzxm-health-probe", daemon=True)
+        _in_flight[factory] = worker
+        worker.start()
+    worker.join(wait)
+    return result[0] if result else UNREACHABLE

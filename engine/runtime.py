@@ -20,8 +20,9 @@ from functools import lru_cache
 from typing import Any
 
 import jsonschema
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, inspect, select, update
 from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import (audit, calendar, clocks, guides, handling, holds, notices, organisation, procedures, projects, spiff_adapter,
                     task_guards, text)
@@ -310,12 +311,14 @@ def _project_tasks(run: Run, instance: spiff_adapter.Instance) -> None:
         if task_id not in ready:
             task.status = "cancelled"
             task.completed_at = run.now
+    moved = []
     for task_id, ready_task in ready.items():
         running = [c for c in run.all_clocks() if c.scope_id == ready_task.scope_id and c.state != "stopped"]
         clock = min(running, key=lambda c: (c.due_at is None, c.due_at or run.now), default=None)
         if task_id in existing:  # a pause or a loaded calendar year may have moved its deadline
             task = existing[task_id]
-            task.due_at, task.light = (clock.due_at, clock.light) if clock else (task.due_at, task.light)
+            if clock is not None and (task.due_at, task.light) != (clock.due_at, clock.light):
+                moved.append((task, clock.due_at, clock.light))
             continue
         department, role = _lane_owner(ready_task.lane, ready_task.data)
         session.add(Task(
@@ -329,6 +332,32 @@ def _project_tasks(run: Run, instance: spiff_adapter.Instance) -> None:
             status="ready", created_at=run.now, due_at=clock.due_at if clock else None,
             light=clock.light if clock else "green",
         ))
+    _show_clocks_on_tasks(session, moved)
+
+
+def _show_clocks_on_tasks(session: Session, moved: list[tuple[Task, datetime | None, str]]) -> None:
+    """Each task shows its clock's due instant and light, its version unchanged.
+
+    The version guards what the officer answers (the task, its form, who holds it): a
+    claim, a delegation, a completion or a cancellation moves it on; a pause moving the
+    deadline or a threshold lighting the task does not change the answer, and an officer
+    who listed the task and answers in time must not be refused because of it. The
+    versioned ORM flush would move it on, so stored tasks are written with one UPDATE
+    of their own and their objects told the values as loaded (nothing left to flush); a
+    task still pending insertion (added by an earlier step of this transaction) takes
+    them as its first values."""
+    stored = [(task, due_at, light) for task, due_at, light in moved if inspect(task).persistent]
+    if stored:
+        table = Task.__table__
+        session.execute(update(table).where(table.c.id == bindparam("b_id")).values(
+            due_at=bindparam("b_due_at"), light=bindparam("b_light")),
+            [{"b_id": task.id, "b_due_at": due_at, "b_light": light} for task, due_at, light in stored])
+    for task, due_at, light in moved:
+        if inspect(task).persistent:
+            set_committed_value(task, "due_at", due_at)
+            set_committed_value(task, "light", light)
+        else:
+            task.due_at, task.light = due_at, light
 
 
 def _after_step(run: Run, instance: spiff_adapter.Instance) -> None:
@@ -523,8 +552,9 @@ def _mark_error(row: ProcessInstance, exc: spiff_adapter.ProcedureError, now: da
         cal = calendar.current(session)
         for clock in running:
             clocks.pause(clock, cal, now=now, reason=PLATFORM_FAILURE)
-        for task in session.scalars(select(Task).where(Task.instance_id == row.id, Task.status == "ready")):
-            task.due_at = None  # no limit runs meanwhile; the retry's projection shows the moved one
+        # no limit runs meanwhile (the retry's projection shows the moved one); the tasks keep their version
+        _show_clocks_on_tasks(session, [(task, None, task.light) for task in session.scalars(
+            select(Task).where(Task.instance_id == row.id, Task.status == "ready"))])
 
 
 def _count_on_after_failure(session: Session, row: ProcessInstance, now: datetime) -> None:

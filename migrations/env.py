@@ -1,11 +1,13 @@
 """Alembic environment: the only way the schema changes."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from alembic import context
 from sqlalchemy import pool
 
 from engine import models  # registers every table on Base.metadata
-from engine.db import Base, make_engine
+from engine.db import Base, DatabaseLimits, make_engine
 from engine.settings import default_database_url
 
 config = context.config
@@ -35,7 +37,10 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or default_database_url())
+    # An index built on a province's table may run for minutes: no statement limit here,
+    # the lock limit kept (a migration must not queue for ever behind a stuck transaction).
+    limits = replace(DatabaseLimits.from_environment(), statement_timeout=0)
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or default_database_url(), limits=limits)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

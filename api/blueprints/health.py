@@ -4,7 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask_smorest import Blueprint
 
-from api.transaction import platform, session
+from api.transaction import platform
 from engine import health
 
 bp = Blueprint("health", __name__, url_prefix="/health", description="平台运行状态 (health)")
@@ -25,10 +25,11 @@ class HealthSchema(ma.Schema):
 @bp.route("")
 @bp.doc(security=[])
 @bp.response(200, HealthSchema)
-@bp.alt_response(503, schema=HealthSchema, description="database unreachable or migrations behind")
+@bp.alt_response(503, schema=HealthSchema,
+                 description="database unreachable (or not answering within seconds) or migrations behind")
 def get_health():
-    p = platform()
-    h = health.check(session(), p.clock.now())
+    p = platform()  # the probe uses a session of its own, bounded in time (engine.health.probe)
+    h = health.probe(p.session_factory, p.clock.now())
     ok = h.database and h.migrations_at_head
     body = {
         "status": "ok" if ok else "degraded",
