@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install postgres-server bench clean
+.PHONY: run test install postgres-server bench bench-scale clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,9 @@ test: install postgres-server
 bench: install postgres-server
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.sweep
+
+bench-scale: install postgres-server
+	$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
