@@ -16,7 +16,7 @@ from decimal import Decimal
 from urllib.parse import quote
 
 from openpyxl import Workbook
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import codes
@@ -127,22 +127,27 @@ def summary_csv_rows(data: dict) -> tuple[tuple, list[dict]]:
 
 def project_rows(session: Session, actor: Actor, *, now: datetime, start: date | None = None, end: date | None = None,
                  region: str | None = None, department: str | None = None) -> list[dict]:
-    """Projects in scope with their codes, declared in the period (all periods when none is given)."""
+    """Projects in scope with their codes, declared in the period (all periods when none is given).
+
+    One statement: the region's name is joined and the conclusion instant (the latest
+    conclusion notice's) is a correlated subquery, so no list of project ids ever goes
+    back to the database."""
     scope = scope_for(session, actor, region=region, department=department)
-    query = select(Project).where(scope.project_condition())
+    concluded = (select(func.max(Notice.issued_at))
+                 .where(Notice.project_id == Project.id, Notice.kind == "conclusion").scalar_subquery())
+    query = (select(Project.project_code, Project.name, Project.regime, Project.region_code, Region.name,
+                    Project.industry_code, Project.investment, Project.status, Project.declared_at, concluded)
+             .outerjoin(Region, Region.code == Project.region_code)
+             .where(scope.project_condition()))
     if start or end:
         period = period_of(now, start, end)
         query = query.where(period.between(Project.declared_at))
     if scope.department is not None:
         query = query.where(Project.id.in_(select(ProjectMatter.project_id).where(
             ProjectMatter.department_code == scope.department)))
-    projects = session.scalars(query.order_by(Project.declared_at, Project.id)).all()
-    ids = [p.id for p in projects]
-    concluded = {n.project_id: n.issued_at for n in session.scalars(
-        select(Notice).where(Notice.project_id.in_(ids), Notice.kind == "conclusion").order_by(Notice.issued_at))} if ids else {}
-    regions = dict(session.execute(select(Region.code, Region.name)).all())
     return [{
-        "project_code": p.project_code, "name": p.name, "regime": p.regime, "region_code": p.region_code,
-        "region_name": regions.get(p.region_code, ""), "industry": industry(p.industry_code), "investment": p.investment,
-        "status": p.status, "declared_on": local_date(p.declared_at), "concluded_on": local_date(concluded.get(p.id)),
-    } for p in projects]
+        "project_code": code, "name": name, "regime": regime, "region_code": region_code,
+        "region_name": region_name or "", "industry": industry(industry_code), "investment": investment,
+        "status": status, "declared_on": local_date(declared_at), "concluded_on": local_date(concluded_at),
+    } for code, name, regime, region_code, region_name, industry_code, investment, status, declared_at, concluded_at
+        in session.execute(query.order_by(Project.declared_at, Project.id))]

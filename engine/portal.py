@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from engine import codes, organisation, projects
@@ -32,8 +32,10 @@ from engine.models import Department, Matter, Project, ProjectMatter, ProjectUni
 PUBLIC_RESULT_FIELDS = ("decision", "document_number", "document_title", "document_date")
 #: Matters whose decision is published: concluded with a decision (approved, filed,
 #: denied). A matter refused at acceptance (不予受理) has no document and is shown only
-#: on its project's progress view.
-DECIDED_STATUSES = ("concluded",)
+#: on its project's progress view. The status is SQL text, not a parameter: the
+#: disclosure index (``ix_project_matters_disclosed``) is partial on ``status =
+#: 'concluded'``, and a planner uses it only for a query holding that very constant.
+_DECIDED = ProjectMatter.status == literal_column("'concluded'")
 SUPERVISION_KINDS = ("inspection", "rectification")
 PENALTY_KINDS = ("penalty",)
 #: Particulars of a public supervision record that may be shown (a penalty's decision
@@ -202,42 +204,51 @@ def _date_conditions(column, flt: DisclosureFilter) -> list:
     return conditions
 
 
-def _approval_conditions(session: Session, flt: DisclosureFilter) -> tuple[list, Any]:
-    concluded = func.coalesce(ProjectMatter.concluded_at, ProjectMatter.updated_at)
-    conditions = [ProjectMatter.status.in_(DECIDED_STATUSES)]
+#: The disclosure order's key, written as the index's expression.
+_DISCLOSED_AT = func.coalesce(ProjectMatter.concluded_at, ProjectMatter.updated_at)
+
+
+def _approval_conditions(session: Session, flt: DisclosureFilter) -> list:
+    """Conditions on project_matters alone: a region filter is a subquery of its projects."""
+    conditions = [_DECIDED]
     if flt.region:
-        conditions.append(Project.region_code.in_(region_subtree(session, flt.region)))
+        conditions.append(ProjectMatter.project_id.in_(
+            select(Project.id).where(Project.region_code.in_(region_subtree(session, flt.region)))))
     if flt.department:
         conditions.append(ProjectMatter.department_code == flt.department)
     if flt.matter_code:
         conditions.append(ProjectMatter.matter_code == flt.matter_code)
-    conditions += _date_conditions(concluded, flt)
-    return conditions, concluded
+    return conditions + _date_conditions(_DISCLOSED_AT, flt)
 
 
-def approvals(session: Session, flt: DisclosureFilter, *, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+def approvals(session: Session, flt: DisclosureFilter, *, offset: int, limit: int,
+              count: bool = True) -> tuple[list[dict[str, Any]], int | None]:
     """审批结果公开: concluded matters with their decision and document, newest first.
 
     The date filter and the order use the conclusion instant (for rows concluded before
-    it was recorded, the last update, which is when the matter concluded)."""
+    it was recorded, the last update, which is when the matter concluded). The page is
+    chosen on project_matters alone (down the disclosure index, newest first) and only
+    its rows are joined to their project, region, matter and department names; the total
+    counts project_matters alone too. ``count=False`` (the Atom feed) skips the total."""
     _checked(session, flt)
-    conditions, concluded = _approval_conditions(session, flt)
-    base = (
-        select(ProjectMatter.id)
-        .join(Project, Project.id == ProjectMatter.project_id)
+    conditions = _approval_conditions(session, flt)
+    total = session.scalar(select(func.count()).select_from(ProjectMatter).where(*conditions)) if count else None
+    page = (
+        select(ProjectMatter.id, _DISCLOSED_AT.label("at"))
         .where(*conditions)
-    )
-    total = session.scalar(select(func.count()).select_from(base.subquery()))
+        .order_by(_DISCLOSED_AT.desc(), ProjectMatter.id.desc())
+        .offset(offset).limit(limit)
+    ).subquery()
     rows = session.execute(
         select(Project.project_code, Project.name, Region.code, Region.name, ProjectMatter.matter_code, Matter.name,
-               ProjectMatter.department_code, Department.name, ProjectMatter.status, ProjectMatter.result, concluded)
+               ProjectMatter.department_code, Department.name, ProjectMatter.status, ProjectMatter.result, page.c.at)
+        .select_from(page)
+        .join(ProjectMatter, ProjectMatter.id == page.c.id)
         .join(Project, Project.id == ProjectMatter.project_id)
         .join(Region, Region.code == Project.region_code)
         .join(Matter, Matter.matter_code == ProjectMatter.matter_code)
         .join(Department, Department.code == ProjectMatter.department_code)
-        .where(*conditions)
-        .order_by(concluded.desc(), ProjectMatter.id.desc())
-        .offset(offset).limit(limit)
+        .order_by(page.c.at.desc(), page.c.id.desc())
     ).all()
     items = []
     for code, name, rcode, rname, mcode, mname, dcode, dname, status, result, at in rows:
@@ -252,9 +263,11 @@ def approvals(session: Session, flt: DisclosureFilter, *, offset: int, limit: in
 
 def supervision_records(
     session: Session, flt: DisclosureFilter, *, kinds: tuple[str, ...], secret: str, offset: int, limit: int,
-) -> tuple[list[dict[str, Any]], int]:
+    count: bool = True,
+) -> tuple[list[dict[str, Any]], int | None]:
     """监管信息 / 处罚结果公开: public supervision records of the given kinds, newest first.
-    Records carry no matter, so ``matter_code`` is not a filter here."""
+    Records carry no matter, so ``matter_code`` is not a filter here. ``count=False``
+    (the Atom feeds) skips the total."""
     if flt.matter_code:
         raise Invalid.field("matter_code", "监管记录不按事项筛选 (records are not filtered by matter)")
     _checked(session, flt)
@@ -264,5 +277,5 @@ def supervision_records(
     if flt.department:
         conditions.append(SupervisionRecord.department_code == flt.department)
     conditions += _date_conditions(SupervisionRecord.recorded_at, flt)
-    total = session.scalar(select(func.count()).select_from(SupervisionRecord).where(*conditions))
+    total = session.scalar(select(func.count()).select_from(SupervisionRecord).where(*conditions)) if count else None
     return _records(session, conditions, secret=secret, offset=offset, limit=limit), total

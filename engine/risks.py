@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import calendar as monthcal
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from engine.access import Actor
+from engine.clock import SHANGHAI
 from engine.clocks import UNIT_KINDS
 from engine.models import BackfilledAct, Clock, Department, ImplementationReport, Notice, Project, ProjectMatter
 from engine.supervision import Period, Scope, local_date, period_of, rate, scope_for
@@ -31,6 +32,7 @@ from engine.supervision import Period, Scope, local_date, period_of, rate, scope
 DEFAULT_MONTHS = 6
 #: How many progress reports in a row with the same percentage make a stall.
 SAME_PERCENT_RUN = 3
+_DAY = timedelta(days=1)
 
 
 def add_months(day: date, months: int) -> date:
@@ -39,72 +41,102 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, monthcal.monthrange(year, month)[1]))
 
 
-def _projects(session: Session, scope: Scope, *conditions):
-    query = select(Project).where(scope.project_condition(), *conditions)
+def cutoff(today: date, months: int) -> datetime:
+    """The instant before which a day must fall for ``add_months(day, months) <= today``:
+    the start (Asia/Shanghai) of the day after the last such day, so SQL compares
+    instants. ``add_months`` never decreases as the day grows, so the days that qualify
+    run up to a last one: ``today - months`` clamped, or a later day of that month when
+    clamping lands several days on today (31 Aug + 6 months = 28 Feb = 29 Aug + 6)."""
+    last = add_months(today, -months)
+    while add_months(last + _DAY, months) <= today:
+        last += _DAY
+    after = last + _DAY
+    return datetime(after.year, after.month, after.day, tzinfo=SHANGHAI)
+
+
+def _project_scope(scope: Scope):
+    """Concluded projects in scope (with a matter of the scope's department when it has one)."""
+    conditions = [Project.status == "concluded", scope.project_condition()]
     if scope.department is not None:
-        query = query.where(Project.id.in_(select(ProjectMatter.project_id).where(
+        conditions.append(Project.id.in_(select(ProjectMatter.project_id).where(
             ProjectMatter.department_code == scope.department)))
-    return session.scalars(query.order_by(Project.id)).all()
+    return conditions
 
 
-def _reports(session: Session, project_ids: list[int]) -> dict[int, list[ImplementationReport]]:
-    found: dict[int, list[ImplementationReport]] = defaultdict(list)
-    if project_ids:
-        for report in session.scalars(select(ImplementationReport).where(ImplementationReport.project_id.in_(project_ids))
-                                      .order_by(ImplementationReport.reported_at, ImplementationReport.id)):
-            found[report.project_id].append(report)
-    return found
+def _has_report(kind: str):
+    """The project has a report of ``kind`` (an alias: the caller may itself read reports)."""
+    report = aliased(ImplementationReport)
+    return exists().where(report.project_id == Project.id, report.kind == kind)
 
 
 def no_start(session: Session, scope: Scope, *, today: date, months: int) -> list[dict]:
-    projects = _projects(session, scope, Project.status == "concluded")
-    notices = {n.project_id: n for n in session.scalars(select(Notice).where(
-        Notice.project_id.in_([p.id for p in projects]), Notice.kind == "conclusion").order_by(Notice.issued_at))}
-    reports = _reports(session, [p.id for p in projects])
-    rows = []
-    for project in projects:
-        notice = notices.get(project.id)
-        if notice is None or any(r.kind == "start" for r in reports[project.id]):
-            continue
-        concluded = local_date(notice.issued_at)
-        if add_months(concluded, months) <= today:
-            rows.append({"project_code": project.project_code, "name": project.name, "concluded_on": concluded,
-                         "months_since_conclusion": _months_between(concluded, today)})
-    return rows
+    """One anti-join: the project's latest conclusion notice issued before the cutoff, no start report."""
+    issued = func.max(Notice.issued_at)
+    rows = session.execute(
+        select(Project.project_code, Project.name, issued)
+        .join(Notice, and_(Notice.project_id == Project.id, Notice.kind == "conclusion"))
+        .where(*_project_scope(scope), ~_has_report("start"))
+        .group_by(Project.id, Project.project_code, Project.name)
+        .having(issued < cutoff(today, months))
+        .order_by(Project.id)).all()
+    result = []
+    for code, name, issued_at in rows:
+        concluded = local_date(issued_at)
+        result.append({"project_code": code, "name": name, "concluded_on": concluded,
+                       "months_since_conclusion": _months_between(concluded, today)})
+    return result
 
 
 def stalled(session: Session, scope: Scope, *, today: date, months: int) -> list[dict]:
-    projects = _projects(session, scope, Project.status == "concluded")
-    reports = _reports(session, [p.id for p in projects])
-    rows = []
-    for project in projects:
-        own = reports[project.id]
-        if not any(r.kind == "start" for r in own) or any(r.kind == "completion" for r in own):
-            continue
-        latest = own[-1]
-        progress = [r for r in own if r.kind == "progress"][-SAME_PERCENT_RUN:]
-        percents = {r.percent_complete for r in progress}
-        reasons = []
-        if add_months(local_date(latest.reported_at), months) <= today:
-            reasons.append("no_recent_report")
-        if len(progress) == SAME_PERCENT_RUN and len(percents) == 1 and None not in percents:
-            reasons.append("percent_unchanged")
-        if reasons:
-            rows.append({"project_code": project.project_code, "name": project.name, "reasons": reasons,
-                         "last_report_at": latest.reported_at, "last_report_kind": latest.kind,
-                         "percent_complete": float(progress[-1].percent_complete) if progress and progress[-1].percent_complete is not None else None})
-    return rows
+    """Started, not completed projects whose latest report is before the cutoff or whose last
+    three progress reports give one percentage. Only each project's latest report and latest
+    three progress reports are read (window functions), and SQL keeps only the stalled ones."""
+    newest = (ImplementationReport.reported_at.desc(), ImplementationReport.id.desc())
+    ranked = (
+        select(ImplementationReport.project_id, Project.project_code, Project.name, ImplementationReport.kind,
+               ImplementationReport.reported_at, ImplementationReport.percent_complete,
+               func.row_number().over(partition_by=ImplementationReport.project_id, order_by=newest).label("latest"),
+               func.row_number().over(partition_by=(ImplementationReport.project_id, ImplementationReport.kind),
+                                      order_by=newest).label("of_kind"))
+        .join(Project, Project.id == ImplementationReport.project_id)
+        .where(*_project_scope(scope), _has_report("start"), ~_has_report("completion"))
+    ).subquery()
+    is_latest = ranked.c.latest == 1
+    is_progress = and_(ranked.c.kind == "progress", ranked.c.of_kind <= SAME_PERCENT_RUN)
+    progress_percent = case((is_progress, ranked.c.percent_complete))
+    last_at = func.max(case((is_latest, ranked.c.reported_at)))
+    last_kind = func.max(case((is_latest, ranked.c.kind)))
+    last_percent = func.max(case((and_(ranked.c.kind == "progress", ranked.c.of_kind == 1), ranked.c.percent_complete)))
+    progress_count = func.sum(case((is_progress, 1), else_=0))
+    percent_count, low, high = func.count(progress_percent), func.min(progress_percent), func.max(progress_percent)
+    old_report = last_at < cutoff(today, months)
+    same_percent = and_(progress_count == SAME_PERCENT_RUN, percent_count == SAME_PERCENT_RUN, low == high)
+    rows = session.execute(
+        select(ranked.c.project_code, ranked.c.name, last_at, last_kind, last_percent, case((old_report, 1), else_=0),
+               case((same_percent, 1), else_=0))
+        .where(or_(is_latest, is_progress))
+        .group_by(ranked.c.project_id, ranked.c.project_code, ranked.c.name)
+        .having(or_(old_report, same_percent))
+        .order_by(ranked.c.project_id)).all()
+    result = []
+    for code, name, reported_at, kind, percent, old, same in rows:
+        reasons = [reason for reason, flagged in (("no_recent_report", old), ("percent_unchanged", same)) if flagged]
+        result.append({"project_code": code, "name": name, "reasons": reasons, "last_report_at": reported_at,
+                       "last_report_kind": kind, "percent_complete": float(percent) if percent is not None else None})
+    return result
 
 
 def _overdue_rates(session: Session, scope: Scope, period: Period, now: datetime) -> dict[str, tuple[int, int]]:
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for clock in session.scalars(select(Clock).join(Project, Project.id == Clock.project_id).where(
-            scope.project_condition(), scope.department_condition(Clock.department_code), period.between(Clock.due_at),
-            Clock.kind.not_in(UNIT_KINDS))):
-        overdue = clock.light == "red" or (clock.state != "stopped" and clock.due_at <= now)
-        counts[clock.department_code][0] += overdue
-        counts[clock.department_code][1] += 1
-    return {dept: (a, b) for dept, (a, b) in counts.items()}
+    """Per department: clocks due in the period that went red (or are past due and not
+    stopped), and all clocks due in the period; grouped in SQL."""
+    overdue = or_(Clock.light == "red", and_(Clock.state != "stopped", Clock.due_at <= now))
+    rows = session.execute(
+        select(Clock.department_code, func.sum(case((overdue, 1), else_=0)), func.count())
+        .join(Project, Project.id == Clock.project_id)
+        .where(scope.project_condition(), scope.department_condition(Clock.department_code), period.between(Clock.due_at),
+               Clock.kind.not_in(UNIT_KINDS))
+        .group_by(Clock.department_code)).all()
+    return {dept: (int(late), due) for dept, late, due in rows}
 
 
 def overdue_rate_rising(session: Session, scope: Scope, period: Period, now: datetime) -> list[dict]:
@@ -124,14 +156,21 @@ def overdue_rate_rising(session: Session, scope: Scope, period: Period, now: dat
 
 def backfilled(session: Session, scope: Scope, period: Period) -> list[dict]:
     acts: dict[str, list[dict]] = defaultdict(list)
-    for act in session.scalars(select(BackfilledAct).join(Project, Project.project_code == BackfilledAct.project_code).where(
-            scope.project_condition(), scope.department_condition(BackfilledAct.department_code),
-            period.between(BackfilledAct.entered_at)).order_by(BackfilledAct.entered_at, BackfilledAct.id)):
-        acts[act.department_code].append({"id": act.id, "project_code": act.project_code, "matter_code": act.matter_code,
-                                          "act": act.act, "effective_at": act.effective_at, "entered_at": act.entered_at,
-                                          "reason": act.reason, "actor": act.actor})
-    names = dict(session.execute(select(Department.code, Department.name).where(Department.code.in_(list(acts)))).all())
-    return [{"department": dept, "name": names.get(dept, dept), "count": len(items), "acts": items}
+    names: dict[str, str] = {}
+    for (act_id, project_code, matter_code, act, effective_at, entered_at, reason, actor, dept,
+         name) in session.execute(
+            select(BackfilledAct.id, BackfilledAct.project_code, BackfilledAct.matter_code, BackfilledAct.act,
+                   BackfilledAct.effective_at, BackfilledAct.entered_at, BackfilledAct.reason, BackfilledAct.actor,
+                   BackfilledAct.department_code, Department.name)
+            .join(Project, Project.project_code == BackfilledAct.project_code)
+            .outerjoin(Department, Department.code == BackfilledAct.department_code)
+            .where(scope.project_condition(), scope.department_condition(BackfilledAct.department_code),
+                   period.between(BackfilledAct.entered_at))
+            .order_by(BackfilledAct.entered_at, BackfilledAct.id)):
+        acts[dept].append({"id": act_id, "project_code": project_code, "matter_code": matter_code, "act": act,
+                           "effective_at": effective_at, "entered_at": entered_at, "reason": reason, "actor": actor})
+        names[dept] = name or dept
+    return [{"department": dept, "name": names[dept], "count": len(items), "acts": items}
             for dept, items in sorted(acts.items())]
 
 

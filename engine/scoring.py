@@ -152,28 +152,30 @@ def score_departments(session: Session, actor: Actor, rule: Rule, period: Period
         dept_query = dept_query.where(Department.region_code.in_(scope.regions))
     if scope.department is not None:
         dept_query = select(Department).where(Department.code == scope.department)
-    departments = {d.code: d for d in session.scalars(dept_query)}
-    lost: dict[str, list[dict]] = {code: [] for code in departments}
+    names = {d.code: d.name for d in session.scalars(dept_query)}
+    lost: dict[str, list[dict]] = {code: [] for code in names}
+    # a record of a department not listed above (another region's department handling a
+    # project in scope) adds that department: its name comes with the record, in this one
+    # statement, not from a lookup per department
     rows = session.execute(
-        select(Alert, Clock).join(Clock, Clock.id == Alert.clock_id).join(Project, Project.project_code == Alert.project_code)
+        select(Alert, Clock, Department.name).join(Clock, Clock.id == Alert.clock_id)
+        .join(Project, Project.project_code == Alert.project_code)
+        .outerjoin(Department, Department.code == Alert.department_code)
         .where(scope.project_condition(), scope.department_condition(Alert.department_code), period.between(Alert.at),
                Alert.clock_kind.not_in(UNIT_KINDS))  # the project unit's deadlines are not the department's
         .order_by(Alert.at, Alert.id)).all()
-    for alert, clock in rows:
+    for alert, clock, name in rows:
         kind = point_kind(alert, clock)
         points = rule.points.get(kind, 0.0)
-        if not points:
+        if not points or name is None:
             continue
         if alert.department_code not in lost:
-            extra = session.get(Department, alert.department_code)
-            if extra is None:
-                continue
-            departments[extra.code], lost[extra.code] = extra, []
+            names[alert.department_code], lost[alert.department_code] = name, []
         lost[alert.department_code].append({"kind": kind, "points": points, "record": _record(alert, clock)})
     result = []
-    for code in sorted(departments):
+    for code in sorted(names):
         total = round(sum(item["points"] for item in lost[code]), 2)
-        result.append({"department": code, "name": departments[code].name,
+        result.append({"department": code, "name": names[code],
                        "score": round(max(rule.minimum, rule.base - total), 2), "points_lost_total": total,
                        "points_lost": lost[code]})
     return result

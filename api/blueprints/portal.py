@@ -112,14 +112,14 @@ def _filter(query: dict) -> portal.DisclosureFilter:
     return portal.DisclosureFilter(**{k: v for k, v in query.items() if k not in ("page", "page_size")})
 
 
-def _approvals(query: dict, offset: int, limit: int):
-    return portal.approvals(session(), _filter(query), offset=offset, limit=limit)
+def _approvals(query: dict, offset: int, limit: int, count: bool = True):
+    return portal.approvals(session(), _filter(query), offset=offset, limit=limit, count=count)
 
 
 def _records(kinds: tuple[str, ...]):
-    def run(query: dict, offset: int, limit: int):
+    def run(query: dict, offset: int, limit: int, count: bool = True):
         return portal.supervision_records(session(), _filter(query), kinds=kinds, secret=platform().secret_key,
-                                          offset=offset, limit=limit)
+                                          offset=offset, limit=limit, count=count)
     return run
 
 
@@ -209,7 +209,7 @@ def _record_entry(item: dict, authority: str) -> dict:
 
 
 def _feed(name: str, title: str, lister, entry: Callable[[dict, str], dict], query: dict, json_endpoint: str) -> Response:
-    rows, _total = lister(query, 0, FEED_SIZE)
+    rows, _ = lister(query, 0, FEED_SIZE, count=False)  # a feed has no total: not counted
     authority = _tag_authority()
     entries = [entry(row, authority) for row in rows]
     updated: datetime = max((e["updated"] for e in entries), default=platform().clock.now())
