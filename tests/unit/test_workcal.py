@@ -440,3 +440,18 @@ def test_add_working_days_is_days_times_24_hours(start, days, relative):
     pauses = as_pauses(absolute_pauses(start, relative), SH)
     s = at(start, SH)
     assert CAL.add_working_days(s, days, pauses) == CAL.add_working_time(s, timedelta(days=days), pauses)
+
+
+@PROPERTY
+@given(start=starts, length=st.integers(0, 3 * 366 * 1440), at_midnight=st.booleans(), zone=st.sampled_from(ZONES))
+def test_a_span_without_pauses_counts_whole_days_from_running_totals_as_the_day_walk_does(start, length, at_midnight, zone):
+    """Spans of up to three years, across loaded and unloaded years: the unpaused path
+    (running totals of working days) answers what walking the days answers (taken here
+    through a pause after the span, which changes nothing but the path)."""
+    s = at(start, zone)
+    e = at(start + length, zone)
+    if at_midnight:  # a span ending exactly at a Shanghai midnight leaves that day out
+        e = datetime.combine(e.astimezone(SH).date(), datetime.min.time(), SH).astimezone(zone)
+        e = max(e, s)
+    walked = CAL.working_time_between(s, e, [(e + timedelta(days=1), e + timedelta(days=2))])
+    assert CAL.working_time_between(s, e) == walked
