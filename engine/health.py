@@ -96,8 +96,9 @@ UNREACHABLE = Health(False, None, False, None)
 PROBE_STATEMENT_SECONDS = 2.0
 #: The health check answers "database unreachable" when its probe has not returned by then.
 PROBE_WAIT_SECONDS = 3.0
-#: The probe still running per session factory (one per server process and database).
-_in_flight: "weakref.WeakKeyDictionary[sessionmaker, threading.Thread]" = weakref.WeakKeyDictionary()
+#: The probe still running per session factory (one per server process and database), with
+#: the list its answer goes into.
+_in_flight: "weakref.WeakKeyDictionary[sessionmaker, tuple[threading.Thread, list[Health]]]" = weakref.WeakKeyDictionary()
 _in_flight_lock = threading.Lock()
 
 
@@ -115,8 +116,9 @@ def probe(factory: sessionmaker[Session], now: datetime, *, wait: float = PROBE_
     the abandoned thread stays blocked, holding a pooled connection, until the database
     answers or TCP gives up (keepalives, ``engine.db``). So that a monitor polling every
     few seconds during an outage does not pile up such threads, at most one probe runs
-    per session factory: while one is still out, the check answers "unreachable" at
-    once without starting another.
+    per session factory: a check arriving while one is out waits for that one's answer
+    (within its own ``wait``) instead of starting another, so monitors asking at once
+    all hear the same answer.
     """
     result: list[Health] = []
 
@@ -130,10 +132,11 @@ def probe(factory: sessionmaker[Session], now: datetime, *, wait: float = PROBE_
 
     with _in_flight_lock:
         running = _in_flight.get(factory)
-        if running is not None and running.is_alive():
-            return UNREACHABLE  # the last probe is still waiting for the database
-        worker = threading.Thread(target=run, name="tzxm-health-probe", daemon=True)
-        _in_flight[factory] = worker
-        worker.start()
+        if running is not None and running[0].is_alive():
+            worker, result = running  # the probe out already answers this check too
+        else:
+            worker = threading.Thread(target=run, name="tzxm-health-probe", daemon=True)
+            _in_flight[factory] = (worker, result)
+            worker.start()
     worker.join(wait)
     return result[0] if result else UNREACHABLE

@@ -28,6 +28,13 @@ def value(session: Session, key: str) -> str | None:
     return _settings(session).get(key)
 
 
+def keep(session: Session, key: str) -> None:
+    """Hold the setting as it stands until this transaction ends (a share lock; SQLite's
+    one writer holds everything anyway): a transaction changing it waits, so what this
+    one computes from it and stores is not overtaken by the change. Read it afterwards."""
+    session.execute(select(PlatformState.key).where(PlatformState.key == key).with_for_update(read=True))
+
+
 def write(session: Session, key: str, text: str) -> None:
     """Set a setting in this transaction (seen by its later reads)."""
     state = session.get(PlatformState, key)

@@ -305,7 +305,8 @@ def _recode(session: Session, *, project: Project, now: datetime, changes: dict[
     """Issue a new code for a major change; the old project keeps its code, linked both ways."""
     year = now.astimezone(SHANGHAI).year
     fields = {c.key: getattr(project, c.key) for c in Project.__table__.columns}
-    for key in ("id", "project_code", "legacy_code", "supersedes_id", "superseded_by_id", "version", "declared_at", "status", "suspended"):
+    for key in ("id", "project_code", "legacy_code", "supersedes_id", "superseded_by_id", "version", "declared_at", "status",
+                "suspended", "declaration_key", "declaration_sha256"):  # the key named the declaration request, not the project
         fields.pop(key)
     fields.update({k: Decimal(v) if k == "investment" else v for k, v in changes.items()})
     code = _new_code(session, year, project.region_code, project.industry_code, project.regime)

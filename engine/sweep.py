@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import Table, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from engine import calendar, clocks, handling, materials, runtime, waits
+from engine import calendar, clocks, handling, materials, platform_state, runtime, waits
 from engine.db import is_postgresql, retrying
 from engine.errors import Conflict
 from engine.health import record_sweep
@@ -188,8 +188,11 @@ def _change_lights(platform: Platform, now: datetime, report: SweepReport) -> No
 def _refresh_handling(platform: Platform, now: datetime, report: SweepReport) -> None:
     """Store the handling time of matters a calendar load cleared (or concluded on the
     calendar it replaced), a batch a sweep: e-supervision reads them stored. Writing the
-    same figure twice is harmless, so several sweepers need no claim."""
+    same figure twice is harmless, so several sweepers need no claim. The calendar is
+    kept as read until commit: a load committing meanwhile would clear the figures before
+    these, computed on the calendar it replaces, are stored; it waits, then clears them."""
     def refresh(session: Session) -> int:
+        platform_state.keep(session, calendar.REVISION_KEY)
         return handling.refresh(session, calendar.current(session), now=now, limit=BATCH)
 
     try:

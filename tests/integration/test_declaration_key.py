@@ -77,3 +77,15 @@ def test_two_requests_racing_with_one_key_declare_once(app, token, platform):
     assert counts(platform) == (1, 1)
     retry = post(app.test_client(), token, "race-1")
     assert retry.status_code == 201 and retry.get_json()["project_code"] in {code for _, code in results}
+
+
+def test_a_project_declared_with_a_key_can_be_recoded(client, token, platform):
+    """重新赋码 (第十二条): the key named the declaration request; the new code's project does not carry it."""
+    code = post(client, token, "k-recode").get_json()["project_code"]
+    r = client.post(f"/api/v1/projects/{code}/changes", headers=token("applicant"),
+                    json={"kind": "major_change", "reason": "建设规模重大调整", "changes": {"investment": "50000"}})
+    assert r.status_code == 201, r.get_json()
+    with platform.session_factory() as s:
+        keys = dict(s.execute(select(Project.project_code, Project.declaration_key)).all())
+    assert keys[code] == "k-recode" and sorted(keys.values(), key=str) == [None, "k-recode"]
+    assert post(client, token, "k-recode").get_json()["project_code"] == code  # a late retry still finds the declaration

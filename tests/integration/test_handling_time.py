@@ -6,15 +6,25 @@ The land pre-review is accepted on Mon 2 Mar 2026 at 09:00 and concluded on Fri 
 09:00: 96 working hours, 4.0 working days, none of them paused."""
 from __future__ import annotations
 
+import threading
+
+import pytest
 from sqlalchemy import select, update
 
 from engine import calendar, handling
 from engine.db import unit_of_work
 from engine.models import Project, ProjectMatter
 from engine.sweep import sweep
+from tests.integration.helpers import waits_for_a_lock
 from tests.integration.test_workflow_api import ACCEPT, DECIDE, LAND_PROJECT, PRE_CHECK_PASS, approve, to_matters, work
 
 MATTER = "land_pre_review"
+HOLIDAY_4_MARCH = "year 2026\n2026-01-01 holiday 元旦\n2026-03-04 holiday 更正\n"
+
+
+def load(platform, clock, schedule: str) -> None:
+    with unit_of_work(platform.session_factory) as s:
+        calendar.load_year_text(s, schedule, now=clock.now(), actor="operator")
 
 
 def conclude_in_four_days(client, token, clock) -> str:
@@ -86,3 +96,34 @@ def test_a_figure_computed_on_the_calendar_a_load_replaced_is_stored_again(clien
         s.execute(update(ProjectMatter).where(ProjectMatter.matter_code == MATTER).values(handling_revision="x"))
     assert "handling_refreshed" not in sweep(platform).fired
     assert stored(platform, code)[:2] == (3.0, "x")
+
+
+def test_a_calendar_load_while_the_sweep_stores_figures_waits_and_clears_them(client, token, clock, platform, database_url,
+                                                                              monkeypatch):
+    """The sweep computes owed figures on the calendar it read; the operator's corrected
+    file is loaded meanwhile. The load waits for the sweep to store them, then clears them,
+    and the next sweep stores them on the corrected calendar (PostgreSQL: on SQLite the
+    sweep's transaction holds the one write lock and the load queues behind it anyway)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one writer at a time")
+    code = conclude_in_four_days(client, token, clock)
+    clock.advance(days=2)
+    load(platform, clock, HOLIDAY_4_MARCH)
+    assert stored(platform, code)[0] is None
+    real = handling.days_of
+    loader = threading.Thread(target=load, args=(platform, clock, "year 2026\n2026-01-01 holiday 元旦\n"))
+
+    def days_of_while_a_load_comes(session, cal, matters):
+        figures = real(session, cal, matters)  # 3.0, on the calendar with 4 March off
+        loader.start()
+        with platform.session_factory() as watcher:
+            assert waits_for_a_lock(watcher, "UPDATE platform_state%"), "the load never waited for the sweep"
+        return figures
+
+    monkeypatch.setattr(handling, "days_of", days_of_while_a_load_comes)
+    assert sweep(platform).fired.get("handling_refreshed") == 1
+    loader.join(timeout=30)
+    monkeypatch.setattr(handling, "days_of", real)
+    assert stored(platform, code)[0] is None  # the load cleared what the sweep stored on the replaced calendar
+    sweep(platform)
+    assert stored(platform, code)[0] == 4.0
