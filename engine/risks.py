@@ -30,6 +30,8 @@ from engine.models import BackfilledAct, Clock, Department, ImplementationReport
 from engine.supervision import Period, Scope, local_date, period_of, rate, scope_for
 
 DEFAULT_MONTHS = 6
+#: (page number, page size) of a warning's project list; None: all of it
+Page = tuple[int, int] | None
 #: How many progress reports in a row with the same percentage make a stall.
 SAME_PERCENT_RUN = 3
 _DAY = timedelta(days=1)
@@ -69,25 +71,36 @@ def _has_report(kind: str):
     return exists().where(report.project_id == Project.id, report.kind == kind)
 
 
-def no_start(session: Session, scope: Scope, *, today: date, months: int) -> list[dict]:
+def _page(session: Session, query, page: Page) -> tuple[list, int]:
+    """A page of the warning's rows (all for ``page`` None) and how many there are: a
+    province's warnings run to tens of thousands of projects."""
+    if page is None:
+        rows = session.execute(query).all()
+        return rows, len(rows)
+    number, size = page
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    return session.execute(query.offset((number - 1) * size).limit(size)).all(), total
+
+
+def no_start(session: Session, scope: Scope, *, today: date, months: int, page: Page = None) -> tuple[list[dict], int]:
     """One anti-join: the project's latest conclusion notice issued before the cutoff, no start report."""
     issued = func.max(Notice.issued_at)
-    rows = session.execute(
+    rows, total = _page(session, (
         select(Project.project_code, Project.name, issued)
         .join(Notice, and_(Notice.project_id == Project.id, Notice.kind == "conclusion"))
         .where(*_project_scope(scope), ~_has_report("start"))
         .group_by(Project.id, Project.project_code, Project.name)
         .having(issued < cutoff(today, months))
-        .order_by(Project.id)).all()
+        .order_by(Project.id)), page)
     result = []
     for code, name, issued_at in rows:
         concluded = local_date(issued_at)
         result.append({"project_code": code, "name": name, "concluded_on": concluded,
                        "months_since_conclusion": _months_between(concluded, today)})
-    return result
+    return result, total
 
 
-def stalled(session: Session, scope: Scope, *, today: date, months: int) -> list[dict]:
+def stalled(session: Session, scope: Scope, *, today: date, months: int, page: Page = None) -> tuple[list[dict], int]:
     """Started, not completed projects whose latest report is before the cutoff or whose last
     three progress reports give one percentage. Only each project's latest report and latest
     three progress reports are read (window functions), and SQL keeps only the stalled ones."""
@@ -111,19 +124,19 @@ def stalled(session: Session, scope: Scope, *, today: date, months: int) -> list
     percent_count, low, high = func.count(progress_percent), func.min(progress_percent), func.max(progress_percent)
     old_report = last_at < cutoff(today, months)
     same_percent = and_(progress_count == SAME_PERCENT_RUN, percent_count == SAME_PERCENT_RUN, low == high)
-    rows = session.execute(
+    rows, total = _page(session, (
         select(ranked.c.project_code, ranked.c.name, last_at, last_kind, last_percent, case((old_report, 1), else_=0),
                case((same_percent, 1), else_=0))
         .where(or_(is_latest, is_progress))
         .group_by(ranked.c.project_id, ranked.c.project_code, ranked.c.name)
         .having(or_(old_report, same_percent))
-        .order_by(ranked.c.project_id)).all()
+        .order_by(ranked.c.project_id)), page)
     result = []
     for code, name, reported_at, kind, percent, old, same in rows:
         reasons = [reason for reason, flagged in (("no_recent_report", old), ("percent_unchanged", same)) if flagged]
         result.append({"project_code": code, "name": name, "reasons": reasons, "last_report_at": reported_at,
                        "last_report_kind": kind, "percent_complete": float(percent) if percent is not None else None})
-    return result
+    return result, total
 
 
 def _overdue_rates(session: Session, scope: Scope, period: Period, now: datetime) -> dict[str, tuple[int, int]]:
@@ -180,14 +193,20 @@ def _months_between(earlier: date, later: date) -> int:
 
 
 def risks(session: Session, actor: Actor, *, now: datetime, start: date | None = None, end: date | None = None,
-          months: int = DEFAULT_MONTHS, region: str | None = None, department: str | None = None) -> dict:
+          months: int = DEFAULT_MONTHS, region: str | None = None, department: str | None = None, page: int = 1,
+          page_size: int | None = None) -> dict:
+    """The four warnings; the project lists (no start, stalled) a page each (``page_size``;
+    all when None) with their totals."""
     scope = scope_for(session, actor, region=region, department=department)
     period = period_of(now, start, end)
     today = local_date(now)
+    paged = None if page_size is None else (page, page_size)
+    no_start_rows, no_start_total = no_start(session, scope, today=today, months=months, page=paged)
+    stalled_rows, stalled_total = stalled(session, scope, today=today, months=months, page=paged)
     return {
         "period": {"from": period.start, "to": period.end}, "months": months,
-        "no_start": no_start(session, scope, today=today, months=months),
-        "stalled": stalled(session, scope, today=today, months=months),
+        "no_start": no_start_rows, "no_start_total": no_start_total,
+        "stalled": stalled_rows, "stalled_total": stalled_total,
         "overdue_rate_rising": overdue_rate_rising(session, scope, period, now),
         "backfilled": backfilled(session, scope, period),
     }

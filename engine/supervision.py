@@ -229,9 +229,11 @@ def _finish(row: dict) -> dict:
 
 
 def summary(session: Session, actor: Actor, *, now: datetime, start: date | None = None, end: date | None = None,
-            region: str | None = None, department: str | None = None) -> dict:
+            region: str | None = None, department: str | None = None, page: int = 1,
+            page_size: int | None = None) -> dict:
     """The period's figures per department and per matter (those with anything in the period)
-    and per project concluded in it.
+    and per project concluded in it: a page of them (``page_size``; all for an export),
+    with their number (``projects_total``: a province's year concludes tens of thousands).
 
     A fixed number of statements whatever the volume, each with the scope and the period
     in SQL (no list of ids): the period's matters counted per department and matter (each
@@ -328,8 +330,9 @@ def summary(session: Session, actor: Actor, *, now: datetime, start: date | None
          "department": catalogue[code][1] if code in catalogue else None, **_finish(by_matter[code])}
         for code in sorted(by_matter)
     ]
+    projects, total = concluded_projects(session, scope, period, cal, page=page, page_size=page_size)
     return {"period": {"from": period.start, "to": period.end}, "departments": departments, "matters": matter_rows,
-            "projects": concluded_projects(session, scope, period, cal)}
+            "projects": projects, "projects_total": total}
 
 
 def _corrected(session: Session, scope: Scope, period: Period) -> list[tuple[str, str]]:
@@ -351,21 +354,28 @@ def _corrected(session: Session, scope: Scope, period: Period) -> list[tuple[str
     return list(found.values())
 
 
-def concluded_projects(session: Session, scope: Scope, period: Period, cal: WorkCalendar) -> list[dict]:
-    """Projects whose conclusion notice was issued in the period, with the working days
-    from declaration to that notice (one statement: the department's scope is a subquery)."""
+def concluded_projects(session: Session, scope: Scope, period: Period, cal: WorkCalendar, *, page: int = 1,
+                       page_size: int | None = None) -> tuple[list[dict], int]:
+    """Projects whose conclusion notice was issued in the period, in that order, with the
+    working days from declaration to that notice: a page of them (all when ``page_size``
+    is None), and how many there are. The department's scope is a subquery."""
     query = select(Project.project_code, Project.name, Project.regime, Project.region_code, Project.declared_at,
                    Notice.issued_at, Notice.number).join(Notice, Notice.project_id == Project.id).where(
         scope.project_condition(), Notice.kind == "conclusion", period.between(Notice.issued_at))
     if scope.department is not None:
         query = query.where(Project.id.in_(select(ProjectMatter.project_id).where(
             ProjectMatter.department_code == scope.department)))
-    return [
+    ordered = query.order_by(Notice.issued_at, Project.id)
+    if page_size is not None:
+        ordered = ordered.offset((page - 1) * page_size).limit(page_size)
+    rows = [
         {"project_code": row.project_code, "name": row.name, "regime": row.regime, "region_code": row.region_code,
          "declared_at": row.declared_at, "concluded_at": row.issued_at, "notice_number": row.number,
          "working_days": round(working_days(cal, row.declared_at, row.issued_at), 2)}
-        for row in session.execute(query.order_by(Notice.issued_at, Project.id))
+        for row in session.execute(ordered)
     ]
+    total = len(rows) if page_size is None else session.scalar(select(func.count()).select_from(query.subquery()))
+    return rows, total
 
 
 # --- the forecast (监测预测) --------------------------------------------------------

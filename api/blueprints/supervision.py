@@ -21,6 +21,7 @@ from api.schemas.supervision import (
     RisksSchema,
     ScoresQuery,
     ScoresSchema,
+    SummaryQuery,
     SummarySchema,
 )
 from api.transaction import platform, session
@@ -48,7 +49,7 @@ def _stem(data, name: str) -> str:
 
 @bp.route("/summary")
 @requires(*READERS)
-@bp.arguments(PeriodQuery, location="query")
+@bp.arguments(SummaryQuery, location="query")
 @bp.response(200, SummarySchema)
 def summary(query):
     """Per department and per matter: received, accepted, concluded (on time), yellow and red

@@ -44,7 +44,9 @@ class ScoresQuery(PeriodQuery):
             raise ma.ValidationError("period 与 from/to 只能选一 (give period or from/to, not both)", "period")
 
 
-class RisksQuery(PeriodQuery):
+class RisksQuery(PeriodQuery, PageQuery):
+    """``page``/``page_size`` page the no-start and stalled project lists (each with its total)."""
+
     months = ma.fields.Integer(load_default=6, validate=validate.Range(min=1, max=120),
                                metadata={"description": "N: months without a start report or a progress report"})
 
@@ -113,11 +115,18 @@ class ConcludedProjectSchema(ma.Schema):
     working_days = ma.fields.Float(metadata={"description": f"declaration to conclusion notice, {_DAYS}"})
 
 
+class SummaryQuery(PeriodQuery, PageQuery):
+    """The period and scope; ``page``/``page_size`` page the concluded projects."""
+
+
 class SummarySchema(ma.Schema):
     period = ma.fields.Nested(PeriodSchema)
     departments = ma.fields.List(ma.fields.Nested(DepartmentFiguresSchema))
     matters = ma.fields.List(ma.fields.Nested(MatterFiguresSchema))
-    projects = ma.fields.List(ma.fields.Nested(ConcludedProjectSchema))
+    projects = ma.fields.List(ma.fields.Nested(ConcludedProjectSchema), metadata={
+        "description": "the page (page, page_size) of the projects concluded in the period, in conclusion order; "
+                       "every one is in summary.xlsx and projects.csv"})
+    projects_total = ma.fields.Integer(metadata={"description": "how many projects concluded in the period"})
 
 
 class RecordSchema(ma.Schema):
@@ -208,8 +217,10 @@ class BackfilledSchema(ma.Schema):
 class RisksSchema(ma.Schema):
     period = ma.fields.Nested(PeriodSchema)
     months = ma.fields.Integer()
-    no_start = ma.fields.List(ma.fields.Nested(NoStartSchema))
-    stalled = ma.fields.List(ma.fields.Nested(StalledSchema))
+    no_start = ma.fields.List(ma.fields.Nested(NoStartSchema), metadata={"description": "a page (page, page_size)"})
+    no_start_total = ma.fields.Integer()
+    stalled = ma.fields.List(ma.fields.Nested(StalledSchema), metadata={"description": "a page (page, page_size)"})
+    stalled_total = ma.fields.Integer()
     overdue_rate_rising = ma.fields.List(ma.fields.Nested(OverdueRisingSchema))
     backfilled = ma.fields.List(ma.fields.Nested(BackfilledSchema))
 

@@ -234,6 +234,12 @@ def test_city_supervisor_sees_both_districts_and_a_district_supervisor_only_its_
     assert [(p["project_code"], p["working_days"]) for p in city["projects"]] == [(P1, 8.0), (P3, 2.0)]
     assert get(client, token, "operator", "summary", **MARCH).get_json() == city
 
+    # a province concludes tens of thousands of projects in a year: the list comes a page at a time, with its total
+    pages = [get(client, token, "city_supervisor", "summary", page=n, page_size=1, **MARCH).get_json() for n in (1, 2, 3)]
+    assert [([p["project_code"] for p in page["projects"]], page["projects_total"]) for page in pages] == [
+        ([P1], 2), ([P3], 2), ([], 2)]
+    assert pages[0]["departments"] == city["departments"]  # the figures do not depend on the page
+
     east = get(client, token, "dq_supervisor", "summary", **MARCH).get_json()
     assert [(d["department"], d["received"], d["mean_handling_days"]) for d in east["departments"]] == [("drc", 1, 1.0)]
     assert [p["project_code"] for p in east["projects"]] == [P3]
@@ -321,6 +327,9 @@ def test_risk_warnings(client, token, world):
     later = get(client, token, "supervisor", "risks", months=2, **MARCH).get_json()
     # two months: P5's last report (5 Jan; 5 Mar <= 31 Mar) is too old as well
     assert [r["reasons"] for r in later["stalled"]] == [["no_recent_report", "percent_unchanged"]]
+    assert (body["no_start_total"], body["stalled_total"]) == (1, 1)
+    beyond = get(client, token, "supervisor", "risks", page=2, page_size=1, **MARCH).get_json()
+    assert (beyond["no_start"], beyond["stalled"], beyond["no_start_total"], beyond["stalled_total"]) == ([], [], 1, 1)
     east = get(client, token, "dq_supervisor", "risks", **MARCH).get_json()
     assert east["no_start"] == east["stalled"] == east["backfilled"] == []
 
