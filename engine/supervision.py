@@ -278,15 +278,20 @@ def summary(session: Session, actor: Actor, *, now: datetime, start: date | None
         for row in both(dept, matter):
             row["corrections"] += 1
 
-    ended = session.execute(
+    # the stored figures alone (a province's year is 100,000 numbers), then those not stored yet
+    ended = (*in_scope, concluded, pm.accepted_at.is_not(None))
+    for dept, matter, figure in session.execute(select(pm.department_code, pm.matter_code, pm.handling_days).join(
+            Project, Project.id == pm.project_id).where(*ended, pm.handling_days.is_not(None))):
+        for row in both(dept, matter):
+            row["_days"].append(figure)
+    owed = session.execute(
         select(pm.id, pm.project_id, pm.matter_code, pm.accepted_at, pm.concluded_at, pm.handling_days,
                pm.department_code).join(Project, Project.id == pm.project_id)
-        .where(*in_scope, concluded, pm.accepted_at.is_not(None))).all()
-    days = handling.days_of(session, cal, (handling.Concluded(*m[:6]) for m in ended if m.handling_days is None))
-    for m in ended:
-        figure = m.handling_days if m.handling_days is not None else days[m.id]
+        .where(*ended, pm.handling_days.is_(None))).all()
+    days = handling.days_of(session, cal, (handling.Concluded(*m[:6]) for m in owed))
+    for m in owed:
         for row in both(m.department_code, m.matter_code):
-            row["_days"].append(figure)
+            row["_days"].append(days[m.id])
 
     for dept, matter, light, count in session.execute(
             select(Alert.department_code, Alert.matter_code, Alert.light, func.count())
