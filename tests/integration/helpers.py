@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from io import BytesIO
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
-from engine.models import AuditEvent, CodeSerial, Project
+from engine.access import Actor
+from engine.models import AuditEvent, CodeSerial, Project, User
 
 
 def declaration(**overrides):
@@ -86,3 +88,24 @@ def waits_for_a_lock(watcher, statement_like: str, tries: int = 1000) -> bool:
             return True
         threading.Event().wait(0.01)
     return False
+
+
+def actor(platform, username: str) -> Actor:
+    with platform.session_factory() as s:
+        return Actor.of(s.scalars(select(User).where(User.username == username)).one())
+
+
+@contextmanager
+def statements(app):
+    """The statements sent while inside, each as (SQL, number of bound parameters)."""
+    sent: list[tuple[str, int]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, len(parameters or ())))
+
+    engine = app.extensions["tzxm_engine"]
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)

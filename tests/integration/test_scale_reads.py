@@ -11,18 +11,16 @@ The answers are checked too, against the figures the earlier (row-by-row) code g
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, select
 
 from engine import alerts, exports, portal, risks, scoring
-from engine.access import Actor
 from engine.db import unit_of_work
 from engine.models import BackfilledAct, Department, ImplementationReport, ProjectMatter, User
 from engine.supervision import month_period
+from tests.integration.helpers import actor, statements
 from tests.integration.test_implementation_api import concluded_project
 from tests.integration.test_supervision_api import (  # noqa: F401  (world is a fixture)
     NOW, P1, P2, P3, P4, P5, _alert, _clock, _notice, _project, at, world,
@@ -80,27 +78,6 @@ def grow(platform, start: int, count: int = GROWN) -> list[tuple[str, str]]:
                                            reported_by="applicant"))
             codes.append((silent.project_code, stalled.project_code))
     return codes
-
-
-def actor(platform, username: str) -> Actor:
-    with platform.session_factory() as s:
-        return Actor.of(s.scalars(select(User).where(User.username == username)).one())
-
-
-@contextmanager
-def statements(app):
-    """The statements sent while inside, each as (SQL, number of bound parameters)."""
-    sent: list[tuple[str, int]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        sent.append((statement, len(parameters or ())))
-
-    engine = app.extensions["tzxm_engine"]
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
 
 
 def run(app, platform, read):

@@ -23,16 +23,15 @@ Mar, is still running (overdue now).
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from engine import calendar, handling, supervision
-from engine.access import Actor
 from engine.db import unit_of_work
-from engine.models import Project, ProjectMatter, User
+from engine.models import Project, ProjectMatter
+from tests.integration.helpers import actor, statements
 from tests.integration.test_supervision_api import (  # noqa: F401  (world is a fixture)
     NOW, P1, P2, P3, _alert, _clock, _matter, _notice, _project, at, world,
 )
@@ -81,27 +80,6 @@ def grow(platform, count: int = ROUNDS) -> list[str]:
                    light="red", state="running")
     store_figures(platform)
     return codes
-
-
-def actor(platform, username: str) -> Actor:
-    with platform.session_factory() as s:
-        return Actor.of(s.scalars(select(User).where(User.username == username)).one())
-
-
-@contextmanager
-def statements(app):
-    """The statements sent while inside, each as (SQL, number of bound parameters)."""
-    sent: list[tuple[str, int]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        sent.append((statement, len(parameters or ())))
-
-    engine = app.extensions["tzxm_engine"]
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
 
 
 def run(app, platform, read):
