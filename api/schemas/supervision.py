@@ -125,8 +125,11 @@ class SummarySchema(ma.Schema):
     matters = ma.fields.List(ma.fields.Nested(MatterFiguresSchema))
     projects = ma.fields.List(ma.fields.Nested(ConcludedProjectSchema), metadata={
         "description": "the page (page, page_size) of the projects concluded in the period, in conclusion order; "
-                       "every one is in summary.xlsx and projects.csv"})
+                       "every one is in summary.xlsx"})
     projects_total = ma.fields.Integer(metadata={"description": "how many projects concluded in the period"})
+    handling_pending = ma.fields.Integer(metadata={
+        "description": "concluded matters left out of the handling-day figures: their handling time is being "
+                       "computed again after a calendar load (0 once the sweep has stored them)"})
 
 
 class RecordSchema(ma.Schema):

@@ -211,3 +211,31 @@ def test_the_forecast_history_reads_the_stored_figures_and_computes_the_few_not_
     assert land_history(platform) == ("promised_limit", None, 0)
     store_figures(platform)
     assert land_history(platform) == ("department_history", 2.5, 1)
+
+
+def test_after_a_calendar_load_the_summary_computes_a_bounded_number_of_figures_and_counts_the_rest(
+        app, platform, world, monkeypatch):  # noqa: F811
+    """A load of the current year (a correction) clears every stored figure spanning it; until
+    the sweep has stored them again the summary computes only the latest PENDING_IN_SUMMARY
+    (made 2 here, their clocks read 2 pairs a statement) and says how many it left out."""
+    store_figures(platform)
+    monkeypatch.setattr(supervision, "PENDING_IN_SUMMARY", 2)
+    monkeypatch.setattr(handling, "PAIRS_PER_READ", 2)
+    reader = actor(platform, "city_supervisor")
+
+    def after_a_load():
+        with unit_of_work(platform.session_factory) as s:
+            calendar.load_year_text(s, "year 2026\n2026-01-01 holiday 元旦\n", now=NOW, actor="operator")
+        with platform.session_factory() as s:
+            supervision.summary(s, reader, now=NOW, **MARCH)  # warm the calendar cache
+        with platform.session_factory() as s, statements(app) as sent:
+            body = supervision.summary(s, reader, now=NOW, **MARCH)
+        return len(sent), body["handling_pending"]
+
+    small, pending = after_a_load()
+    grow(platform, 10)
+    large, more_pending = after_a_load()
+    assert large == small and more_pending > pending
+    store_figures(platform)  # the sweep catches up: nothing is left out
+    with platform.session_factory() as s:
+        assert supervision.summary(s, reader, now=NOW, **MARCH)["handling_pending"] == 0
