@@ -122,16 +122,21 @@ def forget(session: Session, year: int) -> None:
 
 def refresh(session: Session, cal: WorkCalendar, *, now: datetime, limit: int) -> int:
     """Compute and store up to ``limit`` figures the sweep owes: those cleared or never
-    computed, and those of matters concluded lately on another calendar revision."""
+    computed, and those of matters concluded lately on another calendar revision. The
+    rows are claimed (PostgreSQL: FOR NO KEY UPDATE SKIP LOCKED), so several sweepers
+    share a year's backlog instead of computing the same batch."""
     columns = (ProjectMatter.id, ProjectMatter.project_id, ProjectMatter.matter_code, ProjectMatter.accepted_at,
                ProjectMatter.concluded_at)
-    owed = session.execute(select(*columns).where(
-        ProjectMatter.handling_days.is_(None), ProjectMatter.accepted_at.is_not(None),
-        ProjectMatter.concluded_at.is_not(None)).order_by(ProjectMatter.id).limit(limit)).all()
+
+    def claim(query, n: int):
+        return session.execute(query.order_by(ProjectMatter.id).limit(n)
+                               .with_for_update(skip_locked=True, key_share=True, of=ProjectMatter)).all()
+
+    owed = claim(select(*columns).where(ProjectMatter.handling_days.is_(None), ProjectMatter.accepted_at.is_not(None),
+                                        ProjectMatter.concluded_at.is_not(None)), limit)
     if len(owed) < limit:
-        owed += session.execute(select(*columns).where(
-            ProjectMatter.concluded_at >= now - RECENT, ProjectMatter.accepted_at.is_not(None),
-            ProjectMatter.handling_revision != cal.revision).order_by(ProjectMatter.id).limit(limit - len(owed))).all()
+        owed += claim(select(*columns).where(ProjectMatter.concluded_at >= now - RECENT, ProjectMatter.accepted_at.is_not(None),
+                                             ProjectMatter.handling_revision != cal.revision), limit - len(owed))
     if not owed:
         return 0
     figures = days_of(session, cal, (Concluded(*row) for row in owed))

@@ -28,6 +28,9 @@ from engine.platform import Platform
 
 log = logging.getLogger(__name__)
 BATCH = 200
+#: handling times stored a sweep: each is a little arithmetic and its clocks (read 400
+#: matters a statement), and a calendar load can clear a province's year of them
+HANDLING_BATCH = 1000
 #: due instances whose timers fire in one transaction
 TIMER_CHUNK = 20
 
@@ -193,7 +196,7 @@ def _refresh_handling(platform: Platform, now: datetime, report: SweepReport) ->
     these, computed on the calendar it replaces, are stored; it waits, then clears them."""
     def refresh(session: Session) -> int:
         platform_state.keep(session, calendar.REVISION_KEY)
-        return handling.refresh(session, calendar.current(session), now=now, limit=BATCH)
+        return handling.refresh(session, calendar.current(session), now=now, limit=HANDLING_BATCH)
 
     try:
         report.count("handling_refreshed", retrying(platform.session_factory, refresh, what="storing handling times"))

@@ -127,3 +127,24 @@ def test_a_calendar_load_while_the_sweep_stores_figures_waits_and_clears_them(cl
     assert stored(platform, code)[0] is None  # the load cleared what the sweep stored on the replaced calendar
     sweep(platform)
     assert stored(platform, code)[0] == 4.0
+
+
+def test_sweepers_share_the_owed_figures(client, token, clock, platform, database_url):
+    """Several server processes sweep at once: each claims the figures it stores (PostgreSQL:
+    SKIP LOCKED), so a load's backlog is shared, not computed by each of them."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs one sweeper")
+    start, codes = clock.now(), []
+    for _ in range(2):
+        clock.set(start)  # each decision's document date lies between its declaration and today
+        codes.append(conclude_in_four_days(client, token, clock))
+    with unit_of_work(platform.session_factory) as s:
+        s.execute(update(ProjectMatter).where(ProjectMatter.matter_code == MATTER).values(handling_days=None,
+                                                                                           handling_revision=None))
+    with platform.session_factory() as first, platform.session_factory() as second:
+        assert handling.refresh(first, calendar.current(first), now=clock.now(), limit=1) == 1
+        assert handling.refresh(second, calendar.current(second), now=clock.now(), limit=10) == 1  # the other one
+        assert handling.refresh(second, calendar.current(second), now=clock.now(), limit=10) == 0
+        first.commit()
+        second.commit()
+    assert [stored(platform, code)[0] for code in codes] == [4.0, 4.0]
