@@ -6,7 +6,7 @@ and red records) and conclusion notices. Nothing is stored here, so a figure can
 be recomputed and checked by hand; the one figure kept for it is each concluded matter's
 handling time, stored when the matter ends (``engine.handling``, computed the same way).
 
-Every read is a fixed number of statements whatever the volume (a province: hundreds of
+Every read is a bounded number of statements whatever the volume (a province: hundreds of
 thousands of matters): the scope and the period are conditions and subqueries in SQL,
 never lists of ids sent back (one bound parameter each: PostgreSQL refuses more than
 65,535), and rows are read as the columns a figure needs, counted in SQL where a count
