@@ -21,8 +21,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from engine.clock import SHANGHAI
@@ -108,6 +109,24 @@ def days_of(session: Session, cal: WorkCalendar, matters: Iterable[Concluded]) -
         for m in missing:
             figures[m.id] = compute(cal, m.accepted_at, m.concluded_at, clocks_[(m.project_id, m.matter_code)])
     return figures
+
+
+#: What ``owed_at_read`` needs of the matters a read selects, first in its query.
+READ_COLUMNS = (ProjectMatter.id, ProjectMatter.project_id, ProjectMatter.matter_code, ProjectMatter.accepted_at,
+                ProjectMatter.concluded_at, ProjectMatter.department_code)
+
+
+def owed_at_read(session: Session, cal: WorkCalendar, query, limit: int) -> tuple[list[tuple[Any, float]], int]:
+    """For a read that meets figures a calendar load cleared: of the concluded matters
+    ``query`` selects (``READ_COLUMNS`` first), the latest ``limit`` whose figure is not
+    stored yet, each with its figure computed now, and how many more there are (left out
+    of the read: the sweep stores them). A read stays bounded while the sweep catches up."""
+    pm = ProjectMatter
+    owed = query.where(pm.handling_days.is_(None), pm.accepted_at.is_not(None), pm.concluded_at.is_not(None))
+    rows = session.execute(owed.order_by(pm.concluded_at.desc(), pm.id.desc()).limit(limit)).all()
+    left_out = 0 if len(rows) < limit else session.scalar(select(func.count()).select_from(owed.subquery())) - limit
+    figures = days_of(session, cal, (Concluded(*row[:5]) for row in rows))
+    return [(row, figures[row.id]) for row in rows], left_out
 
 
 def forget(session: Session, year: int) -> None:

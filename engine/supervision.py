@@ -242,7 +242,7 @@ def summary(session: Session, actor: Actor, *, now: datetime, start: date | None
     and per project concluded in it: a page of them (``page_size``; all for an export),
     with their number (``projects_total``: a province's year concludes tens of thousands).
 
-    A fixed number of statements whatever the volume, each with the scope and the period
+    A bounded number of statements whatever the volume, each with the scope and the period
     in SQL (no list of ids): the period's matters counted per department and matter (each
     concluded one against the due instant of the clock counting it), the concluded ones'
     handling time as stored (``engine.handling``), the corrections, alerts, overdue
@@ -291,16 +291,11 @@ def summary(session: Session, actor: Actor, *, now: datetime, start: date | None
             Project, Project.id == pm.project_id).where(*ended, pm.handling_days.is_not(None))):
         for row in both(dept, matter):
             row["_days"].append(figure)
-    owed_query = (select(pm.id, pm.project_id, pm.matter_code, pm.accepted_at, pm.concluded_at, pm.handling_days,
-                         pm.department_code).join(Project, Project.id == pm.project_id)
-                  .where(*ended, pm.handling_days.is_(None)))
-    owed = session.execute(owed_query.order_by(pm.concluded_at.desc(), pm.id.desc()).limit(PENDING_IN_SUMMARY)).all()
-    left_out = 0 if len(owed) < PENDING_IN_SUMMARY else \
-        session.scalar(select(func.count()).select_from(owed_query.subquery())) - len(owed)
-    days = handling.days_of(session, cal, (handling.Concluded(*m[:6]) for m in owed))
-    for m in owed:
+    owed, left_out = handling.owed_at_read(session, cal, select(*handling.READ_COLUMNS).join(
+        Project, Project.id == pm.project_id).where(*ended), PENDING_IN_SUMMARY)
+    for m, figure in owed:
         for row in both(m.department_code, m.matter_code):
-            row["_days"].append(days[m.id])
+            row["_days"].append(figure)
 
     for dept, matter, light, count in session.execute(
             select(Alert.department_code, Alert.matter_code, Alert.light, func.count())
@@ -414,14 +409,10 @@ def department_history(session: Session, cal: WorkCalendar, *, now: datetime, de
     totals = {dept: [total, count] for dept, total, count in session.execute(
         select(pm.department_code, func.sum(pm.handling_days), func.count(pm.handling_days))
         .where(*ended, pm.handling_days.is_not(None)).group_by(pm.department_code))}
-    pending = session.execute(
-        select(pm.id, pm.project_id, pm.matter_code, pm.accepted_at, pm.concluded_at, pm.department_code)
-        .where(*ended, pm.handling_days.is_(None), pm.accepted_at.is_not(None))
-        .order_by(pm.concluded_at.desc(), pm.id.desc()).limit(PENDING_IN_HISTORY)).all()
-    computed = handling.days_of(session, cal, (handling.Concluded(*row[:5]) for row in pending))
-    for row in pending:
+    pending, _ = handling.owed_at_read(session, cal, select(*handling.READ_COLUMNS).where(*ended), PENDING_IN_HISTORY)
+    for row, figure in pending:
         total = totals.setdefault(row.department_code, [0.0, 0])
-        total[0] += computed[row.id]
+        total[0] += figure
         total[1] += 1
     return {dept: {"mean_days": round(total / count, 2), "samples": count} for dept, (total, count) in totals.items()}
 
