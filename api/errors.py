@@ -8,13 +8,13 @@ import logging
 import re
 
 from flask import Flask
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import BadHost, HTTPException, NotFound
 from werkzeug.http import HTTP_STATUS_CODES
 
-from engine.db import is_busy
+from engine.db import is_busy, is_session_ended
 from engine.errors import DomainError, TooManyAttempts
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,11 @@ def busy():
     return payload(503, "系统繁忙，请稍后重试 (the platform is busy, retry)"), 503, {"Retry-After": str(RETRY_AFTER)}
 
 
+def unavailable():
+    """503 for a database that could not serve the request (gone, or it ended the session)."""
+    return payload(503, "数据库暂不可用，请稍后重试 (database unavailable)"), 503, {"Retry-After": str(RETRY_AFTER)}
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(err: DomainError):
@@ -132,8 +137,17 @@ def init_app(app: Flask) -> None:
             log.warning("request turned away by a busy database: %s", err.orig)
             return busy()
         log.exception("database error", exc_info=err)
-        headers = {"Retry-After": str(RETRY_AFTER)}
-        return payload(503, "数据库暂不可用，请稍后重试 (database unavailable)"), 503, headers
+        return unavailable()
+
+    @app.errorhandler(InternalError)
+    def _session_ended(err):
+        """The server ended the session the request's transaction ran in (it waited past the
+        idle limit): nothing was kept, as for a lost connection; any other internal error of
+        the database is ours."""
+        if not is_session_ended(err):
+            return _unexpected(err)
+        log.warning("the database ended the request's session: %s", err.orig)
+        return unavailable()
 
     @app.errorhandler(PoolTimeoutError)
     def _pool_exhausted(err):

@@ -60,6 +60,9 @@ def _problems(value: Any, path: str, depth: int, found: dict[str, list[str]]) ->
 
 
 def _refuse_unusable_input():
+    """Also reads the whole body (form fields and files, JSON, anything else) before any
+    view signs in and opens the request's transaction: a slow client's upload is then
+    never read while a transaction waits (``DatabaseLimits.idle_in_transaction_timeout``)."""
     try:
         request.url  # a Host the router took but IDNA cannot decode ("xn--") breaks every link to this request
     except UnicodeError:
@@ -79,6 +82,8 @@ def _refuse_unusable_input():
             problem = "JSON中的数字过长 (a number in the JSON is too long)"
             return payload(400, problem, {"body": [problem]}), 400
         _problems(body, "", 0, found)
+    elif not request.form and not request.files:
+        request.get_data(cache=True)  # a body of another type: read now all the same (bounded by MAX_CONTENT_LENGTH)
     if found:
         return payload(422, "请求数据有误 (invalid request)", found), 422
     return None

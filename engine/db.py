@@ -54,6 +54,13 @@ class DatabaseLimits:
     sqlite_lock_timeout: float = 30.0
     #: server side (``statement_timeout``): the longest one statement may run.
     statement_timeout: float = 60.0
+    #: server side (``idle_in_transaction_session_timeout``): the longest a transaction may
+    #: sit waiting for its client's next statement. Its locks are held meanwhile, so a
+    #: server process that hangs or is stopped mid-transaction would hold every writer
+    #: behind it for as long; the server ends such a session (and its transaction) instead.
+    #: A request's body is read before its transaction begins (``api.hygiene``), so a slow
+    #: upload does not count against it.
+    idle_in_transaction_timeout: float = 60.0
     #: client side (libpq ``connect_timeout``): opening a connection.
     connect_timeout: float = 5.0
     #: client side: the wait for a pooled connection when all are in use.
@@ -132,7 +139,8 @@ def make_engine(url: str, *, ping_idle_after: float = PING_IDLE_AFTER, limits: D
 
         return engine
     options = " ".join(f"-c {name}={_milliseconds(seconds)}" for name, seconds in (
-        ("lock_timeout", limits.lock_timeout), ("statement_timeout", limits.statement_timeout)))
+        ("lock_timeout", limits.lock_timeout), ("statement_timeout", limits.statement_timeout),
+        ("idle_in_transaction_session_timeout", limits.idle_in_transaction_timeout)))
     connect_args = {"options": options, "connect_timeout": round(limits.connect_timeout), **_KEEPALIVES}
     engine = create_engine(url, connect_args=connect_args, **pool)
     _ping_when_idle(engine, ping_idle_after)
@@ -226,6 +234,16 @@ def is_busy(exc: DBAPIError) -> bool:
     if is_retryable(exc) or getattr(exc.orig, "sqlstate", None) in BUSY_SQLSTATES:
         return True
     return str(getattr(exc.orig, "sqlite_errorname", "")).startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+
+
+#: The server ended the session under the transaction (``idle_in_transaction_timeout``
+#: reached: the process stalled mid-transaction). Nothing of the transaction was kept; the
+#: connection is gone, and the pool replaces it.
+SESSION_ENDED_SQLSTATES = frozenset({"25P03"})
+
+
+def is_session_ended(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in SESSION_ENDED_SQLSTATES
 
 
 def retrying(factory: sessionmaker[Session], work: Callable[[Session], T], *, what: str) -> T:

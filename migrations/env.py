@@ -37,9 +37,10 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    # An index built on a province's table may run for minutes: no statement limit here,
-    # the lock limit kept (a migration must not queue for ever behind a stuck transaction).
-    limits = replace(DatabaseLimits.from_environment(), statement_timeout=0)
+    # An index built on a province's table may run for minutes, and a data migration may
+    # compute long between two statements: no statement or idle limit here, the lock limit
+    # kept (a migration must not queue for ever behind a stuck transaction).
+    limits = replace(DatabaseLimits.from_environment(), statement_timeout=0, idle_in_transaction_timeout=0)
     engine = make_engine(config.get_main_option("sqlalchemy.url") or default_database_url(), limits=limits)
     with engine.connect() as conn:
         _run(conn)

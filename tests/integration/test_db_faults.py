@@ -9,6 +9,7 @@ where the fault exists on both.
 """
 from __future__ import annotations
 
+import io
 import socket
 import threading
 import time
@@ -16,12 +17,14 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import DBAPIError
+from werkzeug.test import EnvironBuilder
 
-from engine.db import DatabaseLimits, make_engine
-from engine.models import ProcessInstance, Task
+from engine.db import DatabaseLimits, is_session_ended, make_engine
+from engine.models import ProcessInstance, Task, User
 from engine.sweep import sweep
 from tests.conftest import SECRET
-from tests.integration.helpers import declaration, snapshot
+from tests.integration.helpers import TINY_PDF, declaration, snapshot
 from tests.integration.test_workflow_api import LAND_PROJECT, to_matters
 
 #: Small limits so a test waits a second, not a quarter of a minute.
@@ -262,14 +265,15 @@ def test_health_answers_within_seconds_while_the_database_server_is_frozen(datab
 
 
 def test_postgresql_connections_carry_the_default_limits(pg_server, monkeypatch):
-    for name in ("LOCK_TIMEOUT", "STATEMENT_TIMEOUT", "CONNECT_TIMEOUT"):
+    for name in ("LOCK_TIMEOUT", "STATEMENT_TIMEOUT", "CONNECT_TIMEOUT", "IDLE_IN_TRANSACTION_TIMEOUT"):
         monkeypatch.delenv(f"TZXM_DB_{name}", raising=False)
     engine = make_engine(pg_server.url())
     try:
         with engine.connect() as conn:
-            shown = {name: conn.exec_driver_sql(f"SHOW {name}").scalar_one() for name in ("lock_timeout", "statement_timeout")}
+            shown = {name: conn.exec_driver_sql(f"SHOW {name}").scalar_one()
+                 for name in ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")}
             client_side = conn.connection.dbapi_connection.info.get_parameters()
-        assert shown == {"lock_timeout": "15s", "statement_timeout": "1min"}
+        assert shown == {"lock_timeout": "15s", "statement_timeout": "1min", "idle_in_transaction_session_timeout": "1min"}
         assert {k: client_side.get(k) for k in ("connect_timeout", "keepalives", "keepalives_idle", "tcp_user_timeout")} == {
             "connect_timeout": "5", "keepalives": "1", "keepalives_idle": "30", "tcp_user_timeout": "60000"}
         assert engine.pool.timeout() == DatabaseLimits().pool_timeout
@@ -300,3 +304,94 @@ def test_monitors_asking_at_once_all_hear_the_healthy_database(app):
     for t in threads:
         t.join(timeout=30)
     assert results == [(200, True)] * len(results)
+
+
+def test_a_transaction_left_waiting_is_ended_by_the_server_and_its_locks_freed(pg_server):
+    """A server process that hangs (or is stopped) mid-transaction holds its locks, and every
+    writer queues behind them: PostgreSQL ends the session after the idle limit instead."""
+    engine = make_engine(pg_server.url(), limits=DatabaseLimits(idle_in_transaction_timeout=0.5))
+    try:
+        with engine.connect() as stuck:
+            stuck.execute(text("CREATE TABLE IF NOT EXISTS idle_probe (id int PRIMARY KEY)"))
+            stuck.execute(text("INSERT INTO idle_probe VALUES (1) ON CONFLICT DO NOTHING"))
+            stuck.commit()
+            stuck.execute(text("SELECT id FROM idle_probe WHERE id = 1 FOR UPDATE")).all()
+            time.sleep(1.5)  # the server's own limit at work: no clock of ours to inject
+            probe = create_engine(pg_server.url(), isolation_level="AUTOCOMMIT")
+            with probe.connect() as writer:  # the row is free again: NOWAIT would fail at once if it were held
+                assert writer.execute(text("SELECT id FROM idle_probe WHERE id = 1 FOR UPDATE NOWAIT")).scalar_one() == 1
+            probe.dispose()
+            with pytest.raises(DBAPIError) as ended:  # the stuck side learns its transaction is gone
+                stuck.execute(text("SELECT 1")).all()
+            assert is_session_ended(ended.value)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("db_limits", [{"TZXM_DB_IDLE_IN_TRANSACTION_TIMEOUT": "0.5"}])
+def test_a_request_whose_session_the_server_ended_answers_503_and_keeps_nothing(app, token, platform, database_url):
+    """A request stalled mid-transaction past the idle limit (a hung dependency, a paused
+    process): the server ends its session; the request answers 503 like a lost connection,
+    not 500, and nothing it did is kept."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("idle_in_transaction_session_timeout is PostgreSQL's")
+    from api.transaction import session
+
+    def stalled():
+        session().execute(text("UPDATE users SET display_name = '改过' WHERE username = 'drc'"))
+        time.sleep(1.5)  # stalled past the server's idle limit (its own time, not ours to inject)
+        session().execute(text("SELECT 1"))
+        return {"done": True}
+
+    app.add_url_rule("/test/stalled", view_func=stalled, methods=["POST"])
+    r = app.test_client().post("/test/stalled")
+    assert r.status_code == 503, r.get_json()
+    assert r.headers["Retry-After"] == "1"
+    assert r.get_json()["message"] == "数据库暂不可用，请稍后重试 (database unavailable)"
+    with platform.session_factory() as s:
+        assert s.scalar(select(User.display_name).where(User.username == "drc")) != "改过"
+    assert app.test_client().get("/api/v1/projects", headers=token("drc")).status_code == 200  # the pool has healed
+
+
+class _SlowBody(io.BytesIO):
+    """A client sending its upload slowly, a packet at a time: it stalls half-way for
+    longer than the idle limit."""
+
+    def __init__(self, data: bytes, stall: float) -> None:
+        super().__init__(data)
+        self.half, self.stall = len(data) // 2, stall
+
+    def _packet(self, size: int) -> int:
+        if self.stall and self.tell() >= self.half:
+            time.sleep(self.stall)
+            self.stall = 0
+        return min(size if size >= 0 else 4096, 4096)
+
+    def read(self, size: int = -1) -> bytes:
+        return super().read(self._packet(size))
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer)
+        return super().readinto(view[:self._packet(len(view))])
+
+
+@pytest.mark.parametrize("db_limits", [{"TZXM_DB_IDLE_IN_TRANSACTION_TIMEOUT": "0.5"}])
+def test_a_slow_upload_is_read_before_its_transaction_begins(client, token, database_url):
+    """The request's body is read before it signs in (the first statement): a client that
+    takes longer than the idle limit to send its file still has it stored."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("idle_in_transaction_session_timeout is PostgreSQL's")
+    code = client.post("/api/v1/projects", json=declaration(**LAND_PROJECT), headers=token("applicant")).get_json()["project_code"]
+    fields = {"matter_code": "land_pre_review", "material": "application_form",
+              "file": (io.BytesIO(TINY_PDF + b"%" + b"0" * 20000 + b"\n"), "申请表.pdf")}
+    body, content_type = _multipart(fields)
+    r = client.post(f"/api/v1/projects/{code}/materials", headers=token("applicant"), content_type=content_type,
+                    input_stream=_SlowBody(body, stall=1.5), content_length=len(body))
+    assert r.status_code == 201, r.get_json()
+    assert r.get_json()["filename"] == "申请表.pdf"
+
+
+def _multipart(fields: dict) -> tuple[bytes, str]:
+    """The bytes a browser sends for a multipart form (werkzeug's own encoder)."""
+    environ = EnvironBuilder(method="POST", data=fields).get_environ()
+    return environ["wsgi.input"].read(), environ["CONTENT_TYPE"]
