@@ -138,6 +138,15 @@ def accepted_type(data: bytes, field: str = "file") -> str:
     return media_type
 
 
+def _sync_directory(path: Path) -> None:
+    """Make a name created or renamed in ``path`` durable (POSIX: the directory's own fsync)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @dataclass(frozen=True)
 class FileStore:
     root: Path
@@ -151,18 +160,25 @@ class FileStore:
 
         The file is written before the row, atomically by rename, so a row never points
         at a half-written file; a rolled-back request leaves at most an unreferenced
-        file, never a dangling row.
+        file, never a dangling row. It is on disk (its bytes, then its name) before the
+        row can commit: the database keeps a committed row through a power cut, and the
+        material it names must survive with it.
         """
         digest = hashlib.sha256(data).hexdigest()
         target = self.path(digest)
         try:
             os.utime(target)  # kept: touched, so ``prune`` leaves it to the row this request writes
         except FileNotFoundError:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _sync_directory(self.root)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, target)
+            _sync_directory(target.parent)
         # Two requests storing the same new bytes at once both insert: the second is a no-op.
         session.execute(
             dialect_insert(session)(StoredFile)

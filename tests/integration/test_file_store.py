@@ -113,3 +113,30 @@ def test_a_file_a_stopped_prune_left_aside_goes_back_when_a_row_names_it(platfor
         assert store.prune(s, older_than=platform.clock.now() - timedelta(hours=12)) == [f".prune-{unnamed}"]
     assert store.read(named) == b"%PDF-1.4 named"
     assert not list(store.path(unnamed).parent.glob(f"*{unnamed}"))
+
+
+def test_a_new_file_is_on_disk_bytes_then_name_before_its_row_is_written(platform, file_store, monkeypatch):
+    """The database keeps a committed row through a power cut; the file it names must be as
+    durable: its bytes synced before the rename, the directory (its name) synced after, and
+    the first file of a new subdirectory makes that subdirectory's name durable too."""
+    import stat
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("sync directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "sync file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    digest = _put(platform, b"%PDF-1.4 durable", commit=True)
+    assert events == ["sync directory", "sync file", "rename", "sync directory"]  # the new ab/ directory, then the file
+    events.clear()
+    _put(platform, b"%PDF-1.4 durable", commit=True)  # the same bytes again: the file is only touched
+    assert events == []
+    assert files.store().read(digest) == b"%PDF-1.4 durable"
