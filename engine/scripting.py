@@ -22,9 +22,17 @@ Nothing here imports SpiffWorkflow: ``RestrictedEnvironment`` has the duck-typed
 ``evaluate``/``execute`` interface of SpiffWorkflow's script environments, and
 ``engine.spiff_adapter`` plugs it into the workflow engine.
 
+One C-level operation is never interrupted by the budget, and it holds the whole
+process (the GIL): so what one operation may build is size-checked (above), and what one
+operation may walk — comparing, hashing, sorting, turning into text — is weighed first
+(``_weigh``: every item reached, a shared one each time), refused past ``MAX_WALK``:
+forty levels of a list holding itself twice are a few kilobytes and 2**40 comparisons.
+
 What this does not bound: memory taken by a single C-level operation that the guards
 do not see (e.g. slice assignment ``x[len(x):] = x`` repeated a few dozen times before
-the step budget runs out). Process-level limits are the place for that.
+the step budget runs out), and any C-level operation not yet thought of. Running diagram
+code in a separate process with a hard time and memory limit would bound both; it is not
+done (README, Known gaps).
 """
 from __future__ import annotations
 
@@ -112,12 +120,101 @@ def _safe_sum(values: Iterable[Any], start: Any = 0) -> Any:
     return sum(values, start)
 
 
+#: The largest number of items (counting every item of every container reached, a shared
+#: one each time, and every character of text) one C-level operation may walk: comparing,
+#: hashing, sorting or turning into text. The step budget counts bytecode instructions
+#: and cannot interrupt one such operation, which holds the whole process (the GIL): two
+#: lists each holding the other twice, forty levels deep, take a few kilobytes and 10^12
+#: comparisons. Bounding what one operation may walk bounds its time.
+MAX_WALK = MAX_SEQUENCE
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+_SCALARS = (int, float, bool, type(None))
+#: ``round`` of an integer to -n digits computes 10**n: n is bounded like int() of text.
+MAX_ROUND_DIGITS = 4_300
+
+
+def _weigh(value: Any, what: str, *, textual: bool = False) -> int:
+    """How much ``value`` makes one C-level operation walk, refused past ``MAX_WALK``.
+    ``textual``: the value is about to become text, so it must be JSON-like (a platform
+    function's text would show the platform's own objects)."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            total += len(item)
+            stack.extend(k for k in item if not isinstance(k, _SCALARS))
+            stack.extend(v for v in item.values() if not isinstance(v, _SCALARS))
+        elif isinstance(item, _CONTAINERS):
+            total += len(item)
+            stack.extend(v for v in item if not isinstance(v, _SCALARS))
+        elif textual and not isinstance(item, _SCALARS):
+            raise ScriptError(f"{what}: a {type(item).__name__} cannot be turned into text")
+        if total > MAX_WALK:
+            raise ScriptError(f"{what}: value too large (more than {MAX_WALK} items to walk)")
+    return total
+
+
+def _operand(value: Any) -> Any:
+    """A value compared or hashed (``==``, ``<``, ``in``, a dict key, a set item): weighed
+    when it is a container (scalars compare in constant time)."""
+    if isinstance(value, _CONTAINERS):
+        _weigh(value, "comparison")
+    return value
+
+
+def _weigh_arguments(name: str, args: tuple, kwargs: dict) -> None:
+    for arg in (*args, *kwargs.values()):
+        if isinstance(arg, _CONTAINERS):
+            _weigh(arg, name)
+
+
+def _weighing(function: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """A builtin function that compares the items of its arguments (sorted, min, max),
+    with each container argument weighed first."""
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _weigh_arguments(name, args, kwargs)
+        return function(*args, **kwargs)
+    return guarded
+
+
+class _GuardedType(type):
+    """A builtin type a script calls through a guard and still names in ``isinstance``
+    (``str(x)`` is weighed and must be JSON-like; ``set(x)`` and ``dict(x)`` hash what
+    they are given). Scripts cannot reach its attributes: it is no JSON-like value."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, cls.real)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return issubclass(sub, cls.real)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls.real is str:
+            _weigh(args[0] if args else "", "str()", textual=True)
+        else:
+            _weigh_arguments(f"{cls.real.__name__}()", args, kwargs)
+        return cls.real(*args, **kwargs)
+
+
+def _guarded_type(real: type) -> type:
+    return _GuardedType(real.__name__, (), {"real": real})
+
+
+def _safe_round(number: Any, ndigits: Any = None) -> Any:
+    if isinstance(ndigits, int) and abs(ndigits) > MAX_ROUND_DIGITS:
+        raise ScriptError(f"round() to {ndigits} digits is not allowed (limit {MAX_ROUND_DIGITS})")
+    return round(number, ndigits)
+
+
 SAFE_BUILTINS: dict[str, Any] = {
     "None": None, "True": True, "False": False,
-    "len": len, "min": min, "max": max, "sum": _safe_sum, "sorted": sorted,
-    "range": _safe_range, "str": str, "int": int, "float": float, "bool": bool,
-    "list": list, "dict": dict, "set": set, "tuple": tuple, "round": round, "abs": abs,
-    "any": any, "all": all, "enumerate": enumerate, "zip": zip, "isinstance": isinstance,
+    "len": len, "min": _weighing(min, "min()"), "max": _weighing(max, "max()"), "sum": _safe_sum,
+    "sorted": _weighing(sorted, "sorted()"), "range": _safe_range, "str": _guarded_type(str), "int": int,
+    "float": float, "bool": bool, "list": list, "dict": _guarded_type(dict), "set": _guarded_type(set), "tuple": tuple,
+    "round": _safe_round, "abs": abs, "any": any, "all": all, "enumerate": enumerate, "zip": zip,
+    "isinstance": isinstance,
 }
 
 #: Types whose (public) attributes a script may read: the JSON-like values task data
@@ -158,6 +255,25 @@ def _guarded_getattr(obj: Any, name: str) -> Any:
                     raise ScriptError(f"str.replace result too large (limit {MAX_SEQUENCE})")
                 return obj.replace(old, new, count)
             return replace
+        if name == "join":
+            def join(items: Iterable[Any]) -> str:
+                items = list(items)
+                if sum(len(i) for i in items if isinstance(i, str)) + len(obj) * len(items) > MAX_SEQUENCE:
+                    raise ScriptError(f"str.join result too large (limit {MAX_SEQUENCE})")
+                return obj.join(items)
+            return join
+        if name == "translate":
+            def translate(table: Any) -> str:
+                longest = max((len(v) for v in table.values() if isinstance(v, str)), default=1) \
+                    if isinstance(table, dict) else 1
+                _bounded_width(len(obj) * longest, "str.translate result")
+                return obj.translate(table)
+            return translate
+    if isinstance(obj, int) and name == "to_bytes":
+        def to_bytes(length: Any = 1, *args: Any, **kwargs: Any) -> bytes:
+            _bounded_width(length, "int.to_bytes")
+            return obj.to_bytes(length, *args, **kwargs)
+        return to_bytes
     if isinstance(obj, list) and name == "extend":
         def extend(items: Iterable[Any]) -> None:
             items = list(items)
@@ -165,6 +281,18 @@ def _guarded_getattr(obj: Any, name: str) -> Any:
                 raise ScriptError(f"list too large (limit {MAX_SEQUENCE})")
             obj.extend(items)
         return extend
+    if isinstance(obj, _CONTAINERS) and callable(value):
+        # Methods compare or hash their arguments (count, index, remove, a dict key, a set
+        # item) and, for count/index/remove/sort, the container's own items.
+        method = value
+
+        def weighed(*args: Any, **kwargs: Any) -> Any:
+            if name in ("count", "index", "remove", "sort"):
+                _weigh(obj, f"{type(obj).__name__}.{name}")
+            for arg in (*args, *kwargs.values()):
+                _operand(arg)
+            return method(*args, **kwargs)
+        return weighed
     return value
 
 
@@ -175,7 +303,7 @@ def _guarded_write(obj: Any) -> Any:
 
 
 def _guarded_getitem(obj: Any, key: Any) -> Any:
-    return obj[key]
+    return obj[_operand(key)]
 
 
 def _guarded_getiter(obj: Any) -> Any:
@@ -187,17 +315,30 @@ def _guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 _SEQUENCES = (str, bytes, list, tuple)
-_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\*|\d+)?(?:\.(\*|\d+))?")
+_PERCENT_WIDTHS = re.compile(r"[-+ #0]*(\*|\d+)?(?:\.(\*|\d+))?")
 _FORMAT_WIDTH = re.compile(r"(\d+)")
 
 
 def _check_percent_format(template: str) -> None:
-    for match in _PERCENT_SPEC.finditer(template):
+    """Each conversion's width and precision bounded. A mapping key is skipped the way
+    CPython reads it, to its balanced closing parenthesis (``%(a(b)c)09d`` has width 9)."""
+    at = template.find("%")
+    while at >= 0:
+        at += 1
+        if template.startswith("(", at):
+            depth = 0
+            while at < len(template):
+                depth += {"(": 1, ")": -1}.get(template[at], 0)
+                at += 1
+                if depth == 0:
+                    break
+        match = _PERCENT_WIDTHS.match(template, at)
         for part in match.groups():
             if part == "*":
                 raise ScriptError("'*' widths in % formatting are not allowed")
             if part is not None:
                 _bounded_width(int(part), "% format")
+        at = template.find("%", match.end() + 1)
 
 
 def _binop(op: str, left: Any, right: Any) -> Any:
@@ -214,8 +355,9 @@ def _binop(op: str, left: Any, right: Any) -> Any:
         return left << right
     if op == "*":
         for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, _SEQUENCES) and isinstance(times, int):
-                if len(seq) * times > MAX_SEQUENCE:
+            if isinstance(seq, _SEQUENCES) and isinstance(times, int) and times > 0:
+                size = len(seq) if isinstance(seq, (str, bytes)) else _weigh(seq, "repetition")
+                if size * times > MAX_SEQUENCE:
                     raise ScriptError(f"repeated value too large (limit {MAX_SEQUENCE} items)")
         return left * right
     if op == "+":
@@ -226,6 +368,7 @@ def _binop(op: str, left: Any, right: Any) -> Any:
     if op == "%":
         if isinstance(left, (str, bytes)):
             _check_percent_format(left if isinstance(left, str) else left.decode("latin-1"))
+            _weigh(right, "% format", textual=True)
         return left % right
     raise ScriptError(f"unsupported operator {op}")
 
@@ -252,7 +395,8 @@ def _inplacevar(op: str, target: Any, value: Any) -> Any:
 
 
 def _format_value(value: Any, spec: str, conversion: int) -> str:
-    """f-string ``{value!conv:spec}`` with the width bounded."""
+    """f-string ``{value!conv:spec}``: the value JSON-like and bounded, the width bounded."""
+    _weigh(value, "format", textual=True)
     if conversion == ord("r"):
         value = repr(value)
     elif conversion == ord("s"):
@@ -275,6 +419,7 @@ _GUARDS: dict[str, Any] = {
     "_unpack_sequence_": guarded_unpack_sequence,
     "_binop_": _binop,
     "_format_": _format_value,
+    "_operand_": _operand,
 }
 
 
@@ -324,13 +469,50 @@ class _Policy(RestrictingNodeTransformer):
         )
         return ast.fix_missing_locations(ast.copy_location(call, node))
 
+    @staticmethod
+    def _operand(node: ast.expr) -> ast.expr:
+        if isinstance(node, ast.Constant):
+            return node
+        call = ast.Call(func=ast.Name("_operand_", ast.Load()), args=[node], keywords=[])
+        return ast.fix_missing_locations(ast.copy_location(call, node))
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        node = self.node_contents_visit(node)
+        node.left = self._operand(node.left)
+        node.comparators = [self._operand(c) for c in node.comparators]
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        node = super().visit_Subscript(node)
+        if isinstance(node, ast.Subscript) and not isinstance(node.slice, ast.Slice):
+            node.slice = self._operand(node.slice)  # a key written or deleted (a read goes through _getitem_)
+        return node
+
+    def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        node = self.node_contents_visit(node)
+        node.keys = [None if k is None else self._operand(k) for k in node.keys]
+        return node
+
+    def visit_Set(self, node: ast.Set) -> ast.AST:
+        node = self.node_contents_visit(node)
+        node.elts = [self._operand(e) for e in node.elts]
+        return node
+
+    def visit_SetComp(self, node: ast.SetComp) -> ast.AST:
+        node = super().visit_SetComp(node)
+        node.elt = self._operand(node.elt)
+        return node
+
+    def visit_DictComp(self, node: ast.DictComp) -> ast.AST:
+        node = super().visit_DictComp(node)
+        node.key = self._operand(node.key)
+        return node
+
     def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
         node = self.node_contents_visit(node)
-        if node.format_spec is None:
-            return node
         call = ast.Call(
             func=ast.Name("_format_", ast.Load()),
-            args=[node.value, node.format_spec, ast.Constant(node.conversion)],
+            args=[node.value, node.format_spec or ast.Constant(""), ast.Constant(node.conversion)],
             keywords=[],
         )
         node.value = ast.fix_missing_locations(ast.copy_location(call, node))
@@ -368,10 +550,12 @@ def _compile_text(text: str, mode: str) -> _Compiled:
     source = text.strip() if mode == "eval" else text
     try:
         ast.parse(source, SCRIPT_FILENAME, mode)
+        compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
+        result = compiler(source, filename=SCRIPT_FILENAME, policy=_Policy)
     except SyntaxError as exc:
         return _Compiled(None, f"syntax error on line {exc.lineno}: {exc.msg}", True)
-    compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
-    result = compiler(source, filename=SCRIPT_FILENAME, policy=_Policy)
+    except (RecursionError, MemoryError, ValueError):  # the parser's or compiler's own limits
+        return _Compiled(None, "nested too deeply to compile: split it into simpler statements", False)
     if result.errors:
         return _Compiled(None, "; ".join(result.errors), False)
     return _Compiled(result.code, None, False)

@@ -128,10 +128,73 @@ def test_the_previous_tracer_is_restored():
     "('a' * 1000).replace('a', 'b' * 10000)",
     "range(10**9)",
     "sum([[1]] * 10, [])",
+    "'%(a(b)c)050000000d' % {'a(b)c': 1}",  # a mapping key with parentheses, read as CPython reads it
+    "''.join(['a' * 1000000] * 2)",
+    "('a' * 10000).translate({97: 'b' * 5000})",
+    "str([[0] * 1000] * 20000)",
+    "(0).to_bytes(5 * 10**7, 'big')",
+    "('%s' * 50) % tuple(['a' * 100000] * 50)",
+    "round(1, -10**7)",
 ])
 def test_values_too_large_for_one_step_are_refused(source):
     with pytest.raises(ScriptError):
         env().evaluate(source, {})
+
+
+SHARED_NESTING = "t = {empty}\nfor i in range(40):\n    t = {pair}\n"
+
+
+@pytest.mark.parametrize("empty, pair, operation", [
+    ("[1]", "[t, t]", "x = t == [t, t]"),
+    ("[1]", "[t, t]", "x = t in [[1]]"),
+    ("[1]", "[t, t]", "x = sorted([t, t])"),
+    ("(1,)", "(t, t)", "x = {t: 1}"),
+    ("(1,)", "(t, t)", "x = {t}"),
+    ("(1,)", "(t, t)", "d = {}\nd[t] = 1"),
+    ("(1,)", "(t, t)", "x = set([t])"),
+    ("(1,)", "(t, t)", "x = f'{t}'"),
+    ("(1,)", "(t, t)", "x = str(t)"),
+    ("[1]", "[t, t]", "x = [t].count(t)"),
+])
+def test_one_operation_walking_a_shared_nesting_is_refused_not_left_to_hold_the_process(empty, pair, operation):
+    """Two references to one list, forty levels deep, are a few kilobytes and 2**40 items
+    to compare, hash or print: one C-level operation the step budget cannot interrupt,
+    holding every thread of the process. What one operation may walk is bounded."""
+    started = time.monotonic()
+    with pytest.raises(ScriptError, match="too large"):
+        env().execute(SHARED_NESTING.format(empty=empty, pair=pair) + operation, {})
+    assert time.monotonic() - started < 5  # the walk stops at its bound (well under a second here)
+
+
+@pytest.mark.parametrize("source", ["x = str(fn)", "x = f'{fn}'", "x = '%s' % fn", "x = f'{fn!r}'"])
+def test_a_platform_function_never_becomes_text(source):
+    """Its text would name the platform's objects (the running step, the acting user)."""
+    with pytest.raises(ScriptError, match="cannot be turned into text"):
+        env().execute(source, {}, {"fn": lambda: 1})
+
+
+@pytest.mark.parametrize("source", ["x = " + "1+" * 1000 + "1", "x = " + "-" * 30000 + "1"])
+def test_code_nested_past_the_compilers_limits_is_refused_like_any_other(source):
+    assert "nested too deeply" in check_script(source)
+    with pytest.raises(ScriptRefused, match="nested too deeply"):
+        env().execute(source, {})
+
+
+def test_guarded_builtins_still_work_as_types_and_on_ordinary_values():
+    data = {}
+    env().execute(
+        "a = isinstance('x', str) and isinstance({}, dict) and isinstance(set(), set) and not isinstance(1, (str, dict))\n"
+        "b = str(12) + str([1, 'a']) + f'{3:>3}|{[1]}|{None}'\n"
+        "c = round(12345, -2)\n"
+        "d = sorted({'b': 1, 'a': 2}) + [max([1, 3]), min(2, 4)]\n"
+        "e = dict(a=1)\n"
+        "e['b'] = [1, 2, 3].index(2)\n"
+        "f = '-'.join(['x', 'y']) + '%(k)s' % {'k': 'v'}\n"
+        "g = [[0] * 3] * 2\n",
+        data,
+    )
+    assert data == {"a": True, "b": "12[1, 'a']  3|[1]|None", "c": 12300, "d": ["a", "b", 3, 2],
+                    "e": {"a": 1, "b": 1}, "f": "x-yv", "g": [[0, 0, 0], [0, 0, 0]]}
 
 
 def test_normal_data_manipulation_works():
