@@ -194,16 +194,18 @@ class Run:
         return value.isoformat() if value is not None else FAR_FUTURE
 
     def _department(self, scope) -> str | None:
-        """Whose clock a script starts: the department it runs for (``department`` in its
-        data: a reply), else its lane's (the general window's dispatch clock), else its
-        matter's. Alerts and e-supervision count a clock against this department."""
+        """Whose clock a script starts: a matter's procedure's clocks are its matter's
+        department's, whatever its data says (a department deploys its own procedures, and
+        may not charge its time to another); the master's are the department it runs for
+        (``department`` in its data: a reply), else its lane's (the general window's
+        dispatch clock). Alerts and e-supervision count a clock against this department."""
+        if self.row.kind == "matter":
+            matter = self.session.get(Matter, self.row.matter_code) if self.row.matter_code else None
+            return matter.department_code if matter else None
         if scope.data.get("department"):
             return str(scope.data["department"])
         department, _ = _lane_owner(scope.lane, scope.data)
-        if department:
-            return department
-        matter = self.session.get(Matter, self.row.matter_code) if self.row.matter_code else None
-        return matter.department_code if matter else None
+        return department
 
     def _start_clock(self, scope, kind: str, working_days, from_clock: str | None) -> None:
         if kind == ACCEPTED_CLOCK and self.row.kind == "matter":  # 受理: before the promised clock looks for holds
