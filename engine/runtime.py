@@ -26,11 +26,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import (audit, calendar, clocks, guides, handling, holds, notices, organisation, procedures, projects, spiff_adapter,
                     task_guards, text)
-from engine.access import Actor
+from engine.access import Actor, require_role
 from engine.db import transaction_memo
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
-from engine.models import (BackfilledAct, Clock, Delivery, Matter, MaterialCommitment, ProcessInstance, Project,
-                           ProjectMatter, Task, User)
+from engine.models import (BackfilledAct, Clock, Delivery, Matter, MaterialCommitment, ProcedureVersion, ProcessInstance,
+                           Project, ProjectMatter, Task, User)
 from engine.projects import FACT_FIELDS, ensure_accepts_matters
 from engine.workcal import WorkCalendar
 
@@ -1233,8 +1233,21 @@ def task_list(session: Session, actor: Actor, flt: TaskFilter, *, page: int, pag
     return rows, total
 
 
-def instances(session: Session, *, status: str | None, page: int, page_size: int):
+def instances(session: Session, actor: Actor, *, status: str | None, process_id: str | None, page: int,
+              page_size: int):
+    """Process instances, newest first, as their procedures' people may read them: the
+    operator every one; an analyst every one (analysts write the diagrams and must see
+    where a version fails); a department admin those of its own department's procedures
+    (the versions it deploys and fixes). The rows carry the element and message of a
+    failure, never the project's data."""
+    require_role(actor, "operator", "analyst", "dept_admin")
     query = select(ProcessInstance)
+    if not actor.has("operator", "analyst"):
+        query = query.where(ProcessInstance.procedure_version_id.in_(
+            select(ProcedureVersion.id).where(ProcedureVersion.department_code == actor.department_code)))
+    if process_id:
+        query = query.where(ProcessInstance.procedure_version_id.in_(
+            select(ProcedureVersion.id).where(ProcedureVersion.process_id == process_id)))
     if status:
         query = query.where(ProcessInstance.status == status)
     total = session.scalar(select(func.count()).select_from(query.subquery()))

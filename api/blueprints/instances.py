@@ -1,4 +1,5 @@
-"""Process instances for operators: list (e.g. errored ones) and retry after a fix."""
+"""Process instances: operators, analysts and department admins list them (e.g. the errored
+ones, to see which element of which version failed); operators retry after a fix."""
 from __future__ import annotations
 
 import marshmallow as ma
@@ -10,7 +11,8 @@ from api.schemas.common import PageQuery, StrictSchema, page_envelope, page_of
 from api.transaction import platform, session
 from engine import runtime
 
-bp = Blueprint("instances", __name__, url_prefix="/instances", description="流程实例 (process instances, operators)")
+bp = Blueprint("instances", __name__, url_prefix="/instances",
+               description="流程实例 (process instances: operators, analysts, department admins)")
 
 
 class InstanceSchema(ma.Schema):
@@ -28,14 +30,19 @@ class InstanceSchema(ma.Schema):
 
 class InstanceQuery(PageQuery):
     status = ma.fields.String(validate=validate.OneOf(("running", "completed", "error")))
+    process_id = ma.fields.String(validate=validate.Length(min=1, max=100), metadata={
+        "description": "only the instances of this procedure (e.g. matter_land_pre_review)"})
 
 
 @bp.route("")
-@requires("operator")
+@requires("operator", "analyst", "dept_admin")
 @bp.arguments(InstanceQuery, location="query")
 @bp.response(200, page_envelope(InstanceSchema))
 def list_instances(query):
-    rows, total = runtime.instances(session(), status=query.get("status"), page=query["page"], page_size=query["page_size"])
+    """Newest first. The operator and analysts see every instance; a department admin those of its own
+    department's procedures. A failure names the element and the message (no project data)."""
+    rows, total = runtime.instances(session(), current_actor(), status=query.get("status"), process_id=query.get("process_id"),
+                                    page=query["page"], page_size=query["page_size"])
     return page_of(rows, total, query["page"], query["page_size"])
 
 
