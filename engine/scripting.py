@@ -741,13 +741,19 @@ class RestrictedEnvironment:
         reserved_keys: frozenset[str] = frozenset(),
         max_steps: int = DEFAULT_MAX_STEPS,
         max_seconds: float = DEFAULT_MAX_SECONDS,
+        max_total_seconds: float | None = None,
     ):
+        """``max_total_seconds``: the time every run of this environment may take together
+        (the engine makes one environment per engine call): a multi-instance task's copies
+        each keep within ``max_seconds`` and still must not hold a request for minutes."""
         self.functions = dict(functions or {})
         for name in self.functions:
             _check_function_name(name)
         self.reserved_keys = reserved_keys
         self.max_steps = max_steps
         self.max_seconds = max_seconds
+        self.max_total_seconds = max_total_seconds
+        self._total_deadline = time.monotonic() + max_total_seconds if max_total_seconds is not None else None
 
     def evaluate(self, expression: str, context: Mapping[str, Any], external_context: Mapping[str, Any] | None = None) -> Any:
         """Value of ``expression`` with the task data (and ``external_context``) as names."""
@@ -795,6 +801,11 @@ class RestrictedEnvironment:
 
     def _run(self, code: CodeType, namespace: dict[str, Any]) -> Any:
         budget = _Budget(self.max_steps, self.max_seconds)
+        if self._total_deadline is not None:
+            if time.monotonic() > self._total_deadline:
+                raise ScriptBudgetExceeded(f"scripts stopped: together they ran longer than {self.max_total_seconds} s")
+            if self._total_deadline < budget.deadline:
+                budget.deadline, budget.max_seconds = self._total_deadline, self.max_total_seconds
         previous = sys.gettrace()
         sys.settrace(budget.trace_call)
         try:

@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -70,6 +71,9 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from engine import scripting
+from engine.clocks import CLOCK_KINDS, MAX_WORKING_DAYS
+from engine.notices import NOTICE_KINDS
+from engine.projects import FACT_FIELDS
 
 #: Format of ``spec_json`` and of instance states. Both depend on the SpiffWorkflow
 #: version and on the spec-less layout, so the runtime stores this next to them and
@@ -408,8 +412,9 @@ class _ScriptEngine(PythonScriptEngine):
     is known.
     """
 
-    def __init__(self, functions: Functions | None = None):
-        super().__init__(environment=scripting.RestrictedEnvironment(reserved_keys=RESERVED_DATA_KEYS))
+    def __init__(self, functions: Functions | None = None, *, max_total_seconds: float | None = None):
+        super().__init__(environment=scripting.RestrictedEnvironment(
+            reserved_keys=RESERVED_DATA_KEYS, max_total_seconds=max_total_seconds))
         self._functions = functions
 
     def _names(self, task: Any, external_context: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -485,13 +490,18 @@ def _error_element(exc: BaseException) -> str | None:
     return getattr(spec, "bpmn_id", None) or getattr(spec, "name", None)
 
 
+#: The time all the scripts and expressions one engine call runs may take together (a
+#: multi-instance task runs its script once per copy, each within its own second).
+MAX_CALL_SCRIPT_SECONDS = 5.0
+
+
 @contextmanager
 def _running(instance: Instance, now: datetime, functions: Functions | None) -> Iterator[BpmnWorkflow]:
     """Scope of one engine call: ``now`` for the timer clock, the platform functions in
     the script engine, and run-time failures turned into ``ProcedureError``."""
     token = _NOW.set(_as_utc(now))
     workflow = instance._workflow
-    workflow.script_engine = _ScriptEngine(functions)
+    workflow.script_engine = _ScriptEngine(functions, max_total_seconds=MAX_CALL_SCRIPT_SECONDS)
     try:
         yield workflow
     except (ProcedureError, ClockNotSet, TaskUnavailable):
@@ -613,9 +623,9 @@ def _parse_xml(xml: bytes) -> tuple[Any, Problem | None]:
     try:
         root = etree.fromstring(xml, parser)
     except (etree.XMLSyntaxError, ValueError, TypeError) as exc:
-        return None, Problem(None, f"not XML: {exc}")
+        return None, Problem(None, f"不是合法的 XML 文件 (not XML: {exc})")
     if root is None:
-        return None, Problem(None, "not XML: empty document")
+        return None, Problem(None, "XML 文件为空 (not XML: empty document)")
     return root, None
 
 
@@ -679,6 +689,15 @@ def _literal(text: str) -> Any:
     return node.value if isinstance(node, ast.Constant) else None
 
 
+#: Chinese for the kinds of code ``_expression_problems`` checks.
+_WHAT = {
+    "script": "脚本", "preScript": "前置脚本", "postScript": "后置脚本", "condition": "连线条件",
+    "event condition": "条件事件的条件", "loopCardinality": "多实例数量", "completionCondition": "多实例完成条件",
+    "loopCondition": "循环条件", "correlation expression": "消息关联表达式", "messagePayload": "消息内容表达式",
+    "payloadExpression": "消息内容表达式",
+}
+
+
 def _expression_problems(root: Any, known_process_ids: set[str], decision_ids: set[str],
                          function_names: Iterable[str] | None) -> list[Problem]:
     """Element-by-element checks on the XML, where element ids are exact: every piece of
@@ -689,16 +708,16 @@ def _expression_problems(root: Any, known_process_ids: set[str], decision_ids: s
 
     def expression(element_id: str | None, text: str, what: str) -> None:
         if not text.strip():
-            problems.append(Problem(element_id, f"empty {what}"))
+            problems.append(Problem(element_id, f"{_WHAT.get(what, what)}为空 (empty {what})"))
             return
         problem = scripting.check_expression(text, functions)
         if problem is not None:
-            problems.append(Problem(element_id, f"{what}: {problem}"))
+            problems.append(Problem(element_id, f"{_WHAT.get(what, what)}有误 ({what}: {problem})"))
 
     def script(element_id: str | None, text: str, what: str) -> None:
         problem = scripting.check_script(text, functions) if text.strip() else "empty script"
         if problem is not None:
-            problems.append(Problem(element_id, f"{what}: {problem}"))
+            problems.append(Problem(element_id, f"{_WHAT.get(what, what)}有误 ({what}: {problem})"))
 
     for element in root.iter():
         name = _local_name(element)
@@ -708,24 +727,24 @@ def _expression_problems(root: Any, known_process_ids: set[str], decision_ids: s
             if name == "callActivity":
                 called = element.get("calledElement")
                 if not called:
-                    problems.append(Problem(element_id, "call activity without calledElement"))
+                    problems.append(Problem(element_id, "调用活动未指定被调用的流程 (call activity without calledElement)"))
                 elif called not in executable_ids and called not in known_process_ids:
-                    problems.append(Problem(element_id, f"calls process {called!r}, which is neither in this file nor deployed"))
+                    problems.append(Problem(element_id, f"被调用的流程 {called} 既不在本文件中也未部署 (calls process {called!r}, which is neither in this file nor deployed)"))
             elif name == "serviceTask":
-                problems.append(Problem(element_id, "service tasks are not supported: use a script task calling a platform function"))
+                problems.append(Problem(element_id, "不支持服务任务，请改用调用平台函数的脚本任务 (service tasks are not supported: use a script task calling a platform function)"))
             elif name == "eventBasedGateway":
-                problems.append(Problem(element_id, "event-based gateways are not supported: their timers are not scheduled"))
+                problems.append(Problem(element_id, "不支持事件网关：其定时器不会被调度 (event-based gateways are not supported: their timers are not scheduled)"))
             elif name == "manualTask":
-                problems.append(Problem(element_id, "manual tasks are not supported: use a user task with a form"))
+                problems.append(Problem(element_id, "不支持手工任务，请改用带表单的用户任务 (manual tasks are not supported: use a user task with a form)"))
             elif name == "receiveTask":
                 if not element.get("messageRef") and element.find("bpmn:messageEventDefinition", _NS) is None:
-                    problems.append(Problem(element_id, "a receive task needs a message (messageRef), or it does not wait"))
+                    problems.append(Problem(element_id, "接收任务须指定消息 (a receive task needs a message (messageRef), or it does not wait)"))
             elif name == "businessRuleTask":
                 decision = _text(element.find("bpmn:extensionElements/spiffworkflow:calledDecisionId", _NS)).strip()
                 if not decision:
-                    problems.append(Problem(element_id, "business rule task without spiffworkflow:calledDecisionId"))
+                    problems.append(Problem(element_id, "业务规则任务未指定决策 (business rule task without spiffworkflow:calledDecisionId)"))
                 elif decision not in decision_ids:
-                    problems.append(Problem(element_id, f"decision {decision!r} is not among the DMN files given"))
+                    problems.append(Problem(element_id, f"决策 {decision} 未部署 (decision {decision!r} is not among the DMN files given)"))
             elif name == "scriptTask":
                 script(element_id, _text(element.find("bpmn:script", _NS)), "script")
             elif name == "conditionExpression":
@@ -735,7 +754,7 @@ def _expression_problems(root: Any, known_process_ids: set[str], decision_ids: s
             elif name in ("timeDate", "timeDuration", "timeCycle"):
                 problem = _timer_problem(name, _text(element), functions)
                 if problem is not None:
-                    problems.append(Problem(_ancestor_id(element, *_EVENTS), f"timer {name}: {problem}"))
+                    problems.append(Problem(_ancestor_id(element, *_EVENTS), f"定时器表达式有误 (timer {name}: {problem})"))
             elif name in ("loopCardinality", "completionCondition", "loopCondition"):
                 expression(_ancestor_id(element, *_ACTIVITIES), _text(element), name)
             elif name == "formalExpression" and _local_name(element.getparent()) == "correlationPropertyRetrievalExpression":
@@ -760,17 +779,17 @@ def _user_task_problems(specs: Iterable[Any], form_exists: Callable[[str], bool]
             element_id = task_spec.bpmn_id
             lane = task_spec.lane
             if not lane:
-                problems.append(Problem(element_id, "user task in no lane: lanes say who works a task"))
+                problems.append(Problem(element_id, "用户任务不在任何泳道中，泳道决定由谁办理 (user task in no lane: lanes say who works a task)"))
             elif not _LANE.match(lane):
-                problems.append(Problem(element_id, f"lane {lane!r} is not <department>:<role>, $<variable>:<role>, applicant or system"))
+                problems.append(Problem(element_id, f"泳道名 {lane} 须为 部门:角色、$变量:角色、applicant 或 system (lane {lane!r} is not <department>:<role>, $<variable>:<role>, applicant or system)"))
             properties = getattr(task_spec, "extensions", {}).get("properties", {})
             form = properties.get(FORM_PROPERTY)
             if not form:
-                problems.append(Problem(element_id, f"user task without a form (spiffworkflow property {FORM_PROPERTY})"))
+                problems.append(Problem(element_id, f"用户任务未指定表单 (user task without a form (spiffworkflow property {FORM_PROPERTY}))"))
             for prop in (FORM_PROPERTY, UI_FORM_PROPERTY):
                 name = properties.get(prop)
                 if name and form_exists is not None and not form_exists(name):
-                    problems.append(Problem(element_id, f"form {name!r} does not exist"))
+                    problems.append(Problem(element_id, f"表单 {name} 不存在 (form {name!r} does not exist)"))
     return problems
 
 
@@ -779,12 +798,12 @@ def _add_dmn(parser: SpiffBpmnParser, dmn: Sequence[bytes]) -> list[Problem]:
     for index, document in enumerate(dmn):
         root, problem = _parse_xml(document)
         if problem is not None:
-            problems.append(Problem(None, f"DMN file {index + 1}: {problem.message}"))
+            problems.append(Problem(None, f"第 {index + 1} 个决策表文件：{problem.message}"))
             continue
         try:
             parser.add_dmn_xml(root)
         except (ValidationException, etree.LxmlError) as exc:
-            problems.append(Problem(getattr(exc, "id", None) or None, f"DMN file {index + 1}: {exc}"))
+            problems.append(Problem(getattr(exc, "id", None) or None, f"第 {index + 1} 个决策表文件：{_bilingual_library_error(exc)}"))
     return problems
 
 
@@ -801,6 +820,7 @@ def validate_bpmn(
     form_exists: Callable[[str], bool] | None = None,
     dmn: Sequence[bytes] = (),
     function_names: Iterable[str] | None = None,
+    form_fields: Callable[[str], Mapping[str, Any] | None] | None = None,
 ) -> list[Problem]:
     """Deploy-time check of a diagram; an empty list means it can be compiled.
 
@@ -808,30 +828,44 @@ def validate_bpmn(
     ``form_exists``: whether a form file exists (None skips the check).
     ``dmn``: DMN files whose decisions business rule tasks may use.
     ``function_names``: the platform's script functions; when given, calls to any other
-    unknown name are refused too.
+    unknown name are refused too, and the literal arguments of the platform's functions
+    are checked (clock and notice kinds, working days: ``_platform_call_problems``).
+    ``form_fields``: a form file's fields (``form_fields_reader``); with it and
+    ``function_names``, names conditions, timers and ``$variable`` lanes read must come
+    from somewhere (``_name_problems``), and a condition may compare a form field only
+    with values its form offers.
+    Every message is "中文 (English)" and names the element to fix where there is one.
     """
     root, problem = _parse_xml(xml)
     if problem is not None:
         return [problem]
     if root.tag != f"{{{BPMN_NS}}}definitions":
-        return [Problem(None, f"not a BPMN 2.0 document (root element {etree.QName(root).localname!r})")]
+        return [Problem(None, f"不是 BPMN 2.0 文件 (not a BPMN 2.0 document (root element {etree.QName(root).localname!r}))")]
     try:
         VALIDATOR.validate(copy.deepcopy(root))
     except ValidationException as exc:
-        return [Problem(None, f"not valid BPMN 2.0 (line {exc.line_number}): {exc}")]
+        return [Problem(None, f"第 {exc.line_number} 行不符合 BPMN 2.0 规范 (not valid BPMN 2.0 (line {exc.line_number}): {exc})")]
     processes = root.findall("bpmn:process", _NS)
     executable = [p.get("id") for p in processes if p.get("isExecutable") == "true"]
     if not executable:
-        return [Problem(None, 'no executable process: mark the procedure\'s process isExecutable="true"')]
+        return [Problem(None, '没有可执行的流程，请将流程标记为 isExecutable="true" (no executable process: mark the procedure\'s process isExecutable="true")')]
 
     parser = _new_parser()
     problems = _add_dmn(parser, dmn)
     decision_ids = set(parser.dmn_parsers)
     problems += _expression_problems(root, set(known_process_ids), decision_ids, function_names)
+    problems += _structure_problems(root)
+    if function_names is not None:
+        code = _diagram_code(root)
+        problems += _platform_call_problems(code, set(function_names))
+        if form_fields is not None:
+            problems += _name_problems(root, code, set(function_names), form_fields, _decision_outputs(dmn))
     try:
         parser.add_bpmn_xml(root)
     except ValidationException as exc:
-        return problems + [Problem(exc.id or None, str(exc))]
+        if _library_fault(exc) and problems:  # it tripped on what is refused already
+            return _unique(problems)
+        return _unique(problems + [Problem(exc.id or None, _bilingual_library_error(exc))])
     specs: dict[str, Any] = {}
     for process_id in executable:
         try:
@@ -839,10 +873,9 @@ def validate_bpmn(
             for name, sub in parser.get_subprocess_specs(process_id, require_call_activity_specs=False).items():
                 if sub is not None and name not in specs:
                     specs[name] = sub
-        except ValidationException as exc:
-            problems.append(Problem(exc.id or None, str(exc)))
-        except (NotImplementedError, KeyError, ValueError) as exc:
-            problems.append(Problem(None, f"process {process_id!r} cannot be parsed: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - the parser fails with TypeError, KeyError ... on what it does not expect
+            if not (_library_fault(exc) and problems):  # else it tripped on what is refused already
+                problems.append(Problem(getattr(exc, "id", None) or process_id, _bilingual_library_error(exc)))
     problems += _user_task_problems(specs.values(), form_exists)
     return _unique(problems)
 
@@ -858,7 +891,7 @@ def validate_dmn(xml: bytes, *, function_names: Iterable[str] | None = None) -> 
     if problem is not None:
         return [problem]
     if etree.QName(root).localname != "definitions" or etree.QName(root).namespace not in DMN_NAMESPACES:
-        return [Problem(None, "not a DMN document")]
+        return [Problem(None, "不是 DMN 决策表文件 (not a DMN document)")]
     parser = _new_parser()
     parser.validator = VALIDATOR  # makes add_dmn_xml check the DMN schema
     try:
@@ -866,34 +899,34 @@ def validate_dmn(xml: bytes, *, function_names: Iterable[str] | None = None) -> 
         dmn_parser = next(iter(parser.dmn_parsers.values()))
         dmn_parser.parse()
     except ValidationException as exc:
-        return [Problem(exc.id or None, str(exc))]
+        return [Problem(exc.id or None, _bilingual_library_error(exc))]
     except (StopIteration, IndexError, KeyError) as exc:
-        return [Problem(None, f"not a usable DMN decision: {exc or type(exc).__name__}")]
+        return [Problem(None, f"无法读取决策 (not a usable DMN decision: {exc or type(exc).__name__})")]
     decision = dmn_parser.decision
     functions = list(function_names) if function_names is not None else None
     problems: list[Problem] = []
     if len(decision.decisionTables) != 1:
-        return [Problem(decision.id, "a decision needs exactly one decision table")]
+        return [Problem(decision.id, "一个决策须恰有一张决策表 (a decision needs exactly one decision table)")]
     table = decision.decisionTables[0]
     if table.hit_policy not in (HitPolicy.UNIQUE.value, HitPolicy.COLLECT.value):
-        problems.append(Problem(table.id, f"hit policy {table.hit_policy} is not supported (UNIQUE or COLLECT)"))
+        problems.append(Problem(table.id, f"不支持命中策略 {table.hit_policy}，只支持 UNIQUE 或 COLLECT (hit policy {table.hit_policy} is not supported: UNIQUE or COLLECT)"))
     for item in table.inputs:
         if not (item.expression or "").strip():
-            problems.append(Problem(item.id, "input without an expression"))
+            problems.append(Problem(item.id, "输入列没有表达式 (input without an expression)"))
             continue
         found = scripting.check_expression(item.expression, functions)
         if found is not None:
-            problems.append(Problem(item.id, f"input expression: {found}"))
+            problems.append(Problem(item.id, f"输入表达式有误 (input expression: {found})"))
     for rule in table.rules:
         for entry in rule.inputEntries:
             found = _dmn_cell_problem(entry.input.expression or "", entry.lhs[0] if entry.lhs else None, functions)
             if found is not None:
-                problems.append(Problem(entry.id, found))
+                problems.append(Problem(entry.id, f"输入单元格有误 (input entry: {found})"))
         for entry in rule.outputEntries:
             if entry.text and entry.text.strip():
                 found = scripting.check_expression(entry.text, functions)
                 if found is not None:
-                    problems.append(Problem(entry.id, f"output: {found}"))
+                    problems.append(Problem(entry.id, f"输出单元格有误 (output: {found})"))
     return problems
 
 
@@ -940,7 +973,7 @@ def compile_bpmn(
     for document in called:
         called_root, problem = _parse_xml(document)
         if problem is not None:
-            raise DiagramRefused([Problem(None, f"called process file: {problem.message}")])
+            raise DiagramRefused([Problem(None, f"被调用的流程文件：{problem.message}")])
         called_roots.append(called_root)
         called_ids.update(p.get("id") for p in called_root.iterfind("bpmn:process", _NS) if p.get("isExecutable") == "true")
     problems = validate_bpmn(xml, known_process_ids=called_ids, dmn=dmn)
@@ -957,7 +990,7 @@ def compile_bpmn(
         spec = parser.get_spec(process_id)
         subprocess_specs = parser.get_subprocess_specs(process_id)
     except ValidationException as exc:
-        raise DiagramRefused([Problem(exc.id or None, str(exc))]) from exc
+        raise DiagramRefused([Problem(exc.id or None, _bilingual_library_error(exc))]) from exc
     serializer = _serializer()
     spec_json = json.dumps({
         "format": SERIALIZER_VERSION,
@@ -973,7 +1006,10 @@ def _top_level_process(root: Any) -> str:
     called = {c.get("calledElement") for c in root.iterfind(".//bpmn:callActivity", _NS)}
     top = [pid for pid in executable if pid not in called]
     if len(top) != 1:
-        raise DiagramRefused([Problem(None, f"cannot tell the procedure's process among {top or executable}: name it")])
+        candidates = top or executable
+        raise DiagramRefused([Problem(pid, f"文件中有多个顶层可执行流程（{'、'.join(candidates)}），一个文件只能有一个 "
+                                           f"(cannot tell the procedure's process among {candidates}: keep one executable "
+                                           f"process per file)") for pid in candidates])
     return top[0]
 
 
@@ -1235,7 +1271,7 @@ def _decision_engine(dmn_xml: bytes, decision_id: str) -> DMNEngine:
     parser.add_dmn_xml(root)
     dmn_parser = parser.dmn_parsers.get(decision_id)
     if dmn_parser is None:
-        raise DiagramRefused([Problem(decision_id, "no such decision in this DMN file")])
+        raise DiagramRefused([Problem(decision_id, "决策表文件中没有此决策 (no such decision in this DMN file)")])
     dmn_parser.parse()
     return DMNEngine(dmn_parser.decision.decisionTables[0])
 
@@ -1261,3 +1297,513 @@ def evaluate_decision(dmn_xml: bytes, decision_id: str, inputs: Mapping[str, Any
         return [dict(rule.output_as_dict(task)) for rule in engine.decide(task)]
     except Exception as exc:
         raise ProcedureError(decision_id, _describe(exc)) from exc
+
+
+@functools.lru_cache(maxsize=64)
+def _decision_table(dmn_xml: bytes, decision_id: str) -> Any:
+    """The parsed decision table of ``decision_id`` whatever its hit policy (cached per
+    content). Nothing is evaluated here; the cells run later in the restricted engine."""
+    root, problem = _parse_xml(dmn_xml)
+    if problem is not None:
+        raise DiagramRefused([problem])
+    parser = _new_parser()
+    try:
+        parser.add_dmn_xml(root)
+        dmn_parser = parser.dmn_parsers.get(decision_id)
+        if dmn_parser is None:
+            raise DiagramRefused([Problem(decision_id, "决策表中没有此决策 (no such decision in this DMN file)")])
+        dmn_parser.parse()
+    except ValidationException as exc:
+        raise DiagramRefused([Problem(exc.id or decision_id, _bilingual_library_error(exc))]) from exc
+    tables = dmn_parser.decision.decisionTables
+    if len(tables) != 1:
+        raise DiagramRefused([Problem(decision_id, "一个决策须恰有一张决策表 (a decision needs exactly one decision table)")])
+    return tables[0]
+
+
+def decision_hit_policy(xml: bytes, decision_id: str) -> str:
+    """The decision table's hit policy as written, upper case ("UNIQUE", "FIRST",
+    "COLLECT", ...; the DMN default is UNIQUE)."""
+    return _decision_table(bytes(xml), decision_id).hit_policy
+
+
+def dmn_output_names(xml: bytes, decision_id: str) -> list[str]:
+    """The keys each hit's dict has: every output's name (its label when unnamed, as
+    SpiffWorkflow does), in column order."""
+    return [o.name or o.label for o in _decision_table(bytes(xml), decision_id).outputs]
+
+
+def dmn_input_expressions(xml: bytes, decision_id: str) -> list[str]:
+    """Every input column's expression text, in column order ('' when a column has none)."""
+    return [(i.expression or "").strip() for i in _decision_table(bytes(xml), decision_id).inputs]
+
+
+def decision_hits(xml: bytes, decision_id: str, inputs: Mapping[str, Any], *,
+                  functions: Functions | None = None) -> list[dict[str, Any]]:
+    """The outputs of EVERY rule that matches ``inputs``, in rule order, whatever the hit
+    policy: a deploy check sees a UNIQUE table's overlapping rules (which
+    ``evaluate_decision`` would cut to the first) and a FIRST table's shadowed ones.
+
+    Each rule is run on its own through SpiffWorkflow's ``DMNEngine`` over a one-rule,
+    COLLECT-policy copy of the table (the library is not patched), so a cell that fails
+    to evaluate is told as a ``ProcedureError`` naming its rule; a table that does not
+    parse, as one naming the decision.
+    """
+    try:
+        table = _decision_table(bytes(xml), decision_id)
+    except DiagramRefused as exc:
+        raise ProcedureError(exc.problems[0].element_id or decision_id, exc.problems[0].message) from exc
+    context = BpmnProcessSpec(name=decision_id)
+    context.start.connect(context.end)
+    workflow = BpmnWorkflow(context, script_engine=_ScriptEngine(functions))
+    task = workflow.task_tree
+    task.data = copy.deepcopy(dict(inputs))
+    hits = []
+    for rule in table.rules:
+        single = copy.copy(table)
+        single.hit_policy, single.rules = HitPolicy.COLLECT.value, [rule]
+        try:
+            if DMNEngine(single).decide(task):
+                hits.append(dict(rule.output_as_dict(task)))
+        except Exception as exc:
+            raise ProcedureError(rule.id, f"规则无法求值 (the rule does not evaluate): {_describe(exc)}") from exc
+    return hits
+
+
+#: Chinese for SpiffWorkflow's parser messages (by how they begin): the analyst reads
+#: these; the library's English follows in the parentheses.
+_LIBRARY_GLOSSES = (
+    ("Non-default exclusive outgoing sequence flow without condition", "排他网关的非默认出口连线缺少条件"),
+    ("Multiple outgoing flows are not supported", "此类任务不能有多条出口连线，请改用网关"),
+    ("No start event found", "流程没有开始事件"),
+    ("Exactly one start event is required", "子流程须恰有一个开始事件"),
+    ("A SubWorkflow Must contain an End event", "子流程须有结束事件"),
+    ("Invalid Script Task", "脚本任务没有脚本"),
+    ("Time Specification Error", "定时器表达式有误"),
+    ("Unknown Time Specification", "定时器须为 timeDate、timeDuration 或 timeCycle 之一"),
+    ("Could not find messageRef", "消息事件引用了未定义的消息"),
+    ("Message identifier is missing", "消息没有标识"),
+    ("Signal identifier is missing", "信号没有标识"),
+    ("Error identifier is missing", "错误没有标识"),
+    ("Escalation identifier is missing", "升级没有标识"),
+    ("Correlation", "消息关联定义不完整"),
+    ("Expected a", "事件引用的定义类型不对"),
+    ("Expected an", "事件引用的定义类型不对"),
+    ("A multiinstance task must specify", "多实例任务须且只须给出实例数或输入集合之一"),
+    ("The loop input data reference is missing", "多实例的输入集合未在输入输出规范中声明"),
+    ("The loop output data reference is missing", "多实例的输出集合未在输入输出规范中声明"),
+    ("A loopMaximum or loopCondition must be specified", "循环任务须给出最大次数或循环条件"),
+    ("Cannot resolve data", "数据关联引用了不存在的数据对象"),
+    ("Conditional event definition with missing condition", "条件事件缺少条件"),
+    ("Cancel Events may only be used with transactions", "取消事件只能用于事务子流程"),
+    ("Ad hoc subprocesses", "不支持此种自由子流程"),
+    ("Sequential ordering for ad hoc", "不支持顺序执行的自由子流程"),
+    ("Duplicate process ID", "流程标识重复"),
+    ("When looking for a task spec, we found two items", "元素标识重复"),
+    ("There is no support implemented for this task type", "不支持此类元素"),
+    ("A Service Task must have an operator", "不支持服务任务"),
+    ("Data Store", "不支持数据存储"),
+    ("Multiple decision tables are not current supported", "一个决策只能有一张决策表"),
+    ("No decisions found", "DMN 文件中没有决策"),
+    ("Unknown type in decision table", "决策表中有无法识别的元素"),
+    ("Malformed Output Expression", "输出单元格不是合法的表达式"),
+    ("No DMN Diagram available", "引用的决策不存在"),
+    ("No \"", "缺少被引用的元素"),
+    ("The process '", "被调用的流程不存在"),
+    ("Process ", "流程不可执行"),
+)
+
+
+def _library_fault(exc: BaseException) -> bool:
+    """Whether the parser failed on its own (a Python error, possibly wrapped in one of
+    its exceptions: its task parser re-raises any error as a ``ValidationException`` of
+    the error's repr) rather than telling what is wrong with the diagram."""
+    if not isinstance(exc, SpiffWorkflowException):
+        return True
+    inner = exc.__cause__ or exc.__context__
+    return inner is not None and not isinstance(inner, SpiffWorkflowException)
+
+
+def _bilingual_library_error(exc: BaseException) -> str:
+    """A SpiffWorkflow parser/validation error as "中文 (English)": a Chinese gloss for the
+    messages it is known to give, its English (with its "Did you mean" notes) kept after
+    it because it names the element or value concerned. A library fault (a TypeError in
+    the parser) is not the analyst's to read: a plain message replaces it."""
+    if _library_fault(exc):
+        return "流程解析器无法读取此元素，请检查其定义与引用 (the diagram parser could not read this element: check its definition and references)"
+    english = _describe(exc).strip().rstrip(".").strip()
+    gloss = next((zh for prefix, zh in _LIBRARY_GLOSSES if english.startswith(prefix)), "流程引擎不接受此元素")
+    return f"{gloss} ({english})"
+
+
+# --- platform checks: what a diagram's code asks of the platform ------------------------
+
+#: Data the platform itself gives an instance when it starts it (engine.runtime:
+#: ``start_project`` for the master, ``_launch_matters`` for a matter's procedure). Both
+#: sets are allowed in every diagram: which process a file holds is the deploy's concern.
+PLATFORM_START_DATA = frozenset({
+    "project_code", "name", "regime", "region_code", "industry_code", "investment", *FACT_FIELDS,
+    "matters_notice", "departments", "matter_code",
+})
+
+
+def form_fields_reader(directory: Path) -> Callable[[str], Mapping[str, Any] | None]:
+    """A ``form_fields`` hook for ``validate_bpmn`` over a forms directory: the JSON
+    Schema ``properties`` of a form file named directly in it (no paths), or None when
+    there is no such readable form."""
+    def form_fields(name: str) -> Mapping[str, Any] | None:
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            return None
+        try:
+            schema = json.loads((directory / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return _schema_properties(schema)
+    return form_fields
+
+
+def _schema_properties(schema: Any) -> dict[str, Any]:
+    """A form's top-level fields: its ``properties`` and those of the branches of its
+    ``allOf``/``anyOf``/``oneOf``/``if``/``then``/``else`` (conditional parts of a form)."""
+    if not isinstance(schema, Mapping):
+        return {}
+    found: dict[str, Any] = {}
+    for branch in [schema.get(k) for k in ("if", "then", "else")] + [
+            b for k in ("allOf", "anyOf", "oneOf") for b in (schema.get(k) or [])]:
+        for key, value in _schema_properties(branch).items():
+            found.setdefault(key, value)
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping):
+        found.update(properties)
+    return found
+
+
+def _field_values(field_schema: Any) -> set[Any] | None:
+    """The values a form field may take when its schema lists them (``enum``, ``const``,
+    or ``oneOf``/``anyOf`` of those), else None (any value)."""
+    if not isinstance(field_schema, Mapping):
+        return None
+    if isinstance(field_schema.get("enum"), list):
+        return {json.dumps(v) for v in field_schema["enum"]}
+    if "const" in field_schema:
+        return {json.dumps(field_schema["const"])}
+    for key in ("oneOf", "anyOf"):
+        branches = field_schema.get(key)
+        if isinstance(branches, list) and branches:
+            values: set[Any] = set()
+            for branch in branches:
+                listed = _field_values(branch)
+                if listed is None:
+                    return None
+                values |= listed
+            return values
+    return None
+
+
+@dataclass
+class _Code:
+    """A piece of diagram code: whose it is, what it is, its parsed tree."""
+
+    owner: str | None
+    what: str  # "script", "condition", "timer", "expression"
+    tree: Any
+
+
+def _diagram_code(root: Any) -> list[_Code]:
+    """Every script and expression the engine would run, parsed (those that do not parse
+    are already refused by ``_expression_problems``)."""
+    found: list[_Code] = []
+
+    def add(owner: str | None, what: str, text: str, mode: str) -> None:
+        try:
+            found.append(_Code(owner, what, ast.parse(text.strip() if mode == "eval" else text, mode=mode)))
+        except (SyntaxError, ValueError):
+            pass
+
+    for element in root.iter():
+        name = _local_name(element)
+        ns = etree.QName(element).namespace if isinstance(element.tag, str) else None
+        if ns == BPMN_NS and name == "script" and _local_name(element.getparent()) == "scriptTask":
+            add(element.getparent().get("id"), "script", _text(element), "exec")
+        elif ns == SPIFF_NS and name in ("preScript", "postScript"):
+            add(_ancestor_id(element), "script", _text(element), "exec")
+        elif ns == BPMN_NS and name == "conditionExpression":
+            add(_ancestor_id(element, "sequenceFlow"), "condition", _text(element), "eval")
+        elif ns == BPMN_NS and name in ("timeDate", "timeDuration", "timeCycle"):
+            add(_ancestor_id(element, *_EVENTS), "timer", _text(element), "eval")
+        elif ns == BPMN_NS and name in ("loopCardinality", "completionCondition", "loopCondition"):
+            add(_ancestor_id(element, *_ACTIVITIES), "expression", _text(element), "eval")
+        elif (ns == BPMN_NS and name == "condition") or (ns == SPIFF_NS and name in ("messagePayload", "payloadExpression")):
+            add(_ancestor_id(element), "expression", _text(element), "eval")
+    return found
+
+
+def _assigned_names(tree: Any) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+    return names
+
+
+def _free_names(tree: Any) -> set[str]:
+    """Names an expression reads that it does not bind itself (comprehension targets and
+    lambda arguments are its own)."""
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.comprehension):
+            bound |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.Lambda):
+            args = node.args
+            bound |= {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+            bound |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+        elif isinstance(node, ast.NamedExpr):
+            bound.add(node.target.id)
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound
+
+
+_CLOCK_READERS = ("clock_due", "clock_yellow", "stop_clock", "pause_clock", "resume_clock", "record_light")
+
+
+def _argument(call: ast.Call, position: int, keyword: str) -> ast.expr | None:
+    if len(call.args) > position and not any(isinstance(a, ast.Starred) for a in call.args[:position + 1]):
+        return call.args[position]
+    return next((k.value for k in call.keywords if k.arg == keyword), None)
+
+
+def _constant(node: ast.expr | None) -> tuple[bool, Any]:
+    """(True, value) when ``node`` is a literal (a negative number included)."""
+    if node is None:
+        return False, None
+    try:
+        return True, ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False, None
+
+
+def _calls(code: list[_Code], function: str) -> Iterator[tuple[_Code, ast.Call]]:
+    for piece in code:
+        for node in ast.walk(piece.tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == function:
+                yield piece, node
+
+
+def _platform_call_problems(code: list[_Code], functions: set[str]) -> list[Problem]:
+    """Literal arguments of the platform functions, checked against what the platform
+    has: clock kinds (``engine.clocks.CLOCK_KINDS``: ``start_clock`` of any other kind
+    fails when the officer acts), working-day counts (``clocks.start`` takes more than 0
+    and at most ``MAX_WORKING_DAYS``; ``working_days`` 0 to that), and notice kinds
+    (``engine.notices.NOTICE_KINDS``). A clock is read by the instance that started it,
+    so reading a kind (``clock_due`` ...) this diagram never starts finds no clock and its
+    timer never fires: refused, unless some ``start_clock`` here takes its kind from data."""
+    problems: list[Problem] = []
+    kinds = ", ".join(CLOCK_KINDS)
+    started: set[str] = set()
+    dynamic_start = False
+    for piece, call in _calls(code, "start_clock") if "start_clock" in functions else ():
+        literal, kind = _constant(_argument(call, 0, "kind"))
+        if not literal:
+            dynamic_start = True
+        elif kind not in CLOCK_KINDS:
+            problems.append(Problem(piece.owner, f"计时种类 {kind!r} 不存在，可用：{kinds} (start_clock: unknown clock kind {kind!r}; known: {kinds})"))
+        else:
+            started.add(kind)
+        literal, days = _constant(_argument(call, 1, "working_days"))
+        if literal and (isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 < days <= MAX_WORKING_DAYS):
+            problems.append(Problem(piece.owner, f"计时时限须大于 0 且不超过 {MAX_WORKING_DAYS} 个工作日，而非 {days!r} "
+                                                 f"(start_clock: working_days must be > 0 and at most {MAX_WORKING_DAYS}, not {days!r})"))
+        literal, origin = _constant(_argument(call, 2, "from_clock"))
+        if literal and origin is not None and origin not in CLOCK_KINDS:
+            problems.append(Problem(piece.owner, f"起算计时种类 {origin!r} 不存在，可用：{kinds} (start_clock: unknown from_clock kind {origin!r})"))
+    for reader in _CLOCK_READERS:
+        for piece, call in _calls(code, reader) if reader in functions else ():
+            literal, kind = _constant(_argument(call, 0, "kind"))
+            if not literal:
+                continue
+            if kind not in CLOCK_KINDS:
+                problems.append(Problem(piece.owner, f"计时种类 {kind!r} 不存在，可用：{kinds} ({reader}: unknown clock kind {kind!r}; known: {kinds})"))
+            elif kind not in started and not dynamic_start:
+                problems.append(Problem(piece.owner, f"本流程未启动 {kind!r} 计时，{reader} 找不到它 "
+                                                     f"({reader}: this diagram never starts a {kind!r} clock, so there is none to read)"))
+    for piece, call in _calls(code, "working_days") if "working_days" in functions else ():
+        literal, days = _constant(_argument(call, 0, "n"))
+        if literal and (isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 <= days <= MAX_WORKING_DAYS):
+            problems.append(Problem(piece.owner, f"工作日数须在 0 至 {MAX_WORKING_DAYS} 之间，而非 {days!r} "
+                                                 f"(working_days takes 0 to {MAX_WORKING_DAYS}, not {days!r})"))
+    notice_kinds = ", ".join(NOTICE_KINDS)
+    for piece, call in _calls(code, "issue_notice") if "issue_notice" in functions else ():
+        literal, kind = _constant(_argument(call, 0, "kind"))
+        if literal and kind not in NOTICE_KINDS:
+            problems.append(Problem(piece.owner, f"文书种类 {kind!r} 不存在，可用：{notice_kinds} "
+                                                 f"(issue_notice: unknown notice kind {kind!r}; known: {notice_kinds})"))
+    return problems
+
+
+def _form_names(root: Any) -> list[tuple[str | None, str]]:
+    """(user task id, form file) for every user task naming a form."""
+    found = []
+    for task in root.iterfind(".//bpmn:userTask", _NS):
+        for prop in task.iterfind("bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property", _NS):
+            if prop.get("name") == FORM_PROPERTY and prop.get("value"):
+                found.append((task.get("id"), prop.get("value")))
+    return found
+
+
+def _diagram_data_names(root: Any) -> set[str]:
+    """Names the diagram's own structure puts in the data: multi-instance collections and
+    items, message variables (the master's ``matter_stage`` receives ``matter_result`` so),
+    data objects."""
+    names: set[str] = set()
+    for element in root.iter():
+        name = _local_name(element)
+        if name in ("loopDataInputRef", "loopDataOutputRef", "messageVariable"):
+            names.add(_text(element).strip())
+        elif name in ("inputDataItem", "outputDataItem", "dataObject", "dataInput", "dataOutput"):
+            names.update(v for v in (element.get("name"), element.get("id")) if v)
+    return names - {""}
+
+
+def _name_problems(root: Any, code: list[_Code], functions: set[str],
+                   form_fields: Callable[[str], Mapping[str, Any] | None],
+                   decision_outputs: set[str]) -> list[Problem]:
+    """Names conditions, timers and ``$variable`` lanes read that nothing sets, and
+    conditions comparing a form field with a value its form does not offer.
+
+    A name is known when it is: a platform function or safe builtin; assigned by a script
+    of the diagram (script task, pre/postScript); a field of a form of one of its user
+    tasks; data the platform starts an instance with (``PLATFORM_START_DATA``); a
+    multi-instance collection or item, a message variable or a data object of the
+    diagram (what a matter's procedure returns reaches the master as ``matter_result``,
+    its receive task's message variable); an output of a decision table given. Allowed
+    without a look, because their origin is out of sight: every name, in a diagram with
+    a call activity calling a process of another file (the child's data comes back), or
+    one of whose forms cannot be read (its missing form is refused on its own).
+    """
+    if any(c.get("calledElement") not in {p.get("id") for p in root.iterfind("bpmn:process", _NS)}
+           for c in root.iterfind(".//bpmn:callActivity", _NS)):
+        return []
+    fields: dict[str, list[Any]] = {}
+    for _, form in _form_names(root):
+        properties = form_fields(form)
+        if properties is None:
+            return []
+        for field_name, schema in properties.items():
+            fields.setdefault(field_name, []).append(schema)
+    assigned = set().union(*(_assigned_names(c.tree) for c in code if c.what == "script"))
+    structural = _diagram_data_names(root) | PLATFORM_START_DATA | decision_outputs
+    known = set(functions) | set(scripting.SAFE_BUILTINS) | assigned | structural | set(fields)
+    problems: list[Problem] = []
+    user_tasks = {task.get("id") for task in root.iterfind(".//bpmn:userTask", _NS)}
+    for piece in code:
+        if piece.what not in ("condition", "timer"):
+            continue
+        for unknown in sorted(_free_names(piece.tree) - known):
+            where = "条件" if piece.what == "condition" else "定时器"
+            english = "condition" if piece.what == "condition" else "timer (write ISO 8601 text in quotes)"
+            problems.append(Problem(piece.owner, f"{where}中的 {unknown} 不是表单字段、脚本赋值的变量或平台提供的数据 "
+                                                 f"({english} reads {unknown!r}, which no form, script or platform data sets)"))
+        if piece.what == "condition":
+            problems += _enum_problems(piece, fields, assigned | structural)
+    for lane in root.iterfind(".//bpmn:lane", _NS):
+        lane_name = lane.get("name") or ""
+        if not lane_name.startswith("$") or ":" not in lane_name:
+            continue
+        variable = lane_name[1:].split(":", 1)[0]
+        if variable in known - set(functions) - set(scripting.SAFE_BUILTINS):
+            continue
+        for ref in lane.iterfind("bpmn:flowNodeRef", _NS):
+            target = _text(ref).strip()
+            if target in user_tasks:
+                problems.append(Problem(target, f"泳道 {lane_name} 的部门变量 {variable} 没有表单、脚本或平台数据提供 "
+                                                f"(lane {lane_name!r}: nothing sets the variable {variable!r})"))
+    return problems
+
+
+def _enum_problems(piece: _Code, fields: dict[str, list[Any]], other_sources: set[str]) -> list[Problem]:
+    """``field == 'value'`` (``!=``, ``in``, ``not in``) where every form offering the
+    field lists its values and 'value' is not among them: the branch never (or always)
+    runs. A field some script or the platform also sets may hold other values: skipped."""
+    problems: list[Problem] = []
+    for node in ast.walk(piece.tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        for op, left, right in zip(node.ops, operands, operands[1:]):
+            if not isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)):
+                continue
+            if isinstance(right, ast.Name) and isinstance(op, (ast.Eq, ast.NotEq)):
+                left, right = right, left
+            if not isinstance(left, ast.Name) or left.id not in fields or left.id in other_sources:
+                continue
+            allowed = [_field_values(schema) for schema in fields[left.id]]
+            if any(a is None for a in allowed):
+                continue
+            offered = set().union(*allowed)
+            if isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (ast.List, ast.Tuple, ast.Set)):
+                candidates = right.elts
+            else:
+                candidates = [right]
+            for candidate in candidates:
+                literal, value = _constant(candidate)
+                if literal and json.dumps(value) not in offered:
+                    shown = ", ".join(sorted(offered))
+                    problems.append(Problem(piece.owner, f"表单字段 {left.id} 的取值只有 {shown}，没有 {value!r} "
+                                                         f"(the form offers {left.id} only {shown}, never {value!r})"))
+    return problems
+
+
+_THROWN_DEFINITIONS = ("messageEventDefinition", "signalEventDefinition")
+_REFERENCES = {"messageRef": "message", "signalRef": "signal", "errorRef": "error", "escalationRef": "escalation"}
+
+
+def _structure_problems(root: Any) -> list[Problem]:
+    """Elements the platform cannot run as drawn: a script in another language; a
+    message or signal thrown (an intermediate throw or end event, a send task), which
+    nothing would receive — the platform delivers only its own message, a matter's
+    conclusion (``matter_concluded``) to the master's ``matter_stage``, when the matter's
+    procedure ends; a reference to a message, signal, error or escalation the file does
+    not define (SpiffWorkflow's parser fails on it with an internal error)."""
+    problems: list[Problem] = []
+    ids = {e.get("id") for e in root.iter() if isinstance(e.tag, str) and e.get("id")}
+    for element in root.iter():
+        name = _local_name(element)
+        if etree.QName(element).namespace != BPMN_NS if isinstance(element.tag, str) else True:
+            continue
+        element_id = element.get("id")
+        if name == "scriptTask":
+            language = (element.get("scriptFormat") or "python").strip().lower()
+            if language not in ("python", "python3", "text/python", "text/x-python", "application/x-python"):
+                problems.append(Problem(element_id, f"只支持 Python 脚本，而非 {element.get('scriptFormat')} "
+                                                    f"(only Python scripts are supported, not {element.get('scriptFormat')!r})"))
+        elif name == "sendTask":
+            problems.append(Problem(element_id, "不支持发送任务：平台不投递流程发出的消息 (send tasks are not supported: "
+                                                "no one receives a message a procedure sends)"))
+        elif name in ("intermediateThrowEvent", "endEvent"):
+            thrown = [_local_name(d) for d in element if _local_name(d) in _THROWN_DEFINITIONS]
+            if thrown:
+                problems.append(Problem(element_id, "不支持抛出消息或信号：没有接收方，会被静默丢弃；事项办结由平台通知总流程 "
+                                                    "(throwing a message or signal is not supported: nothing receives it and it "
+                                                    "would be dropped; the platform itself tells the master a matter concluded)"))
+        for attribute, what in _REFERENCES.items():
+            ref = element.get(attribute)
+            if ref and ref not in ids:
+                owner = element_id if name not in ("messageEventDefinition", "signalEventDefinition", "errorEventDefinition",
+                                                   "escalationEventDefinition") else _ancestor_id(element, *_EVENTS, *_ACTIVITIES)
+                zh = {"message": "消息", "signal": "信号", "error": "错误", "escalation": "升级"}[what]
+                problems.append(Problem(owner or element_id, f"引用的{zh} {ref} 在文件中没有定义 "
+                                                             f"({attribute} {ref!r} names no {what} defined in this file)"))
+    return problems
+
+
+def _decision_outputs(dmn: Sequence[bytes]) -> set[str]:
+    """The output names of every decision given: what a business rule task puts in the data."""
+    names: set[str] = set()
+    for document in dmn:
+        for decision_id in dmn_decision_ids(document):
+            try:
+                names.update(dmn_output_names(document, decision_id))
+            except DiagramRefused:
+                continue  # refused on its own by _add_dmn
+    return names

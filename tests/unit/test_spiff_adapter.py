@@ -497,7 +497,7 @@ def test_decision_failures_and_refusals():
     assert "__import__" in problems["rule_land_investment"]
     assert "open" in problems["rule_energy_department"]
     assert "FIRST" in problems["matters_table"]
-    assert sa.validate_dmn(b"<definitions/>")[0].message == "not a DMN document"
+    assert sa.validate_dmn(b"<definitions/>")[0].message == "不是 DMN 决策表文件 (not a DMN document)"
 
 
 @pytest.mark.parametrize("failure", [
@@ -533,3 +533,24 @@ def test_a_value_the_database_refuses_under_a_platform_function_is_the_procedure
     assert failed.value.element_id == "prepare" and "value too long" in failed.value.message
     # told to operators and to whoever completed the task: never the statement, its values or details
     assert not any(leak in failed.value.message for leak in ("INSERT", "某单位内部信息", "DETAIL", "sqlalche.me"))
+
+
+def test_the_scripts_of_one_engine_call_share_one_time_budget(monkeypatch):
+    """A multi-instance task runs its script once per copy, each within its own second:
+    together they must not hold the request (and its row locks) for minutes."""
+    monkeypatch.setattr(sa, "MAX_CALL_SCRIPT_SECONDS", 0.3)
+    xml = engine_only_diagram("""
+    <bpmn:scriptTask id="fan_out">
+      <bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>1000</bpmn:loopCardinality></bpmn:multiInstanceLoopCharacteristics>
+      <bpmn:script>n = 0
+while n &lt; 20000:
+    n += 1</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="fan_out" />
+    <bpmn:sequenceFlow id="f2" sourceRef="fan_out" targetRef="end" />""")
+    spec = sa.load_spec(sa.compile_bpmn(xml).spec_json)
+    started = time.monotonic()
+    with pytest.raises(sa.ProcedureError, match="longer than 0.3 s") as failed:
+        sa.start(spec, {}, now=T0, functions={})
+    assert failed.value.element_id == "fan_out"
+    assert time.monotonic() - started < 2  # not 1,000 copies of up to a second each
