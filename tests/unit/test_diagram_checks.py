@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import spiff_adapter as sa
+from engine import diagram_checks, spiff_adapter as sa
 
 ROOT = Path(__file__).resolve().parents[2]
 BPMN = ROOT / "bpmn"
@@ -73,7 +73,7 @@ FILING = "matter_enterprise_filing.bpmn"
 LAND = "matter_land_pre_review.bpmn"
 FUNCTIONS = ("working_days", "clock_due", "clock_yellow", "start_clock", "stop_clock", "pause_clock", "resume_clock",
              "issue_notice", "record_light", "promised_days")  # engine.procedures.PLATFORM_FUNCTIONS
-FORM_FIELDS = sa.form_fields_reader(FORMS)
+FORM_FIELDS = diagram_checks.form_fields_reader(FORMS)
 
 
 def problems(text: str, **overrides) -> dict[str, list[str]]:
