@@ -151,7 +151,7 @@ def diagram_code(root: Any) -> list[_Code]:
     def add(owner: str | None, what: str, text: str, mode: str) -> None:
         try:
             found.append(_Code(owner, what, ast.parse(text.strip() if mode == "eval" else text, mode=mode)))
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             pass
 
     for element in root.iter():

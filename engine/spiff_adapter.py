@@ -644,7 +644,7 @@ def _literal(text: str) -> Any:
     """The value of ``text`` when it is a plain literal (e.g. ``"PT72H"``), else None."""
     try:
         node = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # refused as an expression on its own
         return None
     return node.value if isinstance(node, ast.Constant) else None
 

@@ -51,3 +51,14 @@ def test_validate_and_deploy_refuse_naming_the_element(client, token, case):
 def test_the_shipped_diagram_still_validates(client, token):
     r = post(client, token("analyst"), "/api/v1/procedures/validate", (BPMN / FILING).read_bytes())
     assert r.status_code == 200, r.get_json()
+
+
+@pytest.mark.parametrize("nesting", ["x = " + "+".join(["1"] * 1000), "x = " + "-" * 30000 + "1"])
+def test_code_nested_past_the_parsers_limits_is_a_refusal_not_a_500(client, token, nesting):
+    """Python's parser and compiler fail with RecursionError or MemoryError (not a
+    SyntaxError) on deep enough code: every reader of a diagram's code says so as a 422."""
+    content = edited("start_clock('filing', working_days=3)", nesting + "\nstart_clock('filing', working_days=3)")
+    for path in ("/api/v1/procedures/validate", "/api/v1/procedures"):
+        r = post(client, token("drc_admin"), path, content)
+        assert r.status_code == 422, (path, r.status_code, r.get_json())
+        assert any("nested too deeply" in m for m in r.get_json()["errors"]["start_filing_clock"]), r.get_json()
