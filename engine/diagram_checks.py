@@ -45,6 +45,18 @@ class Problem:
 
 # --- reading the XML ---------------------------------------------------------------
 
+def parse_xml(xml: bytes) -> tuple[Any, Problem | None]:
+    """Parse untrusted XML: no DTD loading, no entity expansion, no network."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(xml, parser)
+    except (etree.XMLSyntaxError, ValueError, TypeError) as exc:
+        return None, Problem(None, f"不是合法的 XML 文件 (not XML: {exc})")
+    if root is None:
+        return None, Problem(None, "XML 文件为空 (not XML: empty document)")
+    return root, None
+
+
 def local_name(element: Any) -> str:
     return etree.QName(element).localname if isinstance(element.tag, str) else ""
 
@@ -182,7 +194,7 @@ def _assigned_names(tree: Any) -> set[str]:
     return names
 
 
-def _free_names(tree: Any) -> set[str]:
+def free_names(tree: Any) -> set[str]:
     """Names an expression reads that it does not bind itself (comprehension targets and
     lambda arguments are its own)."""
     bound: set[str] = set()
@@ -333,7 +345,7 @@ def name_problems(root: Any, code: list[_Code], functions: set[str],
     for piece in code:
         if piece.what not in ("condition", "timer"):
             continue
-        for unknown in sorted(_free_names(piece.tree) - known):
+        for unknown in sorted(free_names(piece.tree) - known):
             where = "条件" if piece.what == "condition" else "定时器"
             english = "condition" if piece.what == "condition" else "timer (write ISO 8601 text in quotes)"
             problems.append(Problem(piece.owner, f"{where}中的 {unknown} 不是表单字段、脚本赋值的变量或平台提供的数据 "

@@ -570,12 +570,17 @@ def _count_on_after_failure(session: Session, row: ProcessInstance, now: datetim
 
 def matters_notice(session: Session, project: Project) -> list[Matter]:
     """应办事项告知: the decision table's matters for this declaration, in the catalogue."""
-    table = procedures.latest(session, procedures.MATTERS_DECISION)
+    table = procedures.latest(session, procedures.MATTERS_DECISION, kind="dmn")
     inputs = {
         "regime": project.regime, "industry_code": project.industry_code, "investment": float(project.investment),
         **{f: getattr(project, f) for f in FACT_FIELDS},
     }
-    rows = procedures.evaluate_decision(table, procedures.MATTERS_DECISION, inputs)
+    try:
+        rows = procedures.evaluate_decision(table, procedures.MATTERS_DECISION, inputs)
+    except (spiff_adapter.ProcedureError, spiff_adapter.DiagramRefused) as exc:
+        # a table deployed before a check that now refuses it: the declaration waits for a fixed table
+        raise Conflict(f"应办事项决策表（第{table.version}版）无法求值，请运维人员部署可用的决策表 "
+                       f"(the matters notice table, version {table.version}, does not evaluate: {exc})") from None
     codes = list(dict.fromkeys(r["matter_code"] for r in rows if r.get("matter_code")))
     catalogue = {m.matter_code: m for m in session.scalars(select(Matter).where(Matter.matter_code.in_(codes)))}
     missing = [c for c in codes if c not in catalogue]

@@ -72,7 +72,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from engine import diagram_checks, scripting
 from engine.diagram_checks import (  # noqa: F401 - Problem and the form properties are part of the adapter's interface
     BPMN_NS, FORM_PROPERTY, NS as _NS, SPIFF_NS, UI_FORM_PROPERTY, Problem,
-    ancestor_id as _ancestor_id, local_name as _local_name, text as _text,
+    ancestor_id as _ancestor_id, local_name as _local_name, parse_xml as _parse_xml, text as _text,
     ACTIVITIES as _ACTIVITIES, EVENTS as _EVENTS,
 )
 
@@ -598,20 +598,6 @@ def restore(spec: LoadedSpec, state_json: str) -> Instance:
     except Exception as exc:  # noqa: BLE001 - SpiffWorkflow fails in many ways on a state its spec cannot hold
         raise StateFormatError(f"the state does not fit this version of {spec.spec.name!r}: {_describe(exc)}") from exc
     return Instance(workflow, spec)
-
-
-# --- XML ------------------------------------------------------------------------------
-
-def _parse_xml(xml: bytes) -> tuple[Any, Problem | None]:
-    """Parse untrusted XML: no DTD loading, no entity expansion, no network."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-    try:
-        root = etree.fromstring(xml, parser)
-    except (etree.XMLSyntaxError, ValueError, TypeError) as exc:
-        return None, Problem(None, f"不是合法的 XML 文件 (not XML: {exc})")
-    if root is None:
-        return None, Problem(None, "XML 文件为空 (not XML: empty document)")
-    return root, None
 
 
 # --- validation -----------------------------------------------------------------------

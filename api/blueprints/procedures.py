@@ -30,7 +30,8 @@ class ProcedureVersionSchema(ma.Schema):
     sha256 = ma.fields.String()
     deployed_at = ma.fields.AwareDateTime()
     deployed_by = ma.fields.String()
-    created = ma.fields.Boolean(metadata={"description": "false when identical content was already deployed (no-op)"})
+    created = ma.fields.Boolean(metadata={"description": "false when the content is that of the newest version (no-op); "
+                                                         "an older version's content becomes a new version"})
 
 
 class ValidationResultSchema(ma.Schema):
@@ -63,9 +64,10 @@ class Procedures(MethodView):
     @requires("dept_admin", "operator")
     @bp.arguments(ProcedureFileSchema, location="files")
     @bp.response(201, ProcedureVersionSchema)
-    @bp.alt_response(200, schema=ProcedureVersionSchema, description="identical content: the existing version, nothing stored")
+    @bp.alt_response(200, schema=ProcedureVersionSchema, description="the newest version's content: that version, nothing stored")
     def post(self, _files):
-        """Deploy: checked first (422 naming the element and problem); new content becomes version N+1."""
+        """Deploy: checked first (422 naming the element and problem); any content but the newest version's
+        becomes version N+1 (an older version's content too: putting it back makes it current)."""
         filename, content = _uploaded()
         deployed = procedures.deploy(session(), actor=current_actor(), now=platform().clock.now(), filename=filename, content=content)
         row = deployed.procedure
