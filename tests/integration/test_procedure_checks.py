@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import re
 from io import BytesIO
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -14,22 +13,12 @@ from sqlalchemy import func, select
 from engine.models import AuditEvent, ProcedureVersion, ProcessInstance
 from tests.conftest import START
 from tests.integration.helpers import declaration, declare, snapshot, supply_all_materials
+from tests.shipped import CJK, edit, shipped
 
-ROOT = Path(__file__).resolve().parents[2]
-BPMN = ROOT / "bpmn"
 FILING = "matter_enterprise_filing.bpmn"
 LAND = "matter_land_pre_review.bpmn"
 DMN = "matters.dmn"
-CJK = re.compile(r"[\u4e00-\u9fff]")
 
-
-def shipped(name: str) -> str:
-    return (BPMN / name).read_text(encoding="utf-8")
-
-
-def edit(text: str, old: str, new: str, count: int = 1) -> str:
-    assert old in text, old
-    return text.replace(old, new, count)
 
 
 def upload(client, headers, filename, content, path="/api/v1/procedures"):

@@ -5,25 +5,13 @@ bpmn/, edited the way an analyst's mistake would edit them."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from engine import diagram_checks, spiff_adapter as sa
-
-ROOT = Path(__file__).resolve().parents[2]
-BPMN = ROOT / "bpmn"
-FORMS = ROOT / "forms"
-CJK = re.compile(r"[\u4e00-\u9fff]")
+from tests.shipped import BPMN, CJK, FORMS, edit, shipped
 
 
-def shipped(name: str) -> str:
-    return (BPMN / name).read_text(encoding="utf-8")
-
-
-def edit(text: str, old: str, new: str, count: int = 1) -> str:
-    assert old in text, old
-    return text.replace(old, new, count)
 
 
 MATTERS = shipped("matters.dmn").encode("utf-8")
