@@ -83,31 +83,52 @@ def _literal(text: str):
 
 
 def _samples(table: _Table, expressions: list[str]) -> list[dict]:
-    """Sample declarations: every regime × every combination of the facts × the industry
-    codes the table names (one for each set of cells naming the same codes, which those
-    cells cannot tell apart) and one it does not × the investments at and around each
-    amount it names, and the least and largest a declaration may give."""
+    """Sample declarations: every value of what the table reads (the regimes, each fact
+    true and false; what it does not read stays fixed) × the industry codes it names (one
+    for each set of cells naming the same codes, which those cells cannot tell apart) and
+    one it does not × the investments at and around each amount the rules that may apply
+    to that industry name (its own and those naming no industry), and the least and
+    largest a declaration may give. Refused when running them would take too long."""
+    read = set().union(*(_names(e) for e in expressions)) if expressions else set()
+    row_codes: dict[int, set[str]] = {}
+    row_amounts: dict[int, set[float]] = {}
     named_by: dict[str, set[tuple[int, int]]] = {}
-    amounts: set[float] = set()
     for column, expression in enumerate(expressions):
         cells = [(row, inputs[column][1]) for row, (_, inputs, _) in enumerate(table.rules) if column < len(inputs)]
-        if "industry_code" in _names(expression):
-            for row, cell in cells:
+        names = _names(expression)
+        for row, cell in cells:
+            if "industry_code" in names:
                 for code in _QUOTED_CODE.findall(cell):
                     named_by.setdefault(code, set()).add((row, column))
-        if "investment" in _names(expression):
-            amounts |= {float(n) for _, cell in cells for n in _NUMBER.findall(cell)}
-    alike: dict[frozenset, str] = {}
+                    row_codes.setdefault(row, set()).add(code)
+            if "investment" in names:
+                row_amounts.setdefault(row, set()).update(float(n) for n in _NUMBER.findall(cell))
+    generic = {row for row in range(len(table.rules)) if row not in row_codes}
+    industries = {}
     for code in sorted(named_by):
-        alike.setdefault(frozenset(named_by[code]), code)
-    unnamed = next(row["code"] for row in codes.industries() if row["code"] not in named_by)
-    investments = sorted({v for a in amounts for v in (a - _INVESTMENT_STEP, a, a + _INVESTMENT_STEP)
-                          if 0 < v <= _INVESTMENT_MAX} | {_INVESTMENT_STEP, _INVESTMENT_MAX})
-    return [
-        {"regime": regime, "industry_code": industry, "investment": investment, **dict(zip(FACT_FIELDS, facts))}
-        for regime, facts, industry, investment in itertools.product(
-            REGIMES, itertools.product((False, True), repeat=len(FACT_FIELDS)), [*alike.values(), unnamed], investments)
-    ]
+        rows = {row for row, _ in named_by[code]}
+        industries.setdefault(frozenset(named_by[code]), (code, rows | generic))
+    unnamed = next((row["code"] for row in codes.industries() if row["code"] not in named_by), None)
+    choices = [value for value in industries.values()] + ([(unnamed, generic)] if unnamed else [])
+    regimes = REGIMES if "regime" in read else REGIMES[:1]
+    facts = list(itertools.product(*[(False, True) if f in read else (False,) for f in FACT_FIELDS]))
+    samples = []
+    for industry, rows in choices:
+        amounts = set().union(*(row_amounts.get(row, set()) for row in rows)) if rows else set()
+        investments = sorted({v for a in amounts for v in (a - _INVESTMENT_STEP, a, a + _INVESTMENT_STEP)
+                              if 0 < v <= _INVESTMENT_MAX} | {_INVESTMENT_STEP, _INVESTMENT_MAX})
+        samples += [{"regime": regime, "industry_code": industry, "investment": investment, **dict(zip(FACT_FIELDS, fact))}
+                    for regime, fact, investment in itertools.product(regimes, facts, investments)]
+    if len(samples) * max(len(table.rules), 1) > MAX_RULE_EVALUATIONS:
+        raise Invalid.field(MATTERS_DECISION, f"决策表过大，部署时无法逐一检验（{len(samples)} 个申报样例 × {len(table.rules)} 条规则），"
+                                              f"请合并规则 (the table is too large to check at deploy: {len(samples)} sample "
+                                              f"declarations × {len(table.rules)} rules; merge rules)")
+    return samples
+
+
+#: The most rule evaluations a deploy check of the matters table runs (~20 us each): the
+#: check runs inside the deploy's request and holds its process meanwhile.
+MAX_RULE_EVALUATIONS = 500_000
 
 
 def _describe(sample: dict) -> str:
@@ -173,7 +194,7 @@ def check(session: Session, content: bytes) -> None:
 
 
 def _value_problem(matter, department, catalogue: dict[str, str]) -> str | None:
-    if matter not in catalogue:
+    if not isinstance(matter, str) or matter not in catalogue:
         return f"事项目录中没有此事项 (not a matter of the catalogue): {matter}"
     if department != catalogue[matter]:
         return f"事项 {matter} 的办理部门是 {catalogue[matter]}，不是 {department} (the matter is handled by {catalogue[matter]}, not {department})"

@@ -233,12 +233,17 @@ def _reinstatement_note(version: int, same_as: int) -> str:
 _REINSTATEMENT_NOTE = re.compile(r"\n<!-- 第\d+版恢复第\d+版的内容 \(version \d+ reinstates the content of version \d+\) -->\n\Z")
 
 
-def deploy(session: Session, *, actor: Actor, now: datetime, filename: str, content: bytes) -> Deployed:
+def deploy(session: Session, *, actor: Actor, now: datetime, filename: str, content: bytes,
+           reinstate: bool = True) -> Deployed:
     """Check and store a file. Identical to the newest version: a no-op (nothing stored).
     Identical to an older version (putting v1 back after a broken v2): version N+1, so new
     instances and retries on the newest take it. A version's content is unique per
     procedure (uq_procedure_content), so such a version's XML carries a trailing comment
-    naming the version it reinstates; its sha256 is that of the XML as stored."""
+    naming the version it reinstates; its sha256 is that of the XML as stored.
+
+    ``reinstate=False`` (the shipped files deployed at every start): an older version's
+    content is a no-op too, so a restart never puts a shipped file back over the newer
+    version a department deployed."""
     require_role(actor, "dept_admin", "operator")
     checked = check(session, filename, content, actor)
     owner = owner_department(session, checked.process_id)
@@ -253,6 +258,8 @@ def deploy(session: Session, *, actor: Actor, now: datetime, filename: str, cont
     digest = hashlib.sha256(content).hexdigest()
     same_as = session.scalar(select(ProcedureVersion.version).where(
         ProcedureVersion.process_id == checked.process_id, ProcedureVersion.sha256 == digest))
+    if same_as is not None and not reinstate:
+        return Deployed(newest, False)
     if same_as is not None:
         text += _reinstatement_note(version, same_as)
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -342,10 +349,12 @@ SPECS = SpecCache()
 
 
 def deploy_directory(session: Session, *, actor: Actor, now: datetime, directory: Path = BPMN_DIR) -> list[Deployed]:
-    """Deploy every shipped file (DMN first, then matter procedures, then the master)."""
+    """Deploy every shipped file (DMN first, then matter procedures, then the master); a file
+    whose content some version already has is left alone (``reinstate=False``): this runs at
+    every start, and must not undo what departments deployed since."""
     files = sorted(directory.glob("*.dmn")) + sorted(
         directory.glob("*.bpmn"), key=lambda p: (not p.name.startswith(MATTER_PREFIX), p.name)
     )
     if not files:
         raise Conflict(f"目录中没有流程文件 (no .bpmn or .dmn files in {directory})")
-    return [deploy(session, actor=actor, now=now, filename=f.name, content=f.read_bytes()) for f in files]
+    return [deploy(session, actor=actor, now=now, filename=f.name, content=f.read_bytes(), reinstate=False) for f in files]

@@ -164,17 +164,37 @@ def _operand(value: Any) -> Any:
     return value
 
 
-def _weigh_arguments(name: str, args: tuple, kwargs: dict) -> None:
+def _materialised(value: Any) -> Any:
+    """An iterable that is no container (a generator, ``zip``, ``map``, a dict's view, a
+    ``range``) as a list, so that what a C-level function would take from it can be
+    weighed first; anything else as it is."""
+    if isinstance(value, (str, bytes, *_CONTAINERS)) or callable(value) or not isinstance(value, Iterable):
+        return value
+    return list(value)
+
+
+def _weighed_arguments(name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """The arguments of a call that compares or hashes their items, each iterable made a
+    list and every container weighed."""
+    args = tuple(_materialised(a) for a in args)
+    kwargs = {k: _materialised(v) for k, v in kwargs.items()}
     for arg in (*args, *kwargs.values()):
         if isinstance(arg, _CONTAINERS):
             _weigh(arg, name)
+    return args, kwargs
+
+
+def _items(value: Any) -> Any:
+    """What ``{*value}`` hashes: made a list when it is an iterator, and weighed."""
+    value = _materialised(value)
+    return _operand(value)
 
 
 def _weighing(function: Callable[..., Any], name: str) -> Callable[..., Any]:
     """A builtin function that compares the items of its arguments (sorted, min, max),
-    with each container argument weighed first."""
+    with each argument weighed first."""
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        _weigh_arguments(name, args, kwargs)
+        args, kwargs = _weighed_arguments(name, args, kwargs)
         return function(*args, **kwargs)
     return guarded
 
@@ -192,9 +212,10 @@ class _GuardedType(type):
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls.real is str:
-            _weigh(args[0] if args else "", "str()", textual=True)
+            for value in (*args[:1], *kwargs.values()):
+                _weigh(value, "str()", textual=True)
         else:
-            _weigh_arguments(f"{cls.real.__name__}()", args, kwargs)
+            args, kwargs = _weighed_arguments(f"{cls.real.__name__}()", args, kwargs)
         return cls.real(*args, **kwargs)
 
 
@@ -289,8 +310,7 @@ def _guarded_getattr(obj: Any, name: str) -> Any:
         def weighed(*args: Any, **kwargs: Any) -> Any:
             if name in ("count", "index", "remove", "sort"):
                 _weigh(obj, f"{type(obj).__name__}.{name}")
-            for arg in (*args, *kwargs.values()):
-                _operand(arg)
+            args, kwargs = _weighed_arguments(f"{type(obj).__name__}.{name}", args, kwargs)
             return method(*args, **kwargs)
         return weighed
     return value
@@ -420,6 +440,7 @@ _GUARDS: dict[str, Any] = {
     "_binop_": _binop,
     "_format_": _format_value,
     "_operand_": _operand,
+    "_items_": _items,
 }
 
 
@@ -495,7 +516,12 @@ class _Policy(RestrictingNodeTransformer):
 
     def visit_Set(self, node: ast.Set) -> ast.AST:
         node = self.node_contents_visit(node)
-        node.elts = [self._operand(e) for e in node.elts]
+        for index, element in enumerate(node.elts):
+            if isinstance(element, ast.Starred):  # {*items}: the items are weighed together
+                call = ast.Call(func=ast.Name("_items_", ast.Load()), args=[element.value], keywords=[])
+                element.value = ast.fix_missing_locations(ast.copy_location(call, element.value))
+            else:
+                node.elts[index] = self._operand(element)
         return node
 
     def visit_SetComp(self, node: ast.SetComp) -> ast.AST:

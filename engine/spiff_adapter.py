@@ -1387,8 +1387,8 @@ def _decision_outputs(dmn: Sequence[bytes]) -> set[str]:
     names: set[str] = set()
     for document in dmn:
         for decision_id in dmn_decision_ids(document):
-            try:
-                names.update(dmn_output_names(document, decision_id))
+            try:  # a dotted output ("result.level") is nested by SpiffWorkflow: the data holds "result"
+                names.update(name.split(".")[0] for name in dmn_output_names(document, decision_id))
             except DiagramRefused:
                 continue  # refused on its own by _add_dmn
     return names

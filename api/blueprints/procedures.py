@@ -94,10 +94,13 @@ def get_version(process_id, version):
     return procedures.get_version(session(), process_id, version)
 
 
+XML_ANSWER = "the deployed XML, as deployed (a version that puts back an older one's content ends with a comment saying so)"
+
+
 @bp.route("/<string:process_id>/versions/<int:version>/xml")
 @requires("dept_admin", "operator", "analyst")
-@bp.response(200, description="the deployed XML, as deployed")
-@bp.doc(responses={"200": file_response("application/xml", "the deployed XML, as deployed")})
+@bp.response(200, description=XML_ANSWER)
+@bp.doc(responses={"200": file_response("application/xml", XML_ANSWER)})
 def get_xml(process_id, version):
     row = procedures.get_version(session(), process_id, version)
     return Response(row.xml, mimetype="application/xml")

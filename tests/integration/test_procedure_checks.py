@@ -4,13 +4,17 @@ naming real departments and working roles, UTF-8 only, matter ids from the catal
 from __future__ import annotations
 
 import hashlib
+import time
 import re
 from io import BytesIO
 
 import pytest
 from sqlalchemy import func, select
 
+from engine import codes, matters_table
+from engine.access import Actor
 from engine.models import AuditEvent, ProcedureVersion, ProcessInstance
+from engine.procedures import deploy_directory
 from tests.conftest import START
 from tests.integration.helpers import declaration, declare, snapshot, supply_all_materials
 from tests.shipped import CJK, edit, shipped
@@ -226,6 +230,21 @@ def test_older_content_becomes_the_newest_version_and_new_matters_take_it(client
     assert filing_versions(platform) == [5]
 
 
+
+def test_the_shipped_files_deployed_at_a_start_never_undo_a_departments_newer_version(client, token, platform):
+    """`make run` deploys bpmn/ at every start: a shipped file that an older version has
+    must not come back as the newest over what a department deployed since."""
+    v2 = edit(shipped(FILING), 'name="备案审查"', 'name="备案审查（第二版）"')
+    assert upload(client, token("drc_admin"), FILING, v2).status_code == 201
+    with platform.session_factory() as s:
+        results = deploy_directory(s, actor=Actor.system("start"), now=START)
+        s.commit()
+    assert not any(d.created for d in results)
+    with platform.session_factory() as s:
+        newest = s.scalars(select(ProcedureVersion).where(ProcedureVersion.process_id == "matter_enterprise_filing")
+                           .order_by(ProcedureVersion.version.desc())).first()
+        assert newest.version == 2 and "第二版" in newest.xml
+
 # --- D4/D5: lanes -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("lane,fragment", [("fgw:officer", "no department"), ("drc:leader", "a lane's role"),
@@ -283,3 +302,49 @@ def test_a_matter_id_outside_the_catalogue_is_refused(client, token, platform):
     content = shipped(LAND).replace('"matter_land_pre_review"', '"matter_land_pre_review_2026"')
     refused_everywhere(client, token, platform, "matter_land_x.bpmn", content, "matter_land_pre_review_2026", "land_pre_review_2026")
     refused(upload(client, token("operator"), "matter_land_x.bpmn", content), "matter_land_pre_review_2026")
+
+
+# --- the matters notice table: its size, and values that are not text -------------------------------------
+
+def industry_rules(count: int) -> str:
+    """``count`` rules in the 核准目录's shape: an industry each, with its own investment threshold."""
+    rules = []
+    for i in range(count):
+        code, threshold = f"{13 + i:02d}", 100 * (i + 1)
+        cells = ['"approval"', f'"{code}"', f">= {threshold}", "-", "-", "-", "-"]
+        entries = "".join(f'<inputEntry id="ri{i}_{n}"><text>{c.replace(">", "&gt;")}</text></inputEntry>'
+                          for n, c in enumerate(cells))
+        rules.append(f'<rule id="rule_ind_{i}">{entries}<outputEntry id="ro{i}_m"><text>"eia_approval"</text></outputEntry>'
+                     f'<outputEntry id="ro{i}_d"><text>"env"</text></outputEntry></rule>')
+    return "".join(rules)
+
+
+def test_a_table_with_many_industry_thresholds_is_checked_in_seconds(client, token):
+    """Each industry's samples take the thresholds of the rules that may apply to it, not
+    every threshold of the table (30 industries took 74 s and, on PostgreSQL, met the idle
+    limit: 503)."""
+    content = edit(shipped(DMN), "</decisionTable>", industry_rules(30) + "</decisionTable>")
+    started = time.monotonic()
+    r = upload(client, token("drc_admin"), DMN, content)
+    assert r.status_code == 201, r.get_json()
+    assert time.monotonic() - started < 30
+
+
+def test_a_table_too_large_to_check_is_refused_naming_why(client, token, monkeypatch):
+    monkeypatch.setattr(matters_table, "MAX_RULE_EVALUATIONS", 1000)
+    content = edit(shipped(DMN), "</decisionTable>", industry_rules(5) + "</decisionTable>")
+    refused(upload(client, token("drc_admin"), DMN, content), "matters_notice", "too large to check")
+
+
+def test_a_list_where_a_matter_belongs_is_refused_not_a_500(client, token):
+    content = edit(shipped(DMN), '<text>"enterprise_filing"</text>', '<text>["enterprise_filing"]</text>')
+    r = validate(client, token, DMN, content)
+    assert r.status_code == 422, r.get_json()
+
+
+def test_a_rule_naming_every_industry_leaves_no_unnamed_sample_and_still_checks(client, token):
+    every = ", ".join(f'"{row["code"]}"' for row in codes.industries())
+    old = '<inputEntry id="rule_approval_industry_code">\n          <text>-</text>'
+    content = edit(shipped(DMN), old, f'<inputEntry id="rule_approval_industry_code">\n          <text>? in ({every})</text>')
+    r = validate(client, token, DMN, content)
+    assert r.status_code == 200, r.get_json()  # the table checks on the industries it names (was a 500)

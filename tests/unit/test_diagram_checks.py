@@ -9,6 +9,7 @@ import re
 import pytest
 
 from engine import diagram_checks, spiff_adapter as sa
+from engine.procedures import PLATFORM_FUNCTIONS
 from tests.shipped import BPMN, CJK, FORMS, edit, shipped
 
 
@@ -203,3 +204,45 @@ def test_dmn_refusals_are_bilingual():
     found = {p.element_id: p.message for p in sa.validate_dmn(unsupported)}
     assert CJK.search(found["matters_notice_table"]) and "FIRST" in found["matters_notice_table"]
     assert CJK.search(sa.validate_dmn(b"<definitions/>")[0].message)
+
+
+GRADE_DMN = b"""<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="d_grade" name="grade" namespace="urn:x">
+  <decision id="grade" name="grade">
+    <decisionTable id="grade_table" hitPolicy="UNIQUE">
+      <input id="in1" label="regime"><inputExpression id="ie1" typeRef="string"><text>regime</text></inputExpression></input>
+      <output id="out1" label="level" name="result.level" typeRef="string"/>
+      <rule id="r1"><inputEntry id="r1i"><text>"approval"</text></inputEntry><outputEntry id="r1o"><text>"A"</text></outputEntry></rule>
+      <rule id="r2"><inputEntry id="r2i"><text>"filing"</text></inputEntry><outputEntry id="r2o"><text>"B"</text></outputEntry></rule>
+    </decisionTable>
+  </decision>
+</definitions>"""
+
+GRADED_BPMN = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"
+                  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="d" targetNamespace="http://tzxm.example/bpmn">
+  <bpmn:process id="graded" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:businessRuleTask id="grade_it">
+      <bpmn:extensionElements><spiffworkflow:calledDecisionId>grade</spiffworkflow:calledDecisionId></bpmn:extensionElements>
+    </bpmn:businessRuleTask>
+    <bpmn:exclusiveGateway id="gw" default="f4" />
+    <bpmn:endEvent id="end_a" />
+    <bpmn:endEvent id="end_b" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="grade_it" />
+    <bpmn:sequenceFlow id="f2" sourceRef="grade_it" targetRef="gw" />
+    <bpmn:sequenceFlow id="f3" sourceRef="gw" targetRef="end_a">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">result['level'] == 'A'</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f4" sourceRef="gw" targetRef="end_b" />
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_a_decision_output_named_with_a_dot_is_known_by_its_first_part():
+    """SpiffWorkflow nests an output named ``result.level``: the data holds ``result``, which a
+    condition may then read (``result['level'] == 'A'``)."""
+    assert sa.evaluate_decision(GRADE_DMN, "grade", {"regime": "approval"}) == [{"result": {"level": "A"}}]
+    assert sa.validate_bpmn(GRADED_BPMN, dmn=[GRADE_DMN], function_names=PLATFORM_FUNCTIONS,
+                            form_fields=diagram_checks.form_fields_reader(FORMS)) == []

@@ -155,6 +155,12 @@ SHARED_NESTING = "t = {empty}\nfor i in range(40):\n    t = {pair}\n"
     ("(1,)", "(t, t)", "x = f'{t}'"),
     ("(1,)", "(t, t)", "x = str(t)"),
     ("[1]", "[t, t]", "x = [t].count(t)"),
+    ("(1,)", "(t, t)", "x = set(y for y in [t])"),  # through an iterator: made a list and weighed
+    ("(1,)", "(t, t)", "x = dict(zip([t], [1]))"),
+    ("(1,)", "(t, t)", "d = {}\nd.update(zip([t], [1]))"),
+    ("(1,)", "(t, t)", "d = {'a': t}\nx = set(d.values())"),
+    ("(1,)", "(t, t)", "x = sorted(y for y in [t, t])"),
+    ("(1,)", "(t, t)", "x = {*(y for y in [t])}"),
 ])
 def test_one_operation_walking_a_shared_nesting_is_refused_not_left_to_hold_the_process(empty, pair, operation):
     """Two references to one list, forty levels deep, are a few kilobytes and 2**40 items
@@ -166,7 +172,7 @@ def test_one_operation_walking_a_shared_nesting_is_refused_not_left_to_hold_the_
     assert time.monotonic() - started < 5  # the walk stops at its bound (well under a second here)
 
 
-@pytest.mark.parametrize("source", ["x = str(fn)", "x = f'{fn}'", "x = '%s' % fn", "x = f'{fn!r}'"])
+@pytest.mark.parametrize("source", ["x = str(fn)", "x = f'{fn}'", "x = '%s' % fn", "x = f'{fn!r}'", "x = str(object=fn)"])
 def test_a_platform_function_never_becomes_text(source):
     """Its text would name the platform's objects (the running step, the acting user)."""
     with pytest.raises(ScriptError, match="cannot be turned into text"):
@@ -190,11 +196,15 @@ def test_guarded_builtins_still_work_as_types_and_on_ordinary_values():
         "e = dict(a=1)\n"
         "e['b'] = [1, 2, 3].index(2)\n"
         "f = '-'.join(['x', 'y']) + '%(k)s' % {'k': 'v'}\n"
-        "g = [[0] * 3] * 2\n",
+        "g = [[0] * 3] * 2\n"
+        "h = sorted({*['x', 'y'], *['z']}) + sorted(v for v in ['b', 'a']) + sorted({'k': 1}.keys())\n"
+        "i = dict(zip(['a', 'b'], [1, 2]))\n"
+        "j = [min(v for v in [5, 4]), len({*[]} | set(range(3))), str(object=5)]\n",
         data,
     )
     assert data == {"a": True, "b": "12[1, 'a']  3|[1]|None", "c": 12300, "d": ["a", "b", 3, 2],
-                    "e": {"a": 1, "b": 1}, "f": "x-yv", "g": [[0, 0, 0], [0, 0, 0]]}
+                    "e": {"a": 1, "b": 1}, "f": "x-yv", "g": [[0, 0, 0], [0, 0, 0]],
+                    "h": ["x", "y", "z", "a", "b", "k"], "i": {"a": 1, "b": 2}, "j": [4, 3, "5"]}
 
 
 def test_normal_data_manipulation_works():
