@@ -4,17 +4,9 @@ fixes); officers and project units no list at all. The rows name the failing ele
 and the message, never the project's data. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from io import BytesIO
-from pathlib import Path
-
-from tests.integration.helpers import declare
 from tests.integration.test_audit_of_failures import FAILING_PRE_CHECK, _deploy
-from tests.integration.test_workflow_api import (
-    FILING_PROJECT, LAND_PROJECT, PRE_CHECK_PASS, REPLY_ACCEPTED, complete, dispatch, find, to_matters,
-)
-
-FILING = (Path(__file__).resolve().parents[2] / "bpmn" / "matter_enterprise_filing.bpmn").read_text(encoding="utf-8")
-FILING_SCRIPT = "consultations = []\nstart_clock('filing', working_days=3)"
+from tests.integration.test_clock_owner import filing_started_after
+from tests.integration.test_workflow_api import LAND_PROJECT, PRE_CHECK_PASS, complete, find, to_matters
 
 
 def _errored(client, token, user: str, **params) -> list[tuple[str, str]]:
@@ -27,13 +19,7 @@ def test_authors_see_where_their_procedures_fail_and_no_one_else_does(client, to
     _deploy(client, token, FAILING_PRE_CHECK)  # the land department's procedure fails at its pre-check
     land = to_matters(client, token, **LAND_PROJECT)
     assert complete(client, token, "land", find(client, token, "land", "pre_check", land), PRE_CHECK_PASS).status_code == 202
-    failing_filing = FILING.replace(FILING_SCRIPT, "ratio = 1 / 0\n" + FILING_SCRIPT, 1).encode()
-    r = client.post("/api/v1/procedures", headers=token("drc_admin"), content_type="multipart/form-data",
-                    data={"file": (BytesIO(failing_filing), "matter_enterprise_filing.bpmn")})
-    assert r.status_code == 201, r.get_json()
-    filing = declare(client, token, **FILING_PROJECT)["project_code"]
-    dispatch(client, token, filing)
-    complete(client, token, "drc", find(client, token, "drc", "department_reply", filing), REPLY_ACCEPTED)
+    filing_started_after(client, token, "ratio = 1 / 0")  # drc's own procedure fails as its matter starts
 
     both = _errored(client, token, "operator")
     assert [p for p, _ in both] == ["matter_enterprise_filing", "matter_land_pre_review"]
