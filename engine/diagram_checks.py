@@ -236,6 +236,17 @@ def _calls(code: list[_Code], function: str) -> Iterator[tuple[_Code, ast.Call]]
                 yield piece, node
 
 
+def literal_clock_days(code: list[_Code]) -> Iterator[tuple[str | None, str, float]]:
+    """Every ``start_clock(kind, working_days=N)`` whose kind and days are both literal:
+    (the element, the kind, the days)."""
+    for piece, call in _calls(code, "start_clock"):
+        kind_known, kind = _constant(_argument(call, 0, "kind"))
+        days_known, days = _constant(_argument(call, 1, "working_days"))
+        if kind_known and days_known and isinstance(kind, str) and isinstance(days, (int, float)) \
+                and not isinstance(days, bool):
+            yield piece.owner, kind, float(days)
+
+
 def platform_call_problems(code: list[_Code], functions: set[str]) -> list[Problem]:
     """Literal arguments of the platform functions, checked against what the platform
     has: clock kinds (``engine.clocks.CLOCK_KINDS``: ``start_clock`` of any other kind

@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, diagram_checks, files, matters_table, spiff_adapter, task_guards
+from engine import audit, diagram_checks, files, guides, matters_table, spiff_adapter, task_guards
 from engine.access import Actor, require_role
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.matters_table import MATTERS_DECISION
@@ -112,7 +112,7 @@ def check(session: Session, filename: str, content: bytes, actor: Actor | None =
     if guard_problems:
         raise _problems_error(guard_problems)
     _check_id(session, compiled.process_id, "bpmn")
-    lane_problems = _lane_problems(session, compiled, actor)
+    lane_problems = _lane_problems(session, compiled, actor) + _limit_problems(session, compiled.process_id, content)
     if lane_problems:
         raise _problems_error(lane_problems)
     return Checked("bpmn", compiled.process_id, compiled.spec_json)
@@ -196,6 +196,33 @@ def _lane_problems(session: Session, compiled, actor: Actor | None) -> list[spif
             problems.append(spiff_adapter.Problem(task.element_id, f"本部门事项流程的任务只能交给本部门（{own}），其他部门请用 $变量 泳道征求意见 "
                                                                    f"(a department's matter procedure gives its tasks only to {own}): {lane}"))
     return problems
+
+
+#: The clocks that count a matter's own time limit: a filing's (备案) and the promised
+#: limit (承诺时限) from acceptance. The others are the platform's stages, the same for
+#: every matter (pre-review 3 working days, acceptance 5: 攀仁府办〔2018〕77号 三（五）).
+LIMIT_CLOCKS = ("filing", "promised")
+
+
+def _limit_problems(session: Session, process_id: str, content: bytes) -> list[spiff_adapter.Problem]:
+    """A matter's procedure may not give its own limit more working days than the law does:
+    a literal ``start_clock('filing', working_days=30)`` where the matter's service guide
+    states 3 statutory working days is refused (the promised limit may be shorter than the
+    statutory one, never longer). ``promised_days()`` reads the guide itself."""
+    if not process_id.startswith(MATTER_PREFIX):
+        return []
+    guide = guides.current(session, process_id[len(MATTER_PREFIX):])
+    statutory = (guide.content or {}).get("statutory_working_days") if guide is not None else None
+    if not isinstance(statutory, int):
+        return []
+    root, problem = diagram_checks.parse_xml(content)
+    if problem is not None:
+        return []  # refused by the adapter already
+    return [spiff_adapter.Problem(element, f"{kind} 时限 {days:g} 个工作日超过此事项的法定时限 {statutory} 个工作日 "
+                                           f"(the {kind} limit of {days:g} working days exceeds the matter's statutory "
+                                           f"{statutory}; use promised_days() or at most {statutory})")
+            for element, kind, days in diagram_checks.literal_clock_days(diagram_checks.diagram_code(root))
+            if kind in LIMIT_CLOCKS and days > statutory]
 
 
 def _latest_xml(session: Session, kind: str) -> dict[str, bytes]:

@@ -348,3 +348,17 @@ def test_a_rule_naming_every_industry_leaves_no_unnamed_sample_and_still_checks(
     content = edit(shipped(DMN), old, f'<inputEntry id="rule_approval_industry_code">\n          <text>? in ({every})</text>')
     r = validate(client, token, DMN, content)
     assert r.status_code == 200, r.get_json()  # the table checks on the industries it names (was a 500)
+
+
+# --- a matter's own limit and the law's -------------------------------------------------------------------
+
+def test_a_matters_own_limit_may_be_shorter_than_the_statutory_one_never_longer(client, token, platform):
+    """备案: 3 working days (攀仁府办〔2018〕77号 三（五）; the guide's statutory_working_days). A
+    filing procedure promising 30 is refused at validate and deploy; one promising 2 deploys."""
+    longer = edit(shipped(FILING), "start_clock('filing', working_days=3)", "start_clock('filing', working_days=30)", 2)
+    messages = refused(validate(client, token, FILING, longer), "start_filing_clock", "exceeds the matter's statutory 3")
+    assert any("法定时限 3 个工作日" in m for m in messages), messages
+    refused_everywhere(client, token, platform, FILING, longer, "start_filing_clock", "30")
+    shorter = edit(shipped(FILING), "start_clock('filing', working_days=3)", "start_clock('filing', working_days=2)", 2)
+    r = upload(client, token("drc_admin"), FILING, shorter)
+    assert r.status_code == 201, r.get_json()
