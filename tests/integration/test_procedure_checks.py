@@ -52,11 +52,14 @@ def procedure_rows(platform) -> int:
 
 
 def refused_everywhere(client, token, platform, filename, content, key, fragment="", deployer="drc_admin"):
-    """Validate and deploy agree: both 422 naming ``key``; nothing is stored."""
+    """Validate and deploy agree: both 422 naming ``key`` with the same messages; nothing is
+    stored. Returns the messages."""
     before, count = snapshot(platform), procedure_rows(platform)
-    refused(validate(client, token, filename, content), key, fragment)
-    refused(upload(client, token(deployer), filename, content), key, fragment)
+    validated = refused(validate(client, token, filename, content), key, fragment)
+    deployed = refused(upload(client, token(deployer), filename, content), key, fragment)
     assert snapshot(platform) == before and procedure_rows(platform) == count
+    assert deployed == validated
+    return deployed
 
 
 def declare_raw(client, token, **facts):
@@ -108,8 +111,10 @@ def test_a_table_stored_before_the_checks_that_fails_answers_409_not_500(client,
 
 def test_renamed_output_column_is_refused(client, token, platform):
     content = edit(shipped(DMN), 'name="matter_code"', 'name="matter"')
-    refused_everywhere(client, token, platform, DMN, content, "output_matter_code", "matter")
-    refused(upload(client, token("drc_admin"), DMN, content), "matters_notice", "matter_code")
+    messages = refused_everywhere(client, token, platform, DMN, content, "output_matter_code", "matter")
+    assert any(m.endswith(": matter") for m in messages), messages  # the column as it was named
+    lacking = refused(upload(client, token("drc_admin"), DMN, content), "matters_notice", "matter_code")
+    assert lacking == ["决策表缺少输出列 (the table lacks the output columns): matter_code"]
 
 
 def test_unique_table_whose_rules_overlap_is_refused_naming_a_sample(client, token, platform):
@@ -141,7 +146,8 @@ def test_unique_table_whose_rules_are_exclusive_deploys(client, token):
      '<outputEntry id="rule_filing_department">\n          <text>"land"</text>', "rule_filing_department", "drc"),
 ], ids=["department-in-matter-column", "matter-outside-catalogue", "wrong-department"])
 def test_each_output_value_is_checked_against_its_own_column(client, token, platform, old, new, key, fragment):
-    refused_everywhere(client, token, platform, DMN, edit(shipped(DMN), old, new), key, fragment)
+    messages = refused_everywhere(client, token, platform, DMN, edit(shipped(DMN), old, new), key, fragment)
+    assert len(messages) == 1, messages  # the cell, not the table, is named
 
 
 def test_rule_without_a_department_is_refused(client, token, platform):
@@ -149,7 +155,8 @@ def test_rule_without_a_department_is_refused(client, token, platform):
           <text>"drc"</text>
         </outputEntry>
 """, "")
-    refused_everywhere(client, token, platform, DMN, content, "rule_filing", "department")
+    messages = refused_everywhere(client, token, platform, DMN, content, "rule_filing", "department")
+    assert messages == ["每条规则须给出 matter_code 和 department (every rule gives a matter and its department)"]
 
 
 def test_computed_output_is_checked_by_running_the_samples(client, token, platform):
@@ -251,8 +258,8 @@ def test_the_shipped_files_deployed_at_a_start_never_undo_a_departments_newer_ve
                                            ("drc:analyst", "a lane's role"), ("drc:supervisor", "a lane's role")])
 def test_lane_naming_no_department_or_a_role_that_works_no_task_is_refused(client, token, platform, lane, fragment):
     content = edit(shipped(FILING), 'name="drc:officer"', f'name="{lane}"')
-    refused_everywhere(client, token, platform, FILING, content, "filing_check", lane)
-    refused(validate(client, token, FILING, content), "filing_check", fragment)
+    messages = refused_everywhere(client, token, platform, FILING, content, "filing_check", lane)
+    assert any(fragment in m for m in messages), messages
 
 
 def test_a_department_admins_lane_deploys(client, token):
@@ -278,12 +285,14 @@ def test_the_master_names_any_department(client, token):
 @pytest.mark.parametrize("encoding", ["GB18030", "UTF-16"])
 def test_a_file_saved_in_another_encoding_is_refused_by_validate_and_deploy(client, token, platform, encoding):
     text = shipped(FILING).replace('encoding="UTF-8"', f'encoding="{encoding}"').replace('name="备案审查"', 'name="备案审查（另存）"')
-    refused_everywhere(client, token, platform, FILING, text.encode(encoding.lower()), "file", "UTF-8")
+    messages = refused_everywhere(client, token, platform, FILING, text.encode(encoding.lower()), "file", "UTF-8")
+    assert messages == ["请以 UTF-8 编码保存 (save the file as UTF-8)"]
 
 
 def test_utf8_bytes_declaring_another_encoding_are_refused(client, token, platform):
     text = shipped(FILING).replace('encoding="UTF-8"', 'encoding="GB18030"')
-    refused_everywhere(client, token, platform, FILING, text.encode("utf-8"), "file", "UTF-8")
+    messages = refused_everywhere(client, token, platform, FILING, text.encode("utf-8"), "file", "UTF-8")
+    assert messages == ["请以 UTF-8 编码保存 (save the file as UTF-8)"]
 
 
 def test_a_utf8_byte_order_mark_is_fine(client, token):
@@ -300,8 +309,11 @@ def test_a_utf8_byte_order_mark_is_fine(client, token):
 
 def test_a_matter_id_outside_the_catalogue_is_refused(client, token, platform):
     content = shipped(LAND).replace('"matter_land_pre_review"', '"matter_land_pre_review_2026"')
-    refused_everywhere(client, token, platform, "matter_land_x.bpmn", content, "matter_land_pre_review_2026", "land_pre_review_2026")
-    refused(upload(client, token("operator"), "matter_land_x.bpmn", content), "matter_land_pre_review_2026")
+    messages = refused_everywhere(client, token, platform, "matter_land_x.bpmn", content, "matter_land_pre_review_2026",
+                                  "land_pre_review_2026")
+    assert any("nothing would ever run this procedure" in m for m in messages), messages
+    by_operator = refused(upload(client, token("operator"), "matter_land_x.bpmn", content), "matter_land_pre_review_2026")
+    assert by_operator == messages  # the operator too: no catalogue matter, nothing runs it
 
 
 # --- the matters notice table: its size, and values that are not text -------------------------------------
@@ -333,7 +345,8 @@ def test_a_table_with_many_industry_thresholds_is_checked_in_seconds(client, tok
 def test_a_table_too_large_to_check_is_refused_naming_why(client, token, monkeypatch):
     monkeypatch.setattr(matters_table, "MAX_RULE_EVALUATIONS", 1000)
     content = edit(shipped(DMN), "</decisionTable>", industry_rules(5) + "</decisionTable>")
-    refused(upload(client, token("drc_admin"), DMN, content), "matters_notice", "too large to check")
+    [message] = refused(upload(client, token("drc_admin"), DMN, content), "matters_notice", "too large to check")
+    assert "× 13 rules" in message and "merge rules" in message, message  # the shipped table's 8 and the 5 added
 
 
 def test_a_list_where_a_matter_belongs_is_refused_not_a_500(client, token):

@@ -121,12 +121,15 @@ CHECKABLE = {
 @pytest.mark.parametrize("case", list(CHECKABLE))
 def test_checkable_mistake_is_refused_naming_the_element(case):
     name, old, new, element, needle = CHECKABLE[case]
-    refused(edit(shipped(name), old, new), element, needle)
+    assert element not in problems(shipped(name))  # the edit, not the shipped diagram, is refused
+    assert refused(edit(shipped(name), old, new), element, needle)
 
 
 def test_land_timer_mistakes():
-    refused(edit(shipped(LAND), "clock_due('acceptance')", "三个工作日"), "acceptance_overdue", "三个工作日")
-    refused(edit(shipped(LAND), "clock_due('acceptance')", "PT72H"), "acceptance_overdue", "ISO 8601")
+    assert "acceptance_overdue" not in problems(shipped(LAND))
+    bare_text = refused(edit(shipped(LAND), "clock_due('acceptance')", "三个工作日"), "acceptance_overdue", "三个工作日")
+    bare_iso = refused(edit(shipped(LAND), "clock_due('acceptance')", "PT72H"), "acceptance_overdue", "ISO 8601")
+    assert bare_text != bare_iso  # each mistake is told as itself
 
 
 def message_throw(ref: str, define: bool, element: str = "intermediateThrowEvent") -> str:
