@@ -9,7 +9,6 @@ checked as written and then run over sample declarations before any project meet
 from __future__ import annotations
 
 import ast
-import builtins
 import functools
 import itertools
 import re
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import codes, diagram_checks, spiff_adapter
+from engine import codes, diagram_checks, scripting, spiff_adapter
 from engine.diagram_checks import local_name
 from engine.errors import Invalid
 from engine.models import REGIMES, Matter
@@ -67,12 +66,12 @@ def _table(content: bytes) -> _Table:
 
 
 def _names(expression: str) -> set[str]:
-    """The variables an expression reads (Python's builtins and its own bound names aside)."""
+    """The variables an expression reads (the script engine's builtins and its own bound names aside)."""
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set()  # validate_dmn has refused it already
-    return diagram_checks.free_names(tree) - set(dir(builtins))
+    return diagram_checks.free_names(tree) - set(scripting.SAFE_BUILTINS)
 
 
 def _literal(text: str):

@@ -112,9 +112,9 @@ def check(session: Session, filename: str, content: bytes, actor: Actor | None =
     if guard_problems:
         raise _problems_error(guard_problems)
     _check_id(session, compiled.process_id, "bpmn")
-    lane_problems = _lane_problems(session, compiled, actor) + _limit_problems(session, compiled.process_id, content)
-    if lane_problems:
-        raise _problems_error(lane_problems)
+    platform_problems = _lane_problems(session, compiled, actor) + _limit_problems(session, compiled.process_id, content)
+    if platform_problems:
+        raise _problems_error(platform_problems)
     return Checked("bpmn", compiled.process_id, compiled.spec_json)
 
 

@@ -173,21 +173,23 @@ def _materialised(value: Any) -> Any:
     return list(value)
 
 
+def _weighed(value: Any, what: str) -> Any:
+    """A value whose items a C-level function is about to compare or hash: an iterator
+    made a list (``_materialised``), and a container weighed."""
+    value = _materialised(value)
+    if isinstance(value, _CONTAINERS):
+        _weigh(value, what)
+    return value
+
+
 def _weighed_arguments(name: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-    """The arguments of a call that compares or hashes their items, each iterable made a
-    list and every container weighed."""
-    args = tuple(_materialised(a) for a in args)
-    kwargs = {k: _materialised(v) for k, v in kwargs.items()}
-    for arg in (*args, *kwargs.values()):
-        if isinstance(arg, _CONTAINERS):
-            _weigh(arg, name)
-    return args, kwargs
+    """The arguments of a call that compares or hashes their items, each ``_weighed``."""
+    return tuple(_weighed(a, name) for a in args), {k: _weighed(v, name) for k, v in kwargs.items()}
 
 
 def _items(value: Any) -> Any:
-    """What ``{*value}`` hashes: made a list when it is an iterator, and weighed."""
-    value = _materialised(value)
-    return _operand(value)
+    """What ``{*value}`` hashes."""
+    return _weighed(value, "{*items}")
 
 
 def _weighing(function: Callable[..., Any], name: str) -> Callable[..., Any]:

@@ -1184,21 +1184,6 @@ def dmn_decision_ids(xml: bytes) -> list[str]:
     return [d.get("id") for d in root.iterfind(f"{{{namespace}}}decision") if d.get("id")]
 
 
-def dmn_output_literals(xml: bytes) -> list[tuple[str, str]]:
-    """(output entry id, value) for every output cell that is a plain string literal —
-    what a decision table names (the matters notice's matter codes and departments)."""
-    root, problem = _parse_xml(xml)
-    if problem is not None:
-        return []
-    found = []
-    for entry in root.iter():
-        if isinstance(entry.tag, str) and etree.QName(entry).localname == "outputEntry":
-            text = "".join(t.text or "" for t in entry if isinstance(t.tag, str) and etree.QName(t).localname == "text").strip()
-            if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" and text[0] not in text[1:-1]:
-                found.append((entry.get("id") or "", text[1:-1]))
-    return found
-
-
 def called_process_ids(xml: bytes) -> set[str]:
     """The processes a diagram's call activities name."""
     root, problem = _parse_xml(xml)
