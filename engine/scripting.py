@@ -28,11 +28,17 @@ operation may walk — comparing, hashing, sorting, turning into text — is wei
 (``_weigh``: every item reached, a shared one each time), refused past ``MAX_WALK``:
 forty levels of a list holding itself twice are a few kilobytes and 2**40 comparisons.
 
-What this does not bound: memory taken by a single C-level operation that the guards
-do not see (e.g. slice assignment ``x[len(x):] = x`` repeated a few dozen times before
-the step budget runs out), and any C-level operation not yet thought of. Running diagram
-code in a separate process with a hard time and memory limit would bound both; it is not
-done (README, Known gaps).
+Memory: what one operation builds is size-checked, and what the scripts of one engine
+call build together is watched. Every ``MEMORY_CHECK_STEPS`` steps the process's resident
+memory is read (``/proc/self/statm``, two microseconds) and the script stops past
+``MAX_SCRIPT_MEMORY`` more than when the call began (a loop copying a million-item list
+reached 0.9 GB within its second before this). The figure is the process's, so another
+thread's growth meanwhile counts too: the limit is set far above what any procedure's data
+needs. Where ``/proc`` is missing (not Linux) memory is not watched.
+
+What this does not bound: a C-level operation not yet thought of. Running diagram code in
+a separate process with a hard time and memory limit would; it is not done (README, Known
+gaps).
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ import ast
 import functools
 import math
 import operator
+import os
 import re
 import sys
 import time
@@ -66,6 +73,12 @@ MAX_RANGE = 100_000
 MAX_DATA_CHARS = 4_000_000
 MAX_DATA_VALUES = 1_000_000
 MAX_DATA_DEPTH = 64
+#: How much more resident memory the process may hold while the scripts of one engine call
+#: run than when it began (what they build, with what other threads took meanwhile).
+MAX_SCRIPT_MEMORY = 512 * 1024 * 1024
+#: Steps between two readings of resident memory: one operation builds at most about 8 MB
+#: (``MAX_SEQUENCE`` references), so the limit is passed by at most ~128 MB.
+MEMORY_CHECK_STEPS = 16
 #: Default step budget (bytecode instructions in script frames) and wall-time budget.
 #: The longest script or expression a diagram may hold, and the longest kept compiled.
 MAX_SCRIPT_CHARS = 65_536
@@ -321,7 +334,28 @@ def _guarded_getattr(obj: Any, name: str) -> Any:
 def _guarded_write(obj: Any) -> Any:
     if type(obj) not in _WRITABLE_TYPES:
         raise ScriptError(f"{type(obj).__name__} values cannot be modified")
-    return obj
+    return _ListWrite(obj) if type(obj) is list else obj
+
+
+class _ListWrite:
+    """A list as a script writes into it (``x[i] = v``, ``x[a:b] = y``, ``del x[i]``): a
+    slice assignment is one C-level operation that can double a list (``x[len(x):] = x``),
+    so the list it leaves is size-checked first, as ``+`` and ``extend`` are."""
+
+    __slots__ = ("_list",)
+
+    def __init__(self, items: list) -> None:
+        self._list = items
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(key, slice):
+            value = list(value)
+            if len(self._list) - len(range(*key.indices(len(self._list)))) + len(value) > MAX_SEQUENCE:
+                raise ScriptError(f"list too large (limit {MAX_SEQUENCE})")
+        self._list[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self._list[key]
 
 
 def _guarded_getitem(obj: Any, key: Any) -> Any:
@@ -648,19 +682,45 @@ def check_script(text: str, known_functions: Iterable[str] | None = None) -> str
 
 # --- run time -------------------------------------------------------------------------
 
+class _ResidentMemory:
+    """The process's resident memory in bytes, read from ``/proc/self/statm`` through a file
+    opened once per process (a forked worker opens its own); ``None`` where there is none."""
+
+    def __init__(self) -> None:
+        self._pid: int | None = None
+        self._fd: int | None = None
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def __call__(self) -> int | None:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            try:
+                self._fd = os.open("/proc/self/statm", os.O_RDONLY)
+            except OSError:
+                self._fd = None
+        if self._fd is None:
+            return None
+        return int(os.pread(self._fd, 64, 0).split()[1]) * self._page
+
+
+resident_memory = _ResidentMemory()
+
+
 class _Budget:
     """Counts bytecode instructions executed in script frames (``f_trace_opcodes``):
     line events alone miss tight loops such as ``while True: pass``, which compile to a
     jump onto itself. Once exceeded it keeps raising, and since scripts cannot contain
-    ``try`` the error always reaches the caller."""
+    ``try`` the error always reaches the caller. Every ``MEMORY_CHECK_STEPS`` steps it
+    reads the resident memory against ``memory_limit`` (none: not watched)."""
 
-    __slots__ = ("steps_left", "deadline", "max_steps", "max_seconds")
+    __slots__ = ("steps_left", "deadline", "max_steps", "max_seconds", "memory_limit")
 
-    def __init__(self, max_steps: int, max_seconds: float):
+    def __init__(self, max_steps: int, max_seconds: float, memory_limit: int | None):
         self.max_steps = max_steps
         self.max_seconds = max_seconds
         self.steps_left = max_steps
         self.deadline = time.monotonic() + max_seconds
+        self.memory_limit = memory_limit
 
     def trace_call(self, frame: Any, event: str, arg: Any) -> Any:
         if frame.f_code.co_filename != SCRIPT_FILENAME:
@@ -677,10 +737,13 @@ class _Budget:
         self.steps_left -= 1
         if self.steps_left < 0:
             raise ScriptBudgetExceeded(f"script stopped: more than {self.max_steps} steps")
-        # The clock is read every 64 steps: often enough that a loop calling slow
-        # platform functions is stopped near its deadline, cheap enough for tight loops.
-        if self.steps_left & 0x3F == 0 and time.monotonic() > self.deadline:
-            raise ScriptBudgetExceeded(f"script stopped: ran longer than {self.max_seconds} s")
+        if self.steps_left % MEMORY_CHECK_STEPS == 0:
+            # The clock is read as often: a loop calling slow platform functions is stopped
+            # near its deadline, and a tight loop pays a few percent for it.
+            if time.monotonic() > self.deadline:
+                raise ScriptBudgetExceeded(f"script stopped: ran longer than {self.max_seconds} s")
+            if self.memory_limit is not None and (resident_memory() or 0) > self.memory_limit:
+                raise ScriptBudgetExceeded(f"script stopped: it took more than {MAX_SCRIPT_MEMORY // 2**20} MB of memory")
 
 
 class _DataCheck:
@@ -782,6 +845,8 @@ class RestrictedEnvironment:
         self.max_seconds = max_seconds
         self.max_total_seconds = max_total_seconds
         self._total_deadline = time.monotonic() + max_total_seconds if max_total_seconds is not None else None
+        #: an environment made for one engine call watches what all its runs build together
+        self._memory_at_start = resident_memory() if max_total_seconds is not None else None
 
     def evaluate(self, expression: str, context: Mapping[str, Any], external_context: Mapping[str, Any] | None = None) -> Any:
         """Value of ``expression`` with the task data (and ``external_context``) as names."""
@@ -828,7 +893,8 @@ class RestrictedEnvironment:
         return injected
 
     def _run(self, code: CodeType, namespace: dict[str, Any]) -> Any:
-        budget = _Budget(self.max_steps, self.max_seconds)
+        start = self._memory_at_start if self._total_deadline is not None else resident_memory()
+        budget = _Budget(self.max_steps, self.max_seconds, start + MAX_SCRIPT_MEMORY if start is not None else None)
         if self._total_deadline is not None:
             if time.monotonic() > self._total_deadline:
                 raise ScriptBudgetExceeded(f"scripts stopped: together they ran longer than {self.max_total_seconds} s")

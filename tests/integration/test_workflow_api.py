@@ -635,6 +635,27 @@ def test_an_escape_built_at_run_time_passes_deploy_but_is_stopped_when_it_runs(c
         assert "mro" not in row.state and "class " not in row.state
 
 
+MEMORY_BOMB = "stop_clock('pre_review')\nrows = [[i] * 1000000 for i in range(2000)]"
+
+
+@pytest.mark.skipif(scripting.resident_memory() is None, reason="resident memory is read from /proc (Linux)")
+def test_a_script_filling_memory_is_stopped_and_its_instance_errs(client, token, platform, monkeypatch):
+    """Two thousand million-item lists (16 GB) pass every check at deploy, and each is one
+    allowed operation: the memory watch stops the script at the limit (lowered here, so the
+    one-second clock cannot come first on a slow machine), the officer's request answers,
+    and the instance waits errored for an operator."""
+    monkeypatch.setattr(scripting, "MAX_SCRIPT_MEMORY", 128 * 2**20)
+    diagram = land_version(ACCEPT_MATERIALS, f"<bpmn:script>{MEMORY_BOMB}</bpmn:script>")
+    assert upload(client, token, "operator", LAND, diagram).status_code == 201
+    code = to_matters(client, token, **LAND_PROJECT)
+    r = complete(client, token, "land", find(client, token, "land", "pre_check", code), PRE_CHECK_PASS)
+    assert r.status_code == 202, r.get_json()
+    assert r.get_json()["error"]["element"] == "accept_materials"
+    assert "more than 128 MB of memory" in r.get_json()["error"]["message"], r.get_json()
+    [errored] = matter_instances(client, token, status="error")
+    assert errored["matter_code"] == "land_pre_review"
+
+
 RUNTIME_GUARDS = [
     ("format-attribute", "leak = '{0.__class__}'.format(value)", NotImplementedError),
     ("format-map", "leak = '{x.__class__}'.format_map({'x': value})", NotImplementedError),
@@ -642,6 +663,7 @@ RUNTIME_GUARDS = [
     ("method-attribute", "leak = value.upper.keys", scripting.ScriptError),
     ("huge-range", "numbers = range(10 ** 6)", scripting.ScriptError),
     ("huge-string", "text = 'x' * (10 ** 7)", scripting.ScriptError),
+    ("doubling-slice", "items = [1]\nfor i in range(40):\n    items[len(items):] = items", scripting.ScriptError),
     ("huge-power", "number = 10 ** 100000", scripting.ScriptError),
     ("endless-loop", "while True:\n    pass", scripting.ScriptBudgetExceeded),
     ("write-to-a-string", "value[0] = 'y'", scripting.ScriptError),

@@ -9,13 +9,16 @@ import time
 
 import pytest
 
+from engine import scripting
 from engine.scripting import (
+    MAX_SCRIPT_MEMORY,
     RestrictedEnvironment,
     ScriptBudgetExceeded,
     ScriptError,
     ScriptRefused,
     check_expression,
     check_script,
+    resident_memory,
 )
 
 ESCAPES = [
@@ -167,8 +170,8 @@ def test_one_operation_walking_a_shared_nesting_is_refused_not_left_to_hold_the_
     to compare, hash or print: one C-level operation the step budget cannot interrupt,
     holding every thread of the process. What one operation may walk is bounded."""
     started = time.monotonic()
-    with pytest.raises(ScriptError, match="too large"):
-        env().execute(SHARED_NESTING.format(empty=empty, pair=pair) + operation, {})
+    with pytest.raises(ScriptError, match="too large"):  # the walk's bound, not the clock (a slow machine)
+        RestrictedEnvironment(max_seconds=30).execute(SHARED_NESTING.format(empty=empty, pair=pair) + operation, {})
     assert time.monotonic() - started < 5  # the walk stops at its bound (well under a second here)
 
 
@@ -305,3 +308,50 @@ def test_a_script_too_long_is_refused_and_long_ones_are_not_kept_compiled():
     assert scripting._compile_cached.cache_info().currsize == before
     assert check_script("kept_compiled_once = 2") is None
     assert scripting._compile_cached.cache_info().currsize == before + 1
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+watches_memory = pytest.mark.skipif(resident_memory() is None, reason="resident memory is read from /proc (Linux)")
+MEMORY_STOP = f"more than {MAX_SCRIPT_MEMORY // 2**20} MB of memory"
+
+
+@watches_memory
+@pytest.mark.parametrize("script", [
+    "base = [0] * 1000000\ncopies = [base[:] for i in range(2000)]",  # 16 GB, a copy an operation
+    "rows = [[i] * 1000000 for i in range(2000)]",
+])
+def test_a_script_filling_memory_stops_at_the_limit(script):
+    # a generous clock: only the memory watch may stop it (it reached 0.9 GB within its second before)
+    context = {}
+    with pytest.raises(ScriptBudgetExceeded, match=MEMORY_STOP):
+        RestrictedEnvironment(max_seconds=60).execute(script, context)
+    assert "copies" not in context and "rows" not in context
+
+
+@watches_memory
+def test_the_scripts_of_one_engine_call_share_the_memory_limit(monkeypatch):
+    """A multi-instance task's copies each keep what they built in their own task data
+    (within the data limits: 4 million characters a copy); an engine call's environment
+    counts them together, and the next call counts from what the process holds then."""
+    monkeypatch.setattr(scripting, "MAX_SCRIPT_MEMORY", 64 * 2**20)
+    keeps_6_mb = "kept = ['中' * 999999 + str(i) for i in range(3)]"  # three distinct 2 MB texts
+    call = RestrictedEnvironment(max_seconds=60, max_total_seconds=120)
+    copies = [{} for _ in range(40)]  # 240 MB kept if nothing stopped them
+    with pytest.raises(ScriptBudgetExceeded, match="more than 64 MB of memory"):
+        for data in copies:
+            call.execute(keeps_6_mb, data)
+    kept = sum(1 for data in copies if "kept" in data)
+    # about ten copies fit; more when the process had freed memory of its own to reuse
+    assert 9 <= kept < len(copies), kept
+    later = {}
+    RestrictedEnvironment(max_seconds=60, max_total_seconds=120).execute(keeps_6_mb, later)
+    assert len(later["kept"]) == 3
+
+
+def test_slice_assignment_is_size_checked_and_still_works():
+    with pytest.raises(ScriptError, match="list too large"):
+        env().execute("items = [1]\nfor i in range(40):\n    items[len(items):] = items", {})
+    context = {}
+    env().execute("items = [1, 2, 3]\nitems[1:2] = [7, 8]\nitems[0] = 0\ndel items[3]\nitems[::2] = ['a', 'b']", context)
+    assert context["items"] == ["a", 7, "b"]
