@@ -700,7 +700,11 @@ class _ResidentMemory:
                 self._fd = None
         if self._fd is None:
             return None
-        return int(os.pread(self._fd, 64, 0).split()[1]) * self._page
+        try:
+            return int(os.pread(self._fd, 64, 0).split()[1]) * self._page
+        except (OSError, ValueError, IndexError):  # not what it was: opened again at the next reading
+            self._pid = None
+            return None
 
 
 resident_memory = _ResidentMemory()
@@ -737,13 +741,13 @@ class _Budget:
         self.steps_left -= 1
         if self.steps_left < 0:
             raise ScriptBudgetExceeded(f"script stopped: more than {self.max_steps} steps")
-        if self.steps_left % MEMORY_CHECK_STEPS == 0:
-            # The clock is read as often: a loop calling slow platform functions is stopped
-            # near its deadline, and a tight loop pays a few percent for it.
-            if time.monotonic() > self.deadline:
-                raise ScriptBudgetExceeded(f"script stopped: ran longer than {self.max_seconds} s")
-            if self.memory_limit is not None and (resident_memory() or 0) > self.memory_limit:
-                raise ScriptBudgetExceeded(f"script stopped: it took more than {MAX_SCRIPT_MEMORY // 2**20} MB of memory")
+        # The clock is read every 64 steps: often enough that a loop calling slow platform
+        # functions is stopped near its deadline, cheap enough for tight loops.
+        if self.steps_left & 0x3F == 0 and time.monotonic() > self.deadline:
+            raise ScriptBudgetExceeded(f"script stopped: ran longer than {self.max_seconds} s")
+        if self.steps_left % MEMORY_CHECK_STEPS == 0 and self.memory_limit is not None \
+                and (resident_memory() or 0) > self.memory_limit:
+            raise ScriptBudgetExceeded(f"script stopped: it took more than {MAX_SCRIPT_MEMORY // 2**20} MB of memory")
 
 
 class _DataCheck:
