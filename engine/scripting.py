@@ -16,7 +16,9 @@ our own and runs it with guards that only let it manipulate JSON-like task data:
   formatting, format widths, string padding) are size-checked;
 * a step budget: every bytecode instruction executed in script code is counted through
   ``sys.settrace`` (per thread, so it works under Flask's threaded server) and the run
-  stops with ``ScriptBudgetExceeded`` past ``max_steps`` or ``max_seconds``.
+  stops with ``ScriptBudgetExceeded`` past ``max_steps`` or ``max_seconds``; the time
+  spent inside platform functions (a file made durable, a lock waited for) is not the
+  script's, but counts toward ``max_total_seconds``, the engine call's scripts together.
 
 Nothing here imports SpiffWorkflow: ``RestrictedEnvironment`` has the duck-typed
 ``evaluate``/``execute`` interface of SpiffWorkflow's script environments, and
@@ -715,16 +717,38 @@ class _Budget:
     line events alone miss tight loops such as ``while True: pass``, which compile to a
     jump onto itself. Once exceeded it keeps raising, and since scripts cannot contain
     ``try`` the error always reaches the caller. Every ``MEMORY_CHECK_STEPS`` steps it
-    reads the resident memory against ``memory_limit`` (none: not watched)."""
+    reads the resident memory against ``memory_limit`` (none: not watched).
 
-    __slots__ = ("steps_left", "deadline", "max_steps", "max_seconds", "memory_limit")
+    The time a platform function takes is the platform's (a notice's file made durable,
+    a row lock waited for): it moves the script's own deadline on, up to ``limit``, the
+    deadline of the engine call's scripts together, which counts everything."""
 
-    def __init__(self, max_steps: int, max_seconds: float, memory_limit: int | None):
+    __slots__ = ("steps_left", "deadline", "max_steps", "max_seconds", "memory_limit", "limit", "total_seconds")
+
+    def __init__(self, max_steps: int, max_seconds: float, memory_limit: int | None,
+                 limit: float | None = None, total_seconds: float | None = None):
         self.max_steps = max_steps
         self.max_seconds = max_seconds
         self.steps_left = max_steps
-        self.deadline = time.monotonic() + max_seconds
         self.memory_limit = memory_limit
+        self.limit = limit if limit is not None else math.inf
+        self.total_seconds = total_seconds
+        self.deadline = min(time.monotonic() + max_seconds, self.limit)
+
+    def platform(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` as the script calls it: its own time is not the script's."""
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.deadline = min(self.deadline + (time.monotonic() - started), self.limit)
+        return timed
+
+    def _out_of_time(self) -> ScriptBudgetExceeded:
+        if self.deadline >= self.limit:
+            return ScriptBudgetExceeded(f"scripts stopped: together they ran longer than {self.total_seconds} s")
+        return ScriptBudgetExceeded(f"script stopped: ran longer than {self.max_seconds} s")
 
     def trace_call(self, frame: Any, event: str, arg: Any) -> Any:
         if frame.f_code.co_filename != SCRIPT_FILENAME:
@@ -742,9 +766,9 @@ class _Budget:
         if self.steps_left < 0:
             raise ScriptBudgetExceeded(f"script stopped: more than {self.max_steps} steps")
         # The clock is read every 64 steps: often enough that a loop calling slow platform
-        # functions is stopped near its deadline, cheap enough for tight loops.
+        # functions is stopped near the call's deadline, cheap enough for tight loops.
         if self.steps_left & 0x3F == 0 and time.monotonic() > self.deadline:
-            raise ScriptBudgetExceeded(f"script stopped: ran longer than {self.max_seconds} s")
+            raise self._out_of_time()
         if self.steps_left % MEMORY_CHECK_STEPS == 0 and self.memory_limit is not None \
                 and (resident_memory() or 0) > self.memory_limit:
             raise ScriptBudgetExceeded(f"script stopped: it took more than {MAX_SCRIPT_MEMORY // 2**20} MB of memory")
@@ -855,20 +879,22 @@ class RestrictedEnvironment:
     def evaluate(self, expression: str, context: Mapping[str, Any], external_context: Mapping[str, Any] | None = None) -> Any:
         """Value of ``expression`` with the task data (and ``external_context``) as names."""
         code = compile_expression(expression)
-        namespace = self._injected(context, external_context)
+        budget = self._budget()
+        namespace = self._injected(context, external_context, budget)
         namespace.update((k, v) for k, v in context.items() if not k.startswith("_"))
-        return self._run(code, namespace)
+        return self._run(code, namespace, budget)
 
     def execute(self, script: str, context: dict[str, Any], external_context: Mapping[str, Any] | None = None) -> bool:
         """Run ``script`` in ``context`` (the task data): its variables are the task's
         data afterwards; functions it defined are dropped, and what is left must be
         JSON-like (tuples become lists) without ``reserved_keys`` in its dicts."""
         code = compile_script(script)
-        injected = self._injected(context, external_context)
+        budget = self._budget()
+        injected = self._injected(context, external_context, budget)
         hidden = {k: context.pop(k) for k in [k for k in context if k.startswith("_")]}
         context.update(injected)
         try:
-            self._run(code, context)
+            self._run(code, context, budget)
         finally:
             for name in injected:
                 context.pop(name, None)
@@ -881,7 +907,8 @@ class RestrictedEnvironment:
                 context[name] = check.convert(context[name], name)
         return True
 
-    def _injected(self, context: Mapping[str, Any], external_context: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _injected(self, context: Mapping[str, Any], external_context: Mapping[str, Any] | None,
+                  budget: _Budget) -> dict[str, Any]:
         """Builtins, guards and functions for one run. Task data may not hide a function
         (SpiffWorkflow refuses the same); other external names give way to task data."""
         extra = {k: v for k, v in (external_context or {}).items() if not k.startswith("_")}
@@ -892,18 +919,20 @@ class RestrictedEnvironment:
         clashes = sorted(functions & set(context))
         if clashes:
             raise ScriptError("task data overwrites platform function(s) " + ", ".join(clashes) + "; rename the field(s)")
-        injected: dict[str, Any] = {"__builtins__": SAFE_BUILTINS, **_GUARDS, **self.functions}
-        injected.update((k, v) for k, v in extra.items() if k not in context)
+        injected: dict[str, Any] = {"__builtins__": SAFE_BUILTINS, **_GUARDS}
+        injected.update((k, budget.platform(f)) for k, f in self.functions.items())
+        injected.update((k, budget.platform(v) if callable(v) else v) for k, v in extra.items() if k not in context)
         return injected
 
-    def _run(self, code: CodeType, namespace: dict[str, Any]) -> Any:
+    def _budget(self) -> _Budget:
+        """One run's budget: its steps, its second, the call's deadline and memory."""
         start = self._memory_at_start if self._total_deadline is not None else resident_memory()
-        budget = _Budget(self.max_steps, self.max_seconds, start + MAX_SCRIPT_MEMORY if start is not None else None)
-        if self._total_deadline is not None:
-            if time.monotonic() > self._total_deadline:
-                raise ScriptBudgetExceeded(f"scripts stopped: together they ran longer than {self.max_total_seconds} s")
-            if self._total_deadline < budget.deadline:
-                budget.deadline, budget.max_seconds = self._total_deadline, self.max_total_seconds
+        if self._total_deadline is not None and time.monotonic() > self._total_deadline:
+            raise ScriptBudgetExceeded(f"scripts stopped: together they ran longer than {self.max_total_seconds} s")
+        return _Budget(self.max_steps, self.max_seconds, start + MAX_SCRIPT_MEMORY if start is not None else None,
+                       self._total_deadline, self.max_total_seconds)
+
+    def _run(self, code: CodeType, namespace: dict[str, Any], budget: _Budget) -> Any:
         previous = sys.gettrace()
         sys.settrace(budget.trace_call)
         try:
