@@ -7,7 +7,7 @@ from flask import Flask, send_from_directory
 from flask_smorest import Api
 from swagger_ui_bundle import swagger_ui_path
 
-from api import blueprints, errors, hygiene, transaction
+from api import blueprints, errors, hygiene, request_id, transaction
 from api.config import from_environment
 from api.openapi import RefusalsPlugin, decimal2properties
 from engine import files
@@ -66,6 +66,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["tzxm_engine"] = engine
 
     app.add_url_rule(f"{SWAGGER_UI_ASSETS}/<path:name>", "swagger_ui_asset", _swagger_ui_asset)
+    request_id.init_app(app)  # first: every later hook and log line has the request's id
     hygiene.init_app(app)
     smorest = Api(app, spec_kwargs={"extra_plugins": [RefusalsPlugin(app)]})
     hygiene.document(smorest)

@@ -1,4 +1,4 @@
-"""The `tzxm` console script: serve, db upgrade, seed-demo, sweep, create-user, audit verify, files prune."""
+"""The `tzxm` console script: serve, db upgrade, seed-demo, seed-organisation, sweep, create-user, audit verify, files prune."""
 from __future__ import annotations
 
 import getpass
@@ -8,8 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import click
+from alembic.util.exc import CommandError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
-from api import create_app
+from api import create_app, request_id
 from api.config import from_environment
 from api.scheduler import start_sweeper
 from engine import accounts, audit, calendar, files, seed
@@ -21,7 +23,7 @@ from engine.health import upgrade
 from engine.platform import Platform
 from engine.procedures import deploy_directory
 from engine.projects import PlatformScope
-from engine.settings import default_database_url
+from engine.settings import ConfigurationError, default_database_url
 from engine.sweep import calendar_loaded, sweep
 
 
@@ -29,7 +31,32 @@ def _factory():
     return make_session_factory(make_engine(default_database_url()))
 
 
-@click.group()
+class _Commands(click.Group):
+    """What the operator got wrong in the environment, or a database that cannot be
+    reached, is said on one line naming it, not as a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            raise click.ClickException(f"configuration: {exc}") from None
+        except ArgumentError as exc:
+            raise click.ClickException(f"DATABASE_URL cannot be used: {exc}") from None
+        except OperationalError as exc:
+            first = str(exc.orig or exc).strip().splitlines()[0]
+            raise click.ClickException(f"database unreachable ({_where(default_database_url())}): {first}") from None
+
+
+def _where(url: str) -> str:
+    """The database a URL names, without its password."""
+    try:
+        from sqlalchemy.engine import make_url
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "DATABASE_URL"
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """投资项目在线审批监管平台 (investment project online approval and supervision platform)."""
 
@@ -42,9 +69,13 @@ def db() -> None:
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
-    """Upgrade the database to the newest migration and seed the official calendar."""
-    years = upgrade(default_database_url(), revision)
-    click.echo(f"database at {revision}" + (f"; calendar years {years[0]}–{years[-1]} stored" if years else ""))
+    """Upgrade the database to the newest migration (or ``--revision``) and, at the newest,
+    store the official calendar's years."""
+    try:
+        at, years = upgrade(default_database_url(), revision)
+    except CommandError as exc:
+        raise click.ClickException(f"revision {revision!r}: {exc}") from None
+    click.echo(f"database at {at}" + (f"; calendar years {years[0]}–{years[-1]} stored" if years else ""))
 
 
 @main.command("seed-demo")
@@ -54,6 +85,15 @@ def seed_demo() -> None:
     now = SystemClock().now()
     created = retrying(_factory(), lambda session: seed.seed_demo(session, now=now, password=password), what="seeding the demo")
     click.echo(f"demo seeded: {len(created)} accounts created" + (f" ({', '.join(created)})" if created else ""))
+
+
+@main.command("seed-organisation")
+def seed_organisation() -> None:
+    """Seed the regions, departments, catalogue of matters and guides, without any account
+    (a production start; idempotent)."""
+    now = SystemClock().now()
+    retrying(_factory(), lambda session: seed.seed_organisation(session, now=now), what="seeding the organisation")
+    click.echo("organisation seeded: regions, departments, catalogue of matters, service guides")
 
 
 @main.command("create-user")
@@ -126,7 +166,10 @@ def calendar_group() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def calendar_load(path: str) -> None:
     """Load or correct a year's schedule from a simple text file; open clocks are recomputed."""
-    now, text = SystemClock().now(), open(path, encoding="utf-8").read()
+    try:
+        now, text = SystemClock().now(), Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{path} is not UTF-8 text (save the schedule as UTF-8)") from None
 
     def load(session):  # it locks every instance with an open clock: a deadlock is done again
         year = calendar.load_year_text(session, text, now=now, actor="cli", source=path)
@@ -174,13 +217,18 @@ def audit_verify() -> None:
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), show_default="$PORT or 8000")
+@click.option("--port", type=click.IntRange(1, 65535), default=lambda: os.environ.get("PORT", "8000"),
+              show_default="$PORT or 8000")
 def serve(host: str, port: int) -> None:
-    """Serve the API (with the clock sweep scheduled)."""
+    """Serve the API (with the clock sweep scheduled) on Werkzeug's threaded server."""
+    request_id.configure_logging()
     app = create_app()
     start_sweeper(app)
     click.echo(f"API docs: http://{host}:{port}/api/v1/docs   OpenAPI: http://{host}:{port}/api/v1/openapi.json")
-    click.echo("demo accounts (password demo-password unless TZXM_DEMO_PASSWORD is set): " + ", ".join(seed.DEMO_USERNAMES))
+    with unit_of_work(app.extensions["tzxm"].session_factory) as session:
+        demo = seed.demo_accounts(session)
+    if demo:
+        click.echo("demo accounts (password demo-password unless TZXM_DEMO_PASSWORD is set): " + ", ".join(demo))
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 

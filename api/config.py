@@ -4,9 +4,14 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
-from engine.settings import VAR, default_database_url
+from engine.settings import VAR, ConfigurationError, default_database_url, number_from_environment
+
+#: HS256 tokens are signed with the key: RFC 7518 asks for at least as many bytes as the hash.
+MIN_SECRET_KEY_BYTES = 32
+CLOCKS = ("system", "manual")
 
 
 def secret_key() -> str:
@@ -15,14 +20,18 @@ def secret_key() -> str:
     The generated key is for one host (``make run``): several hosts serving one platform
     must be given the same SECRET_KEY, or a token signed by one is refused by another."""
     if os.environ.get("SECRET_KEY"):
-        return os.environ["SECRET_KEY"]
+        key = os.environ["SECRET_KEY"]
+        if len(key.encode("utf-8")) < MIN_SECRET_KEY_BYTES:
+            raise ConfigurationError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes long (tokens are signed "
+                                     f"with it), not {len(key.encode('utf-8'))}")
+        return key
     path = VAR / "secret_key"
     VAR.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         _create_once(path, secrets.token_urlsafe(48))
     key = path.read_text().strip()
     if not key:
-        raise RuntimeError(f"{path} is empty: delete it to have a key generated, or set SECRET_KEY")
+        raise ConfigurationError(f"{path} is empty: delete it to have a key generated, or set SECRET_KEY")
     return key
 
 
@@ -43,13 +52,36 @@ def _create_once(path: Path, text: str) -> None:
 
 
 def from_environment() -> dict:
+    """The settings, each checked here: a bad value stops the start with one line naming it."""
     return {
         "DATABASE_URL": default_database_url(),
         "SECRET_KEY": secret_key(),
-        "TZXM_CLOCK": os.environ.get("TZXM_CLOCK", "system"),
-        "TZXM_CLOCK_START": os.environ.get("TZXM_CLOCK_START"),
+        "TZXM_CLOCK": _choice("TZXM_CLOCK", CLOCKS),
+        "TZXM_CLOCK_START": _instant("TZXM_CLOCK_START"),
         "TZXM_PLATFORM_REGION": os.environ.get("TZXM_PLATFORM_REGION", "510411"),
-        "TZXM_SWEEP_SECONDS": float(os.environ.get("TZXM_SWEEP_SECONDS", "5")),
+        "TZXM_SWEEP_SECONDS": number_from_environment("TZXM_SWEEP_SECONDS", 5.0, positive=True),
         "TZXM_PORTAL_RATE": os.environ.get("TZXM_PORTAL_RATE"),
         "TZXM_TRUSTED_PROXY_HOPS": os.environ.get("TZXM_TRUSTED_PROXY_HOPS", "0"),
     }
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, choices[0])
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _instant(name: str) -> str | None:
+    """An ISO 8601 instant with its UTC offset (e.g. 2026-03-02T09:00:00+08:00), or unset."""
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise ConfigurationError(f"{name} must be an ISO 8601 instant with its UTC offset "
+                                 f"(e.g. 2026-03-02T09:00:00+08:00), not {value!r}")
+    return value

@@ -14,6 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import BadHost, HTTPException, NotFound
 from werkzeug.http import HTTP_STATUS_CODES
 
+from api import request_id as request_ids
 from engine.db import is_busy, is_session_ended
 from engine.errors import DomainError, TooManyAttempts
 
@@ -158,5 +159,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
-        log.exception("unhandled error", exc_info=err)
-        return payload(500, "服务器内部错误 (internal error)"), 500
+        request_id = request_ids.current() or "-"
+        log.exception("unhandled error (request %s)", request_id, exc_info=err)
+        body = payload(500, f"服务器内部错误，请向运维人员提供请求编号 {request_id} (internal error; request id {request_id})")
+        return {**body, "request_id": request_id}, 500

@@ -70,6 +70,9 @@ def load_year_text(session: Session, text: str, *, now: datetime, actor: str, so
         year, facts = parse_year_file(text)
     except ValueError as exc:
         raise Invalid.field("file", str(exc)) from None
+    if not facts:  # a published schedule lists its holidays: an empty one is a file cut short
+        raise Invalid.field("file", f"{year}年的安排没有列出任何日期 (the schedule for {year} lists no day: "
+                                    f"every year has its holidays, e.g. '{year}-01-01 holiday 元旦')")
     _store_year(session, year, facts, source, now)
     session.flush()
     _bump_revision(session, now)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
+import math
 import time
 from dataclasses import dataclass, fields
 from typing import Callable, Iterator, TypeVar
@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from engine.settings import number_from_environment
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,18 +71,8 @@ class DatabaseLimits:
 
     @classmethod
     def from_environment(cls) -> "DatabaseLimits":
-        values = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"TZXM_DB_{f.name.upper()}")
-            if raw is None:
-                continue
-            try:
-                values[f.name] = int(raw) if f.type == "int" else float(raw)
-            except ValueError:
-                raise RuntimeError(f"TZXM_DB_{f.name.upper()} must be a number, not {raw!r}") from None
-            if values[f.name] < 0:
-                raise RuntimeError(f"TZXM_DB_{f.name.upper()} must not be negative")
-        return cls(**values)
+        return cls(**{f.name: number_from_environment(f"TZXM_DB_{f.name.upper()}", f.default, integer=f.type == "int")
+                      for f in fields(cls)})
 
 
 #: TCP keepalives on PostgreSQL connections (libpq): a server gone from the network (a
@@ -141,7 +132,7 @@ def make_engine(url: str, *, ping_idle_after: float = PING_IDLE_AFTER, limits: D
     options = " ".join(f"-c {name}={_milliseconds(seconds)}" for name, seconds in (
         ("lock_timeout", limits.lock_timeout), ("statement_timeout", limits.statement_timeout),
         ("idle_in_transaction_session_timeout", limits.idle_in_transaction_timeout)))
-    connect_args = {"options": options, "connect_timeout": round(limits.connect_timeout), **_KEEPALIVES}
+    connect_args = {"options": options, "connect_timeout": math.ceil(limits.connect_timeout), **_KEEPALIVES}
     engine = create_engine(url, connect_args=connect_args, **pool)
     _ping_when_idle(engine, ping_idle_after)
     return engine

@@ -1,6 +1,7 @@
 """What the operator's health check reports: database, migrations, last sweep."""
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from engine.clock import SHANGHAI, SystemClock, as_utc
 from engine.db import dialect_insert, is_postgresql, make_engine, make_session_factory, unit_of_work
 from engine.models import PlatformState
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 LAST_SWEEP_KEY = "last_sweep_at"
 
@@ -31,14 +33,16 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> list[int]:
-    """Migrate the schema, then store the calendar years chinese-calendar knows and the
-    table lacks: a fresh database can count working days from its first request."""
+def upgrade(url: str, revision: str = "head") -> tuple[str | None, list[int]]:
+    """Migrate the schema; at the newest migration, store the calendar years
+    chinese-calendar knows and the table lacks (a fresh database can count working days
+    from its first request). Returns the revision the database is at, and the years stored."""
     command.upgrade(alembic_config(url), revision)
     engine = make_engine(url)
     try:
         with unit_of_work(make_session_factory(engine)) as session:
-            return calendar.seed_from_library(session, SystemClock().now())
+            at = MigrationContext.configure(session.connection()).get_current_revision()
+            return at, calendar.seed_from_library(session, SystemClock().now()) if at == head_revision() else []
     finally:
         engine.dispose()
 
@@ -80,15 +84,16 @@ def check(session: Session, now: datetime) -> Health:
     current = MigrationContext.configure(session.connection()).get_current_revision()
     if current is None:
         return Health(True, None, False, None)
-    state = session.get(PlatformState, LAST_SWEEP_KEY)
-    next_year = now.astimezone(SHANGHAI).year + 1
-    return Health(
-        True,
-        current,
-        current == head_revision(),
-        datetime.fromisoformat(state.value) if state else None,
-        any(y.year == next_year for y in calendar.years(session)),
-    )
+    at_head = current == head_revision()
+    try:
+        state = session.get(PlatformState, LAST_SWEEP_KEY)
+        next_year = now.astimezone(SHANGHAI).year + 1
+        return Health(True, current, at_head, datetime.fromisoformat(state.value) if state else None,
+                      any(y.year == next_year for y in calendar.years(session)))
+    except Exception:  # noqa: BLE001 - the database answers: what it holds is what is wrong
+        log.exception("health: the database answers at migration %s but its platform state cannot be read%s", current,
+                      "" if at_head else " (behind the newest migration: run `tzxm db upgrade`)")
+        return Health(True, current, at_head, None)
 
 
 UNREACHABLE = Health(False, None, False, None)
@@ -128,6 +133,7 @@ def probe(factory: sessionmaker[Session], now: datetime, *, wait: float = PROBE_
                 result.append(check(session, now))
                 session.rollback()
         except Exception:  # noqa: BLE001 - no connection to be had (the pool exhausted, the server down)
+            log.warning("health: database unreachable", exc_info=True)
             result.append(UNREACHABLE)
 
     with _in_flight_lock:

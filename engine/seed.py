@@ -1,7 +1,9 @@
 """The demo data of ../shared/API.md, seeded idempotently by `tzxm seed-demo`.
 
-A production start seeds nothing: the operator creates real accounts. The region
-(510000 四川省 › 510400 攀枝花市 › 510411 仁和区) is the one of the Renhe work plan.
+A production start seeds no account: the operator seeds the organisation (regions,
+departments, the published catalogue of matters and their guides: `tzxm
+seed-organisation`) and creates real accounts. The region (510000 四川省 › 510400
+攀枝花市 › 510411 仁和区) is the one of the Renhe work plan.
 """
 from __future__ import annotations
 
@@ -58,8 +60,9 @@ USERS = (
 DEMO_USERNAMES = tuple(u[0] for u in USERS)
 
 
-def seed_demo(session: Session, *, now: datetime, password: str) -> list[str]:
-    """Create what is missing; return the usernames created (empty on a second run)."""
+def seed_organisation(session: Session, *, now: datetime) -> None:
+    """The regions, departments, catalogue of matters and service guides, without any
+    account (idempotent: what exists is left alone)."""
     for code, name, parent, level in REGIONS:
         if session.get(Region, code) is None:
             session.add(Region(code=code, name=name, parent_code=parent, level=level))
@@ -69,6 +72,17 @@ def seed_demo(session: Session, *, now: datetime, password: str) -> list[str]:
             session.add(Department(code=code, name=name, region_code="510411", kind=kind))
     seed_catalogue(session)
     guides.load_seed(session, now)
+
+
+def demo_accounts(session: Session) -> list[str]:
+    """The demo accounts this database holds (none on a production start)."""
+    return list(session.scalars(select(User.username).where(User.username.in_(DEMO_USERNAMES)).order_by(User.id)))
+
+
+def seed_demo(session: Session, *, now: datetime, password: str) -> list[str]:
+    """The organisation and the demo units and accounts: create what is missing; return
+    the usernames created (empty on a second run)."""
+    seed_organisation(session, now=now)
     unit_ids = []
     for name, credit_code, contact, phone in UNITS:
         unit = session.scalar(select(ProjectUnit).where(ProjectUnit.credit_code == credit_code))

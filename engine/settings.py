@@ -1,6 +1,7 @@
 """Where the platform keeps its files by default (no Flask: the CLI and alembic use it too)."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -14,3 +15,26 @@ def default_database_url() -> str:
         return os.environ["DATABASE_URL"]
     VAR.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{VAR / 'tzxm.sqlite3'}"
+
+
+class ConfigurationError(RuntimeError):
+    """A setting from the environment that cannot be used: the message names the variable
+    and what it must be (the console script prints it on one line)."""
+
+
+def number_from_environment(name: str, default: float, *, integer: bool = False, positive: bool = False) -> float:
+    """A finite number from the environment variable ``name`` (``default`` when unset):
+    never negative, and above zero when ``positive``."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    kind = "a whole number" if integer else "a number"
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be {kind}, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number, not {raw!r}")
+    if value < 0 or (positive and value == 0):
+        raise ConfigurationError(f"{name} must be {'above zero' if positive else 'zero or more'}, not {raw!r}")
+    return value

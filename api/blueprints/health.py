@@ -1,7 +1,10 @@
 """GET /api/v1/health: database reachable, migrations at head, time of last sweep, next year's calendar."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import marshmallow as ma
+from flask import current_app
 from flask_smorest import Blueprint
 
 from api.transaction import platform
@@ -16,6 +19,8 @@ class HealthSchema(ma.Schema):
     migration = ma.fields.String(allow_none=True)
     migrations_at_head = ma.fields.Boolean()
     last_sweep_at = ma.fields.AwareDateTime(allow_none=True)
+    sweep_behind = ma.fields.Boolean(metadata={
+        "description": "no sweep for ten sweep intervals (at least a minute): limits are not being met on time"})
     calendar_next_year_loaded = ma.fields.Boolean(allow_none=True, metadata={
         "description": "next year's official holiday schedule is loaded (load it when the State Council publishes it)"})
     now = ma.fields.AwareDateTime()
@@ -37,8 +42,18 @@ def get_health():
         "migration": h.migration,
         "migrations_at_head": h.migrations_at_head,
         "last_sweep_at": h.last_sweep_at,
+        "sweep_behind": _sweep_behind(h, p.clock.now()),
         "calendar_next_year_loaded": h.calendar_next_year_loaded,
         "now": p.clock.now(),
         "clock": "manual" if p.clock.manual else "system",
     }
     return body, 200 if ok else 503
+
+
+def _sweep_behind(h: health.Health, now) -> bool:
+    """Every server process sweeps every TZXM_SWEEP_SECONDS; none for ten of those (at
+    least a minute) means none is sweeping, while requests may still be served."""
+    if not h.database:
+        return False  # unknown: the database answers first
+    allowed = timedelta(seconds=max(60.0, 10 * float(current_app.config.get("TZXM_SWEEP_SECONDS", 5))))
+    return h.last_sweep_at is None or now - h.last_sweep_at > allowed

@@ -40,6 +40,6 @@ def test_an_empty_key_file_is_refused_not_used(var):
 
 
 def test_the_environment_wins(var, monkeypatch):
-    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
-    assert config.secret_key() == "from-the-environment"
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment-" + "k" * 20)
+    assert config.secret_key() == "from-the-environment-" + "k" * 20
     assert not (var / "secret_key").exists()
