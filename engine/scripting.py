@@ -35,8 +35,13 @@ call build together is watched. Every ``MEMORY_CHECK_STEPS`` steps the process's
 memory is read (``/proc/self/statm``, two microseconds) and the script stops past
 ``MAX_SCRIPT_MEMORY`` more than when the call began (a loop copying a million-item list
 reached 0.9 GB within its second before this). The figure is the process's, so another
-thread's growth meanwhile counts too: the limit is set far above what any procedure's data
-needs. Where ``/proc`` is missing (not Linux) memory is not watched.
+thread's growth meanwhile counts too (a script running beside one that builds half a
+gigabyte is stopped with it): the limit is set far above what any procedure's data needs.
+Where ``/proc`` is missing (not Linux) memory is not watched.
+
+No generator: a generator closed by the garbage collector runs its frame in a finaliser,
+where the budget's error is ignored and Python removes the tracer; ``yield`` is refused
+and a generator expression runs as a list comprehension.
 
 What this does not bound: a C-level operation not yet thought of. Running diagram code in
 a separate process with a hard time and memory limit would; it is not done (README, Known
@@ -45,6 +50,7 @@ gaps).
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import math
 import operator
@@ -78,9 +84,10 @@ MAX_DATA_DEPTH = 64
 #: How much more resident memory the process may hold while the scripts of one engine call
 #: run than when it began (what they build, with what other threads took meanwhile).
 MAX_SCRIPT_MEMORY = 512 * 1024 * 1024
-#: Steps between two readings of resident memory: one operation builds at most about 8 MB
-#: (``MAX_SEQUENCE`` references), so the limit is passed by at most ~128 MB.
-MEMORY_CHECK_STEPS = 16
+#: Steps between two readings of resident memory (two microseconds each): a guarded
+#: operation builds at most about 8 MB (``MAX_SEQUENCE`` references), so the limit is passed
+#: by about 256 MB at most, by what the guards bound.
+MEMORY_CHECK_STEPS = 32
 #: Default step budget (bytecode instructions in script frames) and wall-time budget.
 #: The longest script or expression a diagram may hold, and the longest kept compiled.
 MAX_SCRIPT_CHARS = 65_536
@@ -148,6 +155,11 @@ _SCALARS = (int, float, bool, type(None))
 MAX_ROUND_DIGITS = 4_300
 
 
+def _walked(value: Any, textual: bool) -> bool:
+    """Whether ``_weigh`` looks into an item: a container, or a long integer about to be written."""
+    return not isinstance(value, _SCALARS) or (textual and isinstance(value, int) and value.bit_length() > 64)
+
+
 def _weigh(value: Any, what: str, *, textual: bool = False) -> int:
     """How much ``value`` makes one C-level operation walk, refused past ``MAX_WALK``.
     ``textual``: the value is about to become text, so it must be JSON-like (a platform
@@ -159,11 +171,13 @@ def _weigh(value: Any, what: str, *, textual: bool = False) -> int:
             total += len(item)
         elif isinstance(item, dict):
             total += len(item)
-            stack.extend(k for k in item if not isinstance(k, _SCALARS))
-            stack.extend(v for v in item.values() if not isinstance(v, _SCALARS))
+            stack.extend(k for k in item if _walked(k, textual))
+            stack.extend(v for v in item.values() if _walked(v, textual))
         elif isinstance(item, _CONTAINERS):
             total += len(item)
-            stack.extend(v for v in item if not isinstance(v, _SCALARS))
+            stack.extend(v for v in item if _walked(v, textual))
+        elif isinstance(item, int) and textual:
+            total += item.bit_length() // 3  # a long integer's decimal digits, each worked out and written
         elif textual and not isinstance(item, _SCALARS):
             raise ScriptError(f"{what}: a {type(item).__name__} cannot be turned into text")
         if total > MAX_WALK:
@@ -240,6 +254,16 @@ def _guarded_type(real: type) -> type:
     return _GuardedType(real.__name__, (), {"real": real})
 
 
+def _safe_zip(*iterables: Any, **kwargs: Any) -> Any:
+    """``zip`` whose tuples together hold at most ``MAX_SEQUENCE`` items: ``zip(*rows)``
+    over two hundred million-item lists is one call building 1.6 GB."""
+    iterables = tuple(_materialised(i) for i in iterables)
+    shortest = min((len(i) for i in iterables if hasattr(i, "__len__")), default=0)
+    if shortest * len(iterables) > MAX_SEQUENCE:
+        raise ScriptError(f"zip() result too large (limit {MAX_SEQUENCE} items)")
+    return zip(*iterables, **kwargs)
+
+
 def _safe_round(number: Any, ndigits: Any = None) -> Any:
     if isinstance(ndigits, int) and abs(ndigits) > MAX_ROUND_DIGITS:
         raise ScriptError(f"round() to {ndigits} digits is not allowed (limit {MAX_ROUND_DIGITS})")
@@ -251,7 +275,7 @@ SAFE_BUILTINS: dict[str, Any] = {
     "len": len, "min": _weighing(min, "min()"), "max": _weighing(max, "max()"), "sum": _safe_sum,
     "sorted": _weighing(sorted, "sorted()"), "range": _safe_range, "str": _guarded_type(str), "int": int,
     "float": float, "bool": bool, "list": list, "dict": _guarded_type(dict), "set": _guarded_type(set), "tuple": tuple,
-    "round": _safe_round, "abs": abs, "any": any, "all": all, "enumerate": enumerate, "zip": zip,
+    "round": _safe_round, "abs": abs, "any": any, "all": all, "enumerate": enumerate, "zip": _safe_zip,
     "isinstance": isinstance,
 }
 
@@ -412,6 +436,8 @@ def _binop(op: str, left: Any, right: Any) -> Any:
             raise ScriptError(f"integer shift too large (limit {MAX_INT_BITS} bits)")
         return left << right
     if op == "*":
+        if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise ScriptError(f"integer product too large (limit {MAX_INT_BITS} bits)")
         for seq, times in ((left, right), (right, left)):
             if isinstance(seq, _SEQUENCES) and isinstance(times, int) and times > 0:
                 size = len(seq) if isinstance(seq, (str, bytes)) else _weigh(seq, "repetition")
@@ -562,6 +588,21 @@ class _Policy(RestrictingNodeTransformer):
                 node.elts[index] = self._operand(element)
         return node
 
+    def visit_GeneratorExp(self, node: ast.GeneratorExp) -> ast.AST:
+        """A generator expression runs as the list comprehension it reads as. A generator
+        dropped half-way is closed by the garbage collector, running its frame in a
+        finaliser: the budget's error raised there is printed and ignored, and Python
+        removes the tracer, so the script would go on unbudgeted. A list serves every use
+        a script has for one (``any``, ``sum``, ``sorted``, ``join``)."""
+        node = super().visit_GeneratorExp(node)
+        return ast.copy_location(ast.ListComp(elt=node.elt, generators=node.generators), node)
+
+    def visit_Yield(self, node: ast.Yield) -> ast.AST:
+        self.error(node, "yield is not allowed: a generator's frame may run where the budget cannot stop it")
+        return node
+
+    visit_YieldFrom = visit_Yield
+
     def visit_SetComp(self, node: ast.SetComp) -> ast.AST:
         node = super().visit_SetComp(node)
         node.elt = self._operand(node.elt)
@@ -705,7 +746,9 @@ class _ResidentMemory:
         try:
             return int(os.pread(self._fd, 64, 0).split()[1]) * self._page
         except (OSError, ValueError, IndexError):  # not what it was: opened again at the next reading
-            self._pid = None
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._pid, self._fd = None, None
             return None
 
 
@@ -736,7 +779,13 @@ class _Budget:
         self.deadline = min(time.monotonic() + max_seconds, self.limit)
 
     def platform(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        """``function`` as the script calls it: its own time is not the script's."""
+        """``function`` as the script calls it: its own time is not the script's. Only the
+        platform's functions, and only under an engine call's deadline: code compiled from a
+        diagram (a DMN input expression handed back as a callable) is the script's time."""
+        code = getattr(function, "__code__", None)
+        if self.limit == math.inf or (code is not None and code.co_filename == SCRIPT_FILENAME):
+            return function
+
         def timed(*args: Any, **kwargs: Any) -> Any:
             started = time.monotonic()
             try:

@@ -355,3 +355,77 @@ def test_slice_assignment_is_size_checked_and_still_works():
     context = {}
     env().execute("items = [1, 2, 3]\nitems[1:2] = [7, 8]\nitems[0] = 0\ndel items[3]\nitems[::2] = ['a', 'b']", context)
     assert context["items"] == ["a", 7, "b"]
+
+
+# --- the session-13 review of the budget -------------------------------------------------------
+
+FINALISER_ESCAPE = """def g():
+    yield 1
+gs = [g() for i in range(20000)]
+for x in gs:
+    any(x)
+gs = None
+while True:
+    pass"""
+
+
+def test_generators_are_refused_and_generator_expressions_run_as_lists():
+    """A generator closed by the garbage collector runs its frame in a finaliser, where the
+    budget's error is printed and ignored and the tracer removed: the loop that followed
+    ran unbudgeted (17 s in a request before this). No generator frame is left to close."""
+    assert "yield is not allowed" in check_script(FINALISER_ESCAPE)
+    with pytest.raises(ScriptRefused, match="yield is not allowed"):
+        env().execute(FINALISER_ESCAPE, {})
+    context = {}
+    env().execute("total = sum(i for i in range(10))\nany_big = any(v > 3 for v in [1, 5])\n"
+                  "text = ','.join(str(i) for i in range(3))\nhalf = [x for x in (i for i in range(4)) if x % 2]", context)
+    assert (context["total"], context["any_big"], context["text"], context["half"]) == (45, True, "0,1,2", [1, 3])
+    started = time.monotonic()
+    with pytest.raises(ScriptBudgetExceeded):
+        env().execute("gs = [(i for i in [1, 2]) for j in range(20000)]\nfor x in gs:\n    any(x)\ngs = None\n"
+                      "while True:\n    pass", {})
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("source, says", [
+    ("x = 2 ** 30000\nfor i in range(17):\n    x = x * x", "integer product too large"),  # 26 s and 1.5 GB before
+    ("s = str([10 ** 4299] * 200000)", "value too large"),  # 47 s of digits before
+    ("a = [0] * 1000000\nrows = [a for i in range(200)]\nt = list(zip(*rows))", r"zip\(\) result too large"),  # 1.6 GB
+])
+def test_one_operation_building_a_huge_value_is_refused_before_it_runs(source, says):
+    started = time.monotonic()
+    with pytest.raises(ScriptError, match=says):
+        RestrictedEnvironment(max_seconds=60).execute(source, {})
+    assert time.monotonic() - started < 5
+    context = {}
+    env().execute("pairs = list(zip([1, 2, 3], 'abc'))\nlong = str(10 ** 300)\nsquare = (10 ** 300) * (10 ** 300)", context)
+    assert context["pairs"] == [[1, "a"], [2, "b"], [3, "c"]] and len(context["long"]) == 301
+    assert context["square"] == 10 ** 600
+
+
+def test_diagram_code_handed_back_as_a_callable_is_the_scripts_time():
+    """SpiffWorkflow's DMN engine hands an input expression's value to the cells as
+    ``dmninputexpr``: a lambda the diagram wrote is not a platform function, and its time
+    is not refunded (a table validated for 14 s before this)."""
+    slow = RestrictedEnvironment().evaluate("lambda: len(str([1.5] * 999999))", {})
+    started = time.monotonic()
+    with pytest.raises(ScriptBudgetExceeded, match="ran longer than 1.0 s"):
+        RestrictedEnvironment().evaluate("[dmninputexpr() for i in range(60)]", {}, {"dmninputexpr": slow})
+    assert time.monotonic() - started < 5
+
+
+@watches_memory
+def test_a_failed_memory_reading_closes_its_file(monkeypatch):
+    import os
+
+    def unreadable(fd, size, offset):
+        raise OSError("gone")
+
+    reader = scripting._ResidentMemory()
+    assert reader() is not None
+    before = len(os.listdir("/proc/self/fd"))
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "pread", unreadable)
+        assert [reader() for _ in range(50)] == [None] * 50
+    assert len(os.listdir("/proc/self/fd")) <= before
+    assert reader() is not None  # opened again
