@@ -190,11 +190,15 @@ def files_group() -> None:
 @files_group.command("prune")
 @click.option("--older-than-hours", type=click.IntRange(min=1), default=24, show_default=True,
               help="only files untouched this long (a request in flight touches its file)")
-def files_prune(older_than_hours: int) -> None:
+@click.option("--force", is_flag=True, help="prune even when the database names none of the store's files")
+def files_prune(older_than_hours: int, force: bool) -> None:
     """Delete the files no row names: left by requests that rolled back, or by a crash mid-write."""
     older_than = SystemClock().now() - timedelta(hours=older_than_hours)
-    with unit_of_work(_factory()) as session:
-        pruned = files.store().prune(session, older_than=older_than)
+    try:
+        with unit_of_work(_factory()) as session:
+            pruned = files.store().prune(session, older_than=older_than, force=force)
+    except DomainError as exc:
+        _refuse(exc)
     click.echo(f"{len(pruned)} unreferenced files deleted" + "".join(f"\n  {name}" for name in pruned))
 
 

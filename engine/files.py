@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.db import dialect_insert
-from engine.errors import DomainError, Invalid
+from engine.errors import Conflict, DomainError, Invalid
 from engine.models import StoredFile
 from engine.settings import VAR
 
@@ -187,7 +187,13 @@ class FileStore:
         )
         return digest
 
-    def prune(self, session: Session, *, older_than: datetime) -> list[str]:
+    def belongs_to(self, session: Session) -> bool:
+        """Whether this store is the database's: a database that names stored files finds
+        some of them here (a sample of its newest), one that names none owns no file."""
+        sample = list(session.scalars(select(StoredFile.sha256).order_by(StoredFile.created_at.desc()).limit(20)))
+        return any(self.path(name).exists() for name in sample)
+
+    def prune(self, session: Session, *, older_than: datetime, force: bool = False) -> list[str]:
         """Delete the files no row names, untouched since ``older_than``: those a rolled-back
         request left (the file is written before its row), and the temporary files of a
         crash mid-write. Returns their names.
@@ -209,6 +215,11 @@ class FileStore:
                 files_[path.name] = path
             elif path.name.startswith((".upload-", ".prune-")):
                 leftovers.append(path)  # a write that never finished; a prune stopped midway
+        if files_ and not force and not self.belongs_to(session):
+            # every file would look unreferenced: DATABASE_URL names another platform's database
+            raise Conflict(f"文件库 {self.root} 与该数据库不匹配：数据库登记的文件都不在此处，未删除任何文件 "
+                           f"(the database names none of the files in {self.root}: is DATABASE_URL this platform's? "
+                           f"nothing deleted; --force prunes anyway)")
         names = sorted({*files_, *(p.name.removeprefix(".prune-") for p in leftovers)})
         named = set()
         for i in range(0, len(names), 500):

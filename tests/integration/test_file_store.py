@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+import pytest
 from click.testing import CliRunner
 
 from api.cli import main
 from engine import files
 from engine.db import unit_of_work
+from engine.errors import Conflict
 
 DAY_AGO = -timedelta(days=1)
 
@@ -50,6 +52,7 @@ def test_storing_bytes_whose_file_is_old_touches_it_and_after_a_prune_writes_it_
     """A request storing bytes an old orphan file already holds refreshes that file: the
     prune leaves it to the row coming; once pruned, the same bytes are written again."""
     store = files.store()
+    _put(platform, b"%PDF-1.4 kept", commit=True)  # the store is this database's
     digest = _put(platform, b"%PDF-1.4 again", commit=False)
     _age(store.path(digest), platform)
     _put(platform, b"%PDF-1.4 again", commit=False)  # a request in flight stores the same bytes
@@ -62,10 +65,18 @@ def test_storing_bytes_whose_file_is_old_touches_it_and_after_a_prune_writes_it_
     assert store.read(digest) == b"%PDF-1.4 again"
 
 
-def test_the_prune_command_deletes_what_no_row_names(platform, file_store, database_url, monkeypatch):
+def test_the_prune_command_deletes_what_no_row_names(platform, file_store, database_url, monkeypatch, tmp_path):
     store = files.store()
+    kept = _put(platform, b"%PDF-1.4 kept", commit=True)
     orphan = _put(platform, b"%PDF-1.4 orphan", commit=False)
-    _age(store.path(orphan), platform, by=-timedelta(days=400))  # the command reads the real clock
+    for name in (kept, orphan):
+        _age(store.path(name), platform, by=-timedelta(days=400))  # the command reads the real clock
+    # another platform's database (a forgotten DATABASE_URL): every file would look unreferenced
+    other = f"sqlite:///{tmp_path / 'other.sqlite3'}"
+    assert CliRunner().invoke(main, ["db", "upgrade"], env={"DATABASE_URL": other}).exit_code == 0
+    refused = CliRunner().invoke(main, ["files", "prune", "--older-than-hours", "2"], env={"DATABASE_URL": other})
+    assert refused.exit_code == 2 and "names none of the files" in refused.output, refused.output
+    assert store.path(kept).exists() and store.path(orphan).exists()
     monkeypatch.setenv("DATABASE_URL", database_url)
     result = CliRunner().invoke(main, ["files", "prune", "--older-than-hours", "2"])
     assert result.exit_code == 0, result.output
@@ -81,6 +92,7 @@ def test_a_prune_walking_the_store_while_a_write_finishes_goes_on(platform, file
     import pathlib
 
     store = files.store()
+    _put(platform, b"%PDF-1.4 kept", commit=True)
     orphan = _put(platform, b"%PDF-1.4 orphan", commit=False)
     _age(store.path(orphan), platform)
     writing = store.path(orphan).parent / ".upload-inflight"
@@ -140,3 +152,17 @@ def test_a_new_file_is_on_disk_bytes_then_name_before_its_row_is_written(platfor
     _put(platform, b"%PDF-1.4 durable", commit=True)  # the same bytes again: the file is only touched
     assert events == []
     assert files.store().read(digest) == b"%PDF-1.4 durable"
+
+
+def test_a_store_with_only_unreferenced_files_is_pruned_only_when_forced(platform, file_store):
+    """A database that names no stored file cannot tell its own store from another's: the
+    operator says so (``--force``), as on a new platform whose only uploads rolled back."""
+    store = files.store()
+    orphan = _put(platform, b"%PDF-1.4 orphan", commit=False)
+    _age(store.path(orphan), platform)
+    with unit_of_work(platform.session_factory) as s, pytest.raises(Conflict, match="names none of the files"):
+        store.prune(s, older_than=platform.clock.now() - timedelta(hours=12))
+    assert store.path(orphan).exists()
+    with unit_of_work(platform.session_factory) as s:
+        assert store.prune(s, older_than=platform.clock.now() - timedelta(hours=12), force=True) == [orphan]
+
