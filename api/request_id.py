@@ -33,6 +33,8 @@ def configure_logging() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    for chatty in ("apscheduler", "alembic"):  # a line for every sweep, every health check's schema read
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def init_app(app: Flask) -> None:
