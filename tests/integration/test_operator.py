@@ -151,3 +151,16 @@ def test_an_unexpected_error_gives_a_request_id_to_find_it_by(client, token, pla
     assert any("lb-7f3a" in record.getMessage() for record in caplog.records)
     ok = client.get("/api/v1/health", headers={"X-Request-Id": "not plain; <script>"})
     assert ok.headers["X-Request-Id"] != "not plain; <script>" and len(ok.headers["X-Request-Id"]) == 32
+
+
+def test_a_served_log_line_names_its_request(app):
+    import logging
+
+    from api.request_id import RequestContext
+    record = logging.LogRecord("api", logging.ERROR, __file__, 1, "unhandled error", (), None)
+    RequestContext().filter(record)
+    assert record.request == "-"  # outside a request (the sweep)
+    with app.test_request_context("/api/v1/tasks", method="POST", headers={"X-Request-Id": "lb-42"}):
+        app.preprocess_request()
+        RequestContext().filter(record)
+    assert record.request == "lb-42 POST /api/v1/tasks"
