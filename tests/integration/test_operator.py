@@ -31,8 +31,9 @@ from engine.sweep import sweep
 def test_a_bad_setting_is_refused_naming_it(monkeypatch, name, value, says):
     monkeypatch.setenv("SECRET_KEY", "k" * 40)
     monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigurationError, match=says):
+    with pytest.raises(ConfigurationError, match=says) as refused:
         config.from_environment()
+    assert "\n" not in str(refused.value)  # one line, for the console script to print
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "1.5x"])
