@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Flask, send_from_directory
+import marshmallow as ma
 from flask_smorest import Api
+from flask_smorest.error_handler import ErrorSchema as SmorestErrorSchema
 from swagger_ui_bundle import swagger_ui_path
 
 from api import blueprints, errors, hygiene, request_id, transaction
@@ -27,6 +29,17 @@ SWAGGER_UI_ASSETS_FROM_PAGE = "docs/assets/"
 
 def _swagger_ui_asset(name: str):
     return send_from_directory(swagger_ui_path, name, max_age=86400)
+
+
+class ErrorSchema(SmorestErrorSchema):
+    """The ``Error`` every refusal answers (API.md), with an unexpected error's request id."""
+
+    request_id = ma.fields.String(metadata={
+        "description": "an unexpected error's request id (also in X-Request-Id): what the operator finds it by"})
+
+
+class _Api(Api):
+    ERROR_SCHEMA = ErrorSchema
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -68,7 +81,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.add_url_rule(f"{SWAGGER_UI_ASSETS}/<path:name>", "swagger_ui_asset", _swagger_ui_asset)
     request_id.init_app(app)  # first: every later hook and log line has the request's id
     hygiene.init_app(app)
-    smorest = Api(app, spec_kwargs={"extra_plugins": [RefusalsPlugin(app)]})
+    smorest = _Api(app, spec_kwargs={"extra_plugins": [RefusalsPlugin(app)]})
     hygiene.document(smorest)
     smorest.ma_plugin.converter.add_attribute_function(decimal2properties)
     smorest.spec.components.security_scheme(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 from alembic.util.exc import CommandError
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from api import create_app, request_id
 from api.config import from_environment
@@ -32,8 +32,8 @@ def _factory():
 
 
 class _Commands(click.Group):
-    """What the operator got wrong in the environment, or a database that cannot be
-    reached, is said on one line naming it, not as a traceback."""
+    """What the operator got wrong in the environment, or a database that cannot serve, is
+    said on one line, not as a traceback (nothing of the URL: a password may be in it)."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -44,16 +44,7 @@ class _Commands(click.Group):
             raise click.ClickException(f"DATABASE_URL cannot be used: {exc}") from None
         except OperationalError as exc:
             first = str(exc.orig or exc).strip().splitlines()[0]
-            raise click.ClickException(f"database unreachable ({_where(default_database_url())}): {first}") from None
-
-
-def _where(url: str) -> str:
-    """The database a URL names, without its password."""
-    try:
-        from sqlalchemy.engine import make_url
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "DATABASE_URL"
+            raise click.ClickException(f"database error: {first}") from None
 
 
 @click.group(cls=_Commands)
@@ -229,8 +220,11 @@ def serve(host: str, port: int) -> None:
     app = create_app()
     start_sweeper(app)
     click.echo(f"API docs: http://{host}:{port}/api/v1/docs   OpenAPI: http://{host}:{port}/api/v1/openapi.json")
-    with unit_of_work(app.extensions["tzxm"].session_factory) as session:
-        demo = seed.demo_accounts(session)
+    try:  # only for the banner: a database not up yet is served anyway (health says 503 until it is)
+        with unit_of_work(app.extensions["tzxm"].session_factory) as session:
+            demo = seed.demo_accounts(session)
+    except SQLAlchemyError:
+        demo = []
     if demo:
         click.echo("demo accounts (password demo-password unless TZXM_DEMO_PASSWORD is set): " + ", ".join(demo))
     app.run(host=host, port=port, threaded=True, use_reloader=False)

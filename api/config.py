@@ -66,7 +66,7 @@ def from_environment() -> dict:
 
 
 def _choice(name: str, choices: tuple[str, ...]) -> str:
-    value = os.environ.get(name, choices[0])
+    value = os.environ.get(name) or choices[0]  # empty as unset (an env file's ``TZXM_CLOCK=``)
     if value not in choices:
         raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
     return value
@@ -75,7 +75,7 @@ def _choice(name: str, choices: tuple[str, ...]) -> str:
 def _instant(name: str) -> str | None:
     """An ISO 8601 instant with its UTC offset (e.g. 2026-03-02T09:00:00+08:00), or unset."""
     value = os.environ.get(name)
-    if value is None:
+    if not value:
         return None
     try:
         instant = datetime.fromisoformat(value)

@@ -21,8 +21,13 @@ class RequestContext(logging.Filter):
     """Adds ``request`` to every record: the request's id, method and path, or ``-``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request = f"{current()} {request.method} {request.path}" if current() else "-"
+        record.request = f"{current()} {request.method} {_printable(request.path)}" if current() else "-"
         return True
+
+
+def _printable(text: str) -> str:
+    """A path as one line: a decoded newline in it cannot start a forged log line."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def configure_logging() -> None:

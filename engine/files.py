@@ -187,11 +187,11 @@ class FileStore:
         )
         return digest
 
-    def belongs_to(self, session: Session) -> bool:
-        """Whether this store is the database's: a database that names stored files finds
-        some of them here (a sample of its newest), one that names none owns no file."""
-        sample = list(session.scalars(select(StoredFile.sha256).order_by(StoredFile.created_at.desc()).limit(20)))
-        return any(self.path(name).exists() for name in sample)
+    def belongs_to(self, session: Session, names: list[str]) -> bool:
+        """Whether the database names any of these files of the store (asked 500 at a time,
+        stopping at the first that does: on the store's own database, the first ask)."""
+        return any(session.scalar(select(StoredFile.sha256).where(StoredFile.sha256.in_(names[i:i + 500])).limit(1))
+                   for i in range(0, len(names), 500))
 
     def prune(self, session: Session, *, older_than: datetime, force: bool = False) -> list[str]:
         """Delete the files no row names, untouched since ``older_than``: those a rolled-back
@@ -204,8 +204,10 @@ class FileStore:
         it meanwhile has it put back; one coming after the rename finds no file and writes
         its own (``put``)."""
         cutoff = older_than.timestamp()
-        files_, leftovers = {}, []
+        files_, leftovers, present = {}, [], []
         for path in self.root.glob("??/*"):
+            if _SHA256.fullmatch(path.name):
+                present.append(path.name)
             try:
                 if path.stat().st_mtime >= cutoff:
                     continue
@@ -215,7 +217,7 @@ class FileStore:
                 files_[path.name] = path
             elif path.name.startswith((".upload-", ".prune-")):
                 leftovers.append(path)  # a write that never finished; a prune stopped midway
-        if files_ and not force and not self.belongs_to(session):
+        if files_ and not force and not self.belongs_to(session, present):
             # every file would look unreferenced: DATABASE_URL names another platform's database
             raise Conflict(f"文件库 {self.root} 与该数据库不匹配：数据库登记的文件都不在此处，未删除任何文件 "
                            f"(the database names none of the files in {self.root}: is DATABASE_URL this platform's? "

@@ -80,6 +80,7 @@ def check(session: Session, now: datetime) -> Health:
             session.execute(text(f"SET LOCAL statement_timeout = {int(PROBE_STATEMENT_SECONDS * 1000)}"))
         session.execute(text("SELECT 1"))
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        log.warning("health: the database does not answer", exc_info=True)
         return UNREACHABLE
     current = MigrationContext.configure(session.connection()).get_current_revision()
     if current is None:
@@ -145,4 +146,6 @@ def probe(factory: sessionmaker[Session], now: datetime, *, wait: float = PROBE_
             _in_flight[factory] = (worker, result)
             worker.start()
     worker.join(wait)
+    if not result:
+        log.warning("health: the database has not answered within %s s", wait)
     return result[0] if result else UNREACHABLE

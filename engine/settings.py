@@ -10,9 +10,20 @@ VAR = ROOT / "var"
 
 
 def default_database_url() -> str:
-    """DATABASE_URL selects PostgreSQL; the default is an SQLite file under var/."""
+    """DATABASE_URL selects PostgreSQL; the default is an SQLite file under var/. A URL
+    that cannot be used (not a URL, a port that is no number, a driver not installed) is a
+    ``ConfigurationError`` naming what is wrong, never the URL (it may hold a password)."""
     if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
+        url = os.environ["DATABASE_URL"]
+        from sqlalchemy.engine import make_url  # the settings module is read before the database is
+        from sqlalchemy.exc import ArgumentError
+        try:
+            parsed = make_url(url)
+            parsed.port  # noqa: B018 - read: a port that is no number raises here, not at the first connection
+            parsed.get_dialect().import_dbapi()  # its driver installed
+        except (ArgumentError, ValueError, ImportError) as exc:
+            raise ConfigurationError(f"DATABASE_URL cannot be used: {type(exc).__name__}: {exc}") from None
+        return url
     VAR.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{VAR / 'tzxm.sqlite3'}"
 
@@ -25,8 +36,8 @@ class ConfigurationError(RuntimeError):
 def number_from_environment(name: str, default: float, *, integer: bool = False, positive: bool = False) -> float:
     """A finite number from the environment variable ``name`` (``default`` when unset):
     never negative, and above zero when ``positive``."""
-    raw = os.environ.get(name)
-    if raw is None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:  # empty as unset (an env file's ``NAME=``)
         return default
     kind = "a whole number" if integer else "a number"
     try:

@@ -19,8 +19,9 @@ class HealthSchema(ma.Schema):
     migration = ma.fields.String(allow_none=True)
     migrations_at_head = ma.fields.Boolean()
     last_sweep_at = ma.fields.AwareDateTime(allow_none=True)
-    sweep_behind = ma.fields.Boolean(metadata={
-        "description": "no sweep for ten sweep intervals (at least a minute): limits are not being met on time"})
+    sweep_behind = ma.fields.Boolean(allow_none=True, metadata={
+        "description": "no sweep for ten sweep intervals (at least a minute): limits are not being met on time; "
+                       "null before the first sweep or while the database does not answer"})
     calendar_next_year_loaded = ma.fields.Boolean(allow_none=True, metadata={
         "description": "next year's official holiday schedule is loaded (load it when the State Council publishes it)"})
     now = ma.fields.AwareDateTime()
@@ -50,10 +51,11 @@ def get_health():
     return body, 200 if ok else 503
 
 
-def _sweep_behind(h: health.Health, now) -> bool:
+def _sweep_behind(h: health.Health, now) -> bool | None:
     """Every server process sweeps every TZXM_SWEEP_SECONDS; none for ten of those (at
-    least a minute) means none is sweeping, while requests may still be served."""
-    if not h.database:
-        return False  # unknown: the database answers first
+    least a minute) means none is sweeping, while requests may still be served. Unknown
+    (null) while the database does not answer or before the first sweep."""
+    if not h.database or h.last_sweep_at is None:
+        return None
     allowed = timedelta(seconds=max(60.0, 10 * float(current_app.config.get("TZXM_SWEEP_SECONDS", 5))))
-    return h.last_sweep_at is None or now - h.last_sweep_at > allowed
+    return now - h.last_sweep_at > allowed

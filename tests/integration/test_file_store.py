@@ -166,3 +166,17 @@ def test_a_store_with_only_unreferenced_files_is_pruned_only_when_forced(platfor
     with unit_of_work(platform.session_factory) as s:
         assert store.prune(s, older_than=platform.clock.now() - timedelta(hours=12), force=True) == [orphan]
 
+
+def test_a_store_whose_newest_files_are_gone_still_belongs_to_its_database(platform, file_store):
+    """A store restored from a backup older than the database lacks its newest files: the
+    database still names files that are there, so the prune goes on."""
+    store = files.store()
+    kept = [_put(platform, f"%PDF-1.4 kept {i}".encode(), commit=True) for i in range(25)]
+    orphan = _put(platform, b"%PDF-1.4 orphan", commit=False)
+    for name in kept[5:]:
+        store.path(name).unlink()  # the 20 newest
+    _age(store.path(orphan), platform)
+    with unit_of_work(platform.session_factory) as s:
+        assert store.prune(s, older_than=platform.clock.now() - timedelta(hours=12)) == [orphan]
+    assert all(store.path(name).exists() for name in kept[:5])
+

@@ -70,15 +70,32 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("url, says", [
-    ("bogus://nowhere", "DATABASE_URL cannot be used"),
-    (f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/none", "database unreachable (postgresql+psycopg://"),
+    ("bogus://nowhere", "DATABASE_URL cannot be used: NoSuchModuleError"),
+    ("postgresql://user:secret@host:notaport/db", "DATABASE_URL cannot be used: ValueError"),
+    ("mysql://user:secret@host/db", "DATABASE_URL cannot be used: ModuleNotFoundError"),
+    (f"postgresql+psycopg://postgres:secret@127.0.0.1:{_closed_port()}/none", "database error: connection failed"),
 ])
 def test_a_database_url_that_cannot_serve_is_said_on_one_line(monkeypatch, url, says):
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("TZXM_DB_CONNECT_TIMEOUT", "2")
     result = CliRunner().invoke(main, ["audit", "verify"])
     assert result.exit_code == 1 and says in result.output, result.output
-    assert len(result.output.strip().splitlines()) == 1
+    assert len(result.output.strip().splitlines()) == 1 and "secret" not in result.output
+
+
+def test_a_database_not_migrated_is_a_database_error_not_unreachable(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'not-migrated.sqlite3'}")
+    result = CliRunner().invoke(main, ["seed-demo"])
+    assert result.exit_code == 1 and result.output.strip().startswith("Error: database error: no such table"), result.output
+
+
+def test_an_empty_setting_is_taken_as_unset(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "k" * 40)
+    for name in ("TZXM_CLOCK", "TZXM_CLOCK_START", "TZXM_SWEEP_SECONDS", "TZXM_DB_LOCK_TIMEOUT"):
+        monkeypatch.setenv(name, "")  # an env file's NAME=
+    settings = config.from_environment()
+    assert (settings["TZXM_CLOCK"], settings["TZXM_CLOCK_START"], settings["TZXM_SWEEP_SECONDS"]) == ("system", None, 5.0)
+    assert DatabaseLimits.from_environment().lock_timeout == DatabaseLimits().lock_timeout
 
 
 def test_db_upgrade_says_where_the_database_is(tmp_path, monkeypatch):
@@ -128,7 +145,7 @@ def test_a_production_start_seeds_the_organisation_without_any_account(tmp_path,
 
 def test_health_tells_a_schema_behind_from_a_database_gone_and_a_stopped_sweep(client, platform, clock):
     body = client.get("/api/v1/health").get_json()
-    assert body["sweep_behind"] is True  # never swept
+    assert body["sweep_behind"] is None  # unknown before the first sweep (a process just started)
     sweep(platform)
     assert client.get("/api/v1/health").get_json()["sweep_behind"] is False
     clock.set(clock.now() + timedelta(minutes=2))
@@ -150,6 +167,8 @@ def test_an_unexpected_error_gives_a_request_id_to_find_it_by(client, token, pla
     assert r.get_json()["request_id"] == "lb-7f3a" and "lb-7f3a" in r.get_json()["message"]
     assert r.headers["X-Request-Id"] == "lb-7f3a"
     assert any("lb-7f3a" in record.getMessage() for record in caplog.records)
+    error = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]["Error"]
+    assert set(r.get_json()) <= set(error["properties"])  # the documented Error shape, request_id included
     ok = client.get("/api/v1/health", headers={"X-Request-Id": "not plain; <script>"})
     assert ok.headers["X-Request-Id"] != "not plain; <script>" and len(ok.headers["X-Request-Id"]) == 32
 
@@ -165,3 +184,7 @@ def test_a_served_log_line_names_its_request(app):
         app.preprocess_request()
         RequestContext().filter(record)
     assert record.request == "lb-42 POST /api/v1/tasks"
+    with app.test_request_context("/x%0A2026-11-24 INFO api [-] forged", headers={"X-Request-Id": "lb-43"}):
+        app.preprocess_request()
+        RequestContext().filter(record)
+    assert "\n" not in record.request and record.request.startswith("lb-43 GET /x\\x0a2026")
