@@ -20,6 +20,7 @@ from engine.clock import as_utc
 from engine.db import dialect_insert, unit_of_work
 from engine.errors import TooManyAttempts
 from engine.models import RateWindow
+from engine.settings import ConfigurationError
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600}
 _RATE = re.compile(r"^\s*(\d{1,9})\s*(?:/\s*(second|minute|hour))?\s*$")
@@ -42,13 +43,13 @@ DEFAULT_RATE = Rate(60, 60)
 def parse_rate(text: str | None) -> Rate:
     """``"60"`` (per minute), ``"60/minute"``, ``"5/second"``, ``"1000/hour"``; unset → 60 per minute.
 
-    Raises ``ValueError`` for anything else, so a mistyped setting stops the server at
-    start-up instead of silently disabling the limit."""
+    Raises ``ConfigurationError`` for anything else, so a mistyped setting stops the server
+    at start-up (in one line) instead of silently disabling the limit."""
     if text is None or not str(text).strip():
         return DEFAULT_RATE
     match = _RATE.match(str(text))
     if match is None or int(match.group(1)) < 1:
-        raise ValueError(f"TZXM_PORTAL_RATE 须为 N 或 N/second|minute|hour，N ≥ 1 (got {text!r})")
+        raise ConfigurationError(f"TZXM_PORTAL_RATE 须为 N 或 N/second|minute|hour，N ≥ 1 (got {text!r})")
     return Rate(int(match.group(1)), _UNITS[match.group(2) or "minute"])
 
 

@@ -34,6 +34,7 @@ from api.schemas.portal import (
 )
 from api.transaction import committed_part, platform, session
 from engine import portal, ratelimit
+from engine.settings import ConfigurationError
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", description="门户 (portal): public progress lookup and disclosure")
 
@@ -58,7 +59,7 @@ def _configure(state) -> None:
 
     hops = str(setting("TZXM_TRUSTED_PROXY_HOPS") or "0").strip()
     if not hops.isdigit():
-        raise ValueError(f"TZXM_TRUSTED_PROXY_HOPS 须为非负整数 (got {hops!r})")
+        raise ConfigurationError(f"TZXM_TRUSTED_PROXY_HOPS 须为非负整数 (got {hops!r})")
     app.extensions[_SETTINGS_KEY] = (ratelimit.parse_rate(setting("TZXM_PORTAL_RATE")), int(hops))
 
 

@@ -20,6 +20,7 @@ from api import create_app
 from engine import ratelimit
 from engine.db import unit_of_work
 from engine.models import Project, RateWindow, Region, SupervisionRecord
+from engine.settings import ConfigurationError
 from engine.sweep import sweep
 from tests.conftest import SECRET, START
 from tests.integration.helpers import declaration, declare, supply_all_materials
@@ -534,9 +535,9 @@ def test_forwarded_address_is_used_behind_a_configured_proxy(database_url, clock
 
 
 def test_malformed_settings_stop_the_server(database_url, clock):
-    with pytest.raises(ValueError, match="TZXM_PORTAL_RATE"):
+    with pytest.raises(ConfigurationError, match="TZXM_PORTAL_RATE"):
         make_app(database_url, clock, TZXM_PORTAL_RATE="lots")
-    with pytest.raises(ValueError, match="TZXM_TRUSTED_PROXY_HOPS"):
+    with pytest.raises(ConfigurationError, match="TZXM_TRUSTED_PROXY_HOPS"):
         make_app(database_url, clock, TZXM_TRUSTED_PROXY_HOPS="-1")
 
 
