@@ -371,10 +371,15 @@ class _ListWrite:
     __slots__ = ("_list",)
 
     def __init__(self, items: list) -> None:
-        self._list = items
+        object.__setattr__(self, "_list", items)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"'list' object has no attribute '{name}'")  # as the list itself says
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if isinstance(key, slice):
+            if not hasattr(value, "__iter__"):
+                raise TypeError("can only assign an iterable")
             value = list(value)
             if len(self._list) - len(range(*key.indices(len(self._list)))) + len(value) > MAX_SEQUENCE:
                 raise ScriptError(f"list too large (limit {MAX_SEQUENCE})")
@@ -792,6 +797,7 @@ class _Budget:
                 return function(*args, **kwargs)
             finally:
                 self.deadline = min(self.deadline + (time.monotonic() - started), self.limit)
+        timed.__name__ = timed.__qualname__ = getattr(function, "__name__", "function")  # what an error names
         return timed
 
     def _out_of_time(self) -> ScriptBudgetExceeded:

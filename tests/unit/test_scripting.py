@@ -429,3 +429,12 @@ def test_a_failed_memory_reading_closes_its_file(monkeypatch):
         assert [reader() for _ in range(50)] == [None] * 50
     assert len(os.listdir("/proc/self/fd")) <= before
     assert reader() is not None  # opened again
+
+
+def test_a_list_written_wrongly_says_what_plain_python_says():
+    with pytest.raises(TypeError, match="can only assign an iterable"):
+        env().execute("x = [1, 2]\nx[1:2] = 5", {})
+    with pytest.raises(AttributeError, match="'list' object has no attribute 'a'"):
+        env().execute("x = [1]\nx.a = 1", {})
+    with pytest.raises(ScriptError, match="key <function <lambda>"):  # named as the platform function, not our wrapper
+        RestrictedEnvironment({"working_days": lambda n: 1}, max_total_seconds=5).execute("d = {working_days: 1}", {})
