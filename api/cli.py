@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 from alembic.util.exc import CommandError
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from api import create_app, request_id
 from api.config import from_environment
@@ -40,8 +40,6 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except ConfigurationError as exc:
             raise click.ClickException(f"configuration: {exc}") from None
-        except ArgumentError as exc:
-            raise click.ClickException(f"DATABASE_URL cannot be used: {exc}") from None
         except OperationalError as exc:
             first = str(exc.orig or exc).strip().splitlines()[0]
             raise click.ClickException(f"database error: {first}") from None

@@ -5,7 +5,7 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from alembic import command
@@ -72,6 +72,14 @@ class Health:
     #: what fires on that (an automatic reply, a red record) is not undone by a later
     #: load: the operator loads it as soon as the State Council publishes it.
     calendar_next_year_loaded: bool | None = None
+
+    def sweep_behind(self, now: datetime, sweep_seconds: float) -> bool | None:
+        """Every server process sweeps every ``sweep_seconds``; none for ten of those (at
+        least a minute) means none is sweeping, while requests may still be served.
+        Unknown (None) while the database does not answer or before the first sweep."""
+        if not self.database or self.last_sweep_at is None:
+            return None
+        return now - self.last_sweep_at > timedelta(seconds=max(60.0, 10 * sweep_seconds))
 
 
 def check(session: Session, now: datetime) -> Health:

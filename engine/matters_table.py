@@ -108,7 +108,7 @@ def _samples(table: _Table, expressions: list[str]) -> list[dict]:
         rows = {row for row, _ in named_by[code]}
         industries.setdefault(frozenset(named_by[code]), (code, rows | generic))
     unnamed = next((row["code"] for row in codes.industries() if row["code"] not in named_by), None)
-    choices = [value for value in industries.values()] + ([(unnamed, generic)] if unnamed else [])
+    choices = list(industries.values()) + ([(unnamed, generic)] if unnamed else [])
     regimes = REGIMES if "regime" in read else REGIMES[:1]
     facts = list(itertools.product(*[(False, True) if f in read else (False,) for f in FACT_FIELDS]))
     samples = []

@@ -982,10 +982,11 @@ class RestrictedEnvironment:
     def _budget(self) -> _Budget:
         """One run's budget: its steps, its second, the call's deadline and memory."""
         start = self._memory_at_start if self._total_deadline is not None else resident_memory()
-        if self._total_deadline is not None and time.monotonic() > self._total_deadline:
-            raise ScriptBudgetExceeded(f"scripts stopped: together they ran longer than {self.max_total_seconds} s")
-        return _Budget(self.max_steps, self.max_seconds, start + MAX_SCRIPT_MEMORY if start is not None else None,
-                       self._total_deadline, self.max_total_seconds)
+        budget = _Budget(self.max_steps, self.max_seconds, start + MAX_SCRIPT_MEMORY if start is not None else None,
+                         self._total_deadline, self.max_total_seconds)
+        if time.monotonic() > budget.limit:  # the call's earlier scripts used its time up
+            raise budget._out_of_time()
+        return budget
 
     def _run(self, code: CodeType, namespace: dict[str, Any], budget: _Budget) -> Any:
         previous = sys.gettrace()

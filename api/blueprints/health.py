@@ -1,8 +1,6 @@
 """GET /api/v1/health: database reachable, migrations at head, time of last sweep, next year's calendar."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import marshmallow as ma
 from flask import current_app
 from flask_smorest import Blueprint
@@ -43,19 +41,10 @@ def get_health():
         "migration": h.migration,
         "migrations_at_head": h.migrations_at_head,
         "last_sweep_at": h.last_sweep_at,
-        "sweep_behind": _sweep_behind(h, p.clock.now()),
+        "sweep_behind": h.sweep_behind(p.clock.now(), float(current_app.config.get("TZXM_SWEEP_SECONDS", 5))),
         "calendar_next_year_loaded": h.calendar_next_year_loaded,
         "now": p.clock.now(),
         "clock": "manual" if p.clock.manual else "system",
     }
     return body, 200 if ok else 503
 
-
-def _sweep_behind(h: health.Health, now) -> bool | None:
-    """Every server process sweeps every TZXM_SWEEP_SECONDS; none for ten of those (at
-    least a minute) means none is sweeping, while requests may still be served. Unknown
-    (null) while the database does not answer or before the first sweep."""
-    if not h.database or h.last_sweep_at is None:
-        return None
-    allowed = timedelta(seconds=max(60.0, 10 * float(current_app.config.get("TZXM_SWEEP_SECONDS", 5))))
-    return now - h.last_sweep_at > allowed
