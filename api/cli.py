@@ -1,4 +1,5 @@
-"""The `tzxm` console script: serve, db upgrade, seed-demo, seed-organisation, sweep, create-user, audit verify, files prune."""
+"""The `tzxm` console script: serve, db upgrade, seed-demo, seed-organisation, import-organisation, sweep, create-user,
+audit verify, files prune."""
 from __future__ import annotations
 
 import getpass
@@ -14,7 +15,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from api import create_app, request_id
 from api.config import from_environment
 from api.scheduler import start_sweeper
-from engine import accounts, audit, calendar, files, seed
+from engine import accounts, audit, calendar, files, organisation_file, seed
 from engine.access import Actor
 from engine.clock import SystemClock
 from engine.db import make_engine, make_session_factory, retrying, unit_of_work
@@ -85,6 +86,31 @@ def seed_organisation() -> None:
     click.echo("organisation seeded: regions, departments, catalogue of matters, service guides")
 
 
+@main.command("import-organisation")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="check the file and say what it would do; write nothing")
+def import_organisation(path: str, dry_run: bool) -> None:
+    """Import another region's organisation from a JSON file: regions, departments and the
+    catalogue of matters (engine/organisation_file.py; new entries created, names updated,
+    all or nothing)."""
+    operator, now = Actor.system("cli"), SystemClock().now()
+    try:
+        document = organisation_file.parse(Path(path).read_bytes())
+        report = retrying(_factory(), lambda session: organisation_file.import_organisation(
+            session, document, actor=operator, now=now, dry_run=dry_run), what=f"importing {path}")
+    except DomainError as exc:
+        _refuse(exc)
+    verb = "would be" if dry_run else "were"
+    for section, created in report.created.items():
+        renamed = report.renamed[section]
+        click.echo(f"{section}: {len(created)} {verb} created{_listed(created)}, {len(renamed)} {verb} renamed"
+                   f"{_listed(renamed)}, {report.unchanged[section]} unchanged")
+
+
+def _listed(codes: list[str]) -> str:
+    return f" ({', '.join(codes)})" if codes else ""
+
+
 @main.command("create-user")
 @click.option("--username", required=True)
 @click.option("--display-name", required=True)
@@ -124,8 +150,10 @@ def create_unit(name, credit_code, contact_name, contact_phone) -> None:
 
 
 def _refuse(exc: DomainError) -> None:
-    problems = "; ".join(f"{field}: {', '.join(msgs)}" for field, msgs in exc.errors.items()) or exc.message
-    click.echo(f"refused: {problems}", err=True)
+    """The refusal, then each problem on a line of its own, named by its field."""
+    click.echo(f"refused: {exc.message}", err=True)
+    for field, msgs in exc.errors.items():
+        click.echo(f"  {field}: {'; '.join(msgs)}", err=True)
     sys.exit(2)
 
 

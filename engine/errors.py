@@ -24,6 +24,22 @@ class Invalid(DomainError):
         return cls(problem, {field: [problem]})
 
 
+class Problems:
+    """Collects every problem by field path, so that one refusal names them all."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, path: str, problem: str | None) -> None:
+        if problem:
+            self.errors.setdefault(path, []).append(problem)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise Invalid(self.message, self.errors)
+
+
 class NotFound(DomainError):
     """404: absent, or not yours to see (the two are indistinguishable on purpose)."""
 

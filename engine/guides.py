@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from engine import audit, organisation, text
 from engine.access import Actor, require_role
 from engine.db import transaction_memo
-from engine.errors import Forbidden, Invalid, NotFound
+from engine.errors import Forbidden, NotFound, Problems
 from engine.models import REGIMES, Department, Matter, ProjectMatter, ServiceGuide
 
 SEED_FILE = Path(__file__).resolve().parent / "data" / "guides.json"
@@ -97,25 +97,10 @@ def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class _Problems:
-    """Collects every problem by field path, so one refusal names them all."""
-
-    def __init__(self) -> None:
-        self.errors: dict[str, list[str]] = {}
-
-    def add(self, path: str, problem: str | None) -> None:
-        if problem:
-            self.errors.setdefault(path, []).append(problem)
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            raise Invalid("办事指南内容有误 (the guide's content is invalid)", self.errors)
-
-
 def validate(content: Any, *, department_code: str) -> dict[str, Any]:
     """Check a guide's content; return it normalised (JSON round-trip) or raise
     Invalid naming each field path (``materials.2.code``) and its problem."""
-    problems = _Problems()
+    problems = Problems("办事指南内容有误 (the guide's content is invalid)")
     if not isinstance(content, dict):
         problems.add("_schema", "须为 JSON 对象 (must be a JSON object)")
         problems.raise_if_any()
@@ -134,14 +119,14 @@ def validate(content: Any, *, department_code: str) -> dict[str, Any]:
         problems.add("department_code", problem)
     _check_days(content, problems)
     if "regimes" in content:
-        _check_regimes(content["regimes"], problems)
+        check_regimes(content["regimes"], problems)
     if "materials" in content:
         _check_materials(content["materials"], problems)
     problems.raise_if_any()
     return json.loads(json.dumps(content, ensure_ascii=False))
 
 
-def _check_days(content: dict, problems: _Problems) -> None:
+def _check_days(content: dict, problems: Problems) -> None:
     promised = content.get("promised_working_days")
     if "promised_working_days" in content and not (_integer(promised) and MIN_DAYS <= promised <= MAX_DAYS):
         problems.add("promised_working_days", f"须为{MIN_DAYS}至{MAX_DAYS}的整数 (an integer {MIN_DAYS}..{MAX_DAYS})")
@@ -155,21 +140,22 @@ def _check_days(content: dict, problems: _Problems) -> None:
         problems.add("promised_working_days", "承诺时限不得超过法定时限 (the promised limit may not exceed the statutory one)")
 
 
-def _check_regimes(regimes: Any, problems: _Problems) -> None:
+def check_regimes(regimes: Any, problems: Problems, path: str = "regimes") -> None:
+    """A non-empty list of regimes, each once (a guide's, a catalogue matter's)."""
     if not isinstance(regimes, list) or not regimes:
-        problems.add("regimes", f"须为非空列表，取值 {', '.join(REGIMES)} (a non-empty list of {', '.join(REGIMES)})")
+        problems.add(path, f"须为非空列表，取值 {', '.join(REGIMES)} (a non-empty list of {', '.join(REGIMES)})")
         return
     seen: set[str] = set()
     for index, regime in enumerate(regimes):
         if not isinstance(regime, str) or regime not in REGIMES:
-            problems.add(f"regimes.{index}", f"须为 {', '.join(REGIMES)} 之一 (one of {', '.join(REGIMES)})")
+            problems.add(f"{path}.{index}", f"须为 {', '.join(REGIMES)} 之一 (one of {', '.join(REGIMES)})")
         elif regime in seen:
-            problems.add(f"regimes.{index}", "重复 (duplicate)")
+            problems.add(f"{path}.{index}", "重复 (duplicate)")
         else:
             seen.add(regime)
 
 
-def _check_materials(materials: Any, problems: _Problems) -> None:
+def _check_materials(materials: Any, problems: Problems) -> None:
     if not isinstance(materials, list) or not materials:
         problems.add("materials", "须为非空列表 (a non-empty list)")
         return

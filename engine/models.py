@@ -69,6 +69,10 @@ ROLES = (
 
 #: The three management regimes: 审批 / 核准 / 备案.
 REGIMES = ("examination", "approval", "filing")
+#: A region's level, top down (GB/T 2260: 省级, 地级, 县级).
+REGION_LEVELS = ("province", "city", "district")
+#: A department's kind (Jilin 第九条: 综合窗口, 应用管理部门, 综合管理部门, 电子监察, 建设运维部门).
+DEPARTMENT_KINDS = ("general_window", "approving", "coordinating", "supervision", "operator")
 #: A project's statuses: declared → dispatched → concluded; superseded (re-coded) and
 #: cancelled (by the general window) end it.
 PROJECT_STATUSES = ("declared", "dispatched", "concluded", "superseded", "cancelled")
@@ -82,7 +86,7 @@ class Region(Base):
     code: Mapped[str] = mapped_column(String(6), primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     parent_code: Mapped[str | None] = mapped_column(ForeignKey("regions.code"), index=True)
-    level: Mapped[str] = mapped_column(String(16))  # province | city | district
+    level: Mapped[str] = mapped_column(String(16))  # REGION_LEVELS
 
 
 class Department(Base):
@@ -93,9 +97,7 @@ class Department(Base):
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
-    #: general_window | approving | coordinating | supervision | operator
-    #: (Jilin 第九条: 综合窗口, 应用管理部门, 综合管理部门, 电子监察, 建设运维部门)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # DEPARTMENT_KINDS
 
     region: Mapped[Region] = relationship(lazy="joined")
 

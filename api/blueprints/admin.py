@@ -1,4 +1,4 @@
-"""Operator tools: the manual clock, calendar years."""
+"""Operator tools: the manual clock, calendar years, another region's organisation."""
 from __future__ import annotations
 
 import marshmallow as ma
@@ -10,7 +10,7 @@ from marshmallow import validate
 from api.auth import current_actor, requires
 from api.schemas.common import PlatformInstant, StrictSchema
 from api.transaction import end_request_transaction, platform, session
-from engine import calendar, clocks
+from engine import calendar, clocks, organisation_file
 from engine.clock import ManualClock
 from engine.errors import Invalid, NotFound
 from engine.sweep import calendar_loaded, sweep
@@ -109,3 +109,46 @@ def load_calendar_year(_files):
     s = session()
     year = calendar.load_year_text(s, text, now=p.clock.now(), actor=current_actor().username)
     return {"year": year, "instances_rearmed": calendar_loaded(s, p.clock.now())}
+
+
+class OrganisationQuery(StrictSchema):
+    dry_run = ma.fields.Boolean(load_default=False, metadata={
+        "description": "check the file and answer what it would do; write nothing"})
+
+
+class OrganisationFileSchema(StrictSchema):
+    """The organisation file (engine/organisation_file.py): each entry is checked by the
+    engine, which names every problem by its place (``departments.2.region``)."""
+
+    description = ma.fields.String(metadata={"description": "for people; not stored"})
+    regions = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "{code (GB/T 2260, 6 digits), name, parent (null for a province), level: province | city | district}"})
+    departments = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "{code (what lanes name), name, region, kind: general_window | approving | coordinating | "
+                       "supervision | operator}"})
+    matters = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "{code (its procedure is matter_<code>), name, department, promised_working_days, "
+                       "legal_basis (optional), regimes: [examination | approval | filing]}"})
+
+
+class OrganisationReportSchema(ma.Schema):
+    created = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
+                             metadata={"description": "codes created (or, dry run, that would be), by section"})
+    renamed = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
+                             metadata={"description": "codes whose name (a matter's legal basis) changed, by section"})
+    unchanged = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), metadata={"description": "by section"})
+    dry_run = ma.fields.Boolean()
+
+
+@bp.route("/organisation", methods=["POST"])
+@requires("operator")
+@bp.arguments(OrganisationQuery, location="query")
+@bp.arguments(OrganisationFileSchema)
+@bp.response(200, OrganisationReportSchema)
+def import_organisation(query, body):
+    """Import another region's regions, departments and catalogue of matters (`tzxm
+    import-organisation`): all or nothing; new entries created, names updated, a change of
+    structure refused."""
+    report = organisation_file.import_organisation(session(), body, actor=current_actor(), now=platform().clock.now(),
+                                                   dry_run=query["dry_run"])
+    return {**report.as_dict(), "dry_run": query["dry_run"]}

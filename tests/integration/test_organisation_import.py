@@ -1,0 +1,220 @@
+"""Another region's platform: its regions, departments and catalogue of matters imported
+from one file (`tzxm import-organisation`), checked whole before anything is written."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from api.cli import main
+from engine import organisation_file, runtime
+from engine.access import Actor
+from engine.db import make_engine, make_session_factory, unit_of_work
+from engine.errors import Forbidden, Invalid
+from engine.models import AuditEvent, Department, Matter, Project, Region, Task, User
+from engine.projects import PlatformScope
+from tests.conftest import START
+from tests.integration.helpers import declaration
+
+NANGUAN = Path(__file__).resolve().parents[1] / "fixtures" / "organisation" / "nanguan.json"
+OPERATOR = Actor.system("test-import")
+
+
+def nanguan() -> dict:
+    return json.loads(NANGUAN.read_text(encoding="utf-8"))
+
+
+def test_a_district_elsewhere_runs_its_own_platform_from_an_imported_file(tmp_path, monkeypatch):
+    """长春市南关区 on a fresh database: no 仁和区 seed, the shipped procedures, its own accounts;
+    a declaration there gets a 220102 project code and reaches its own general window."""
+    url = f"sqlite:///{tmp_path / 'nanguan.sqlite3'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    checked = runner.invoke(main, ["import-organisation", str(NANGUAN), "--dry-run"])
+    assert checked.exit_code == 0, checked.output
+    assert "regions: 3 would be created (220000, 220100, 220102)" in checked.output, checked.output
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Region)) == 0  # a dry run writes nothing
+    imported = runner.invoke(main, ["import-organisation", str(NANGUAN)])
+    assert imported.exit_code == 0, imported.output
+    assert imported.output.splitlines() == [
+        "regions: 3 were created (220000, 220100, 220102), 0 were renamed, 0 unchanged",
+        "departments: 8 were created (window, drc, land, env, housing, water, supervision, operator), 0 were renamed, 0 unchanged",
+        "matters: 7 were created (enterprise_filing, enterprise_approval, feasibility_study, land_pre_review, eia_approval, "
+        "soil_water_plan, construction_permit), 0 were renamed, 0 unchanged",
+    ]
+    again = runner.invoke(main, ["import-organisation", str(NANGUAN)])
+    assert again.exit_code == 0 and "departments: 0 were created, 0 were renamed, 8 unchanged" in again.output, again.output
+    assert runner.invoke(main, ["deploy", "bpmn"]).exit_code == 0
+    unit = runner.invoke(main, ["create-unit", "--name", "长春南关示范建设有限公司", "--credit-code", "91510411MA62111112"])
+    assert unit.exit_code == 0, unit.output
+    unit_id = int(unit.output.split()[-1])
+    for args in (["--username", "nanguan_window", "--display-name", "南关区综合窗口", "--role", "window_officer",
+                  "--department", "window"],
+                 ["--username", "nanguan_unit", "--display-name", "申报人", "--role", "applicant",
+                  "--project-unit", str(unit_id)]):
+        created = runner.invoke(main, ["create-user", *args], env={"TZXM_PASSWORD": "Zhengwu-2026!"})
+        assert created.exit_code == 0, created.output
+
+    with unit_of_work(factory) as s:
+        applicant = Actor.of(s.scalar(select(User).where(User.username == "nanguan_unit")))
+        project = runtime.declare(s, actor=applicant, scope=PlatformScope("220102"), now=START,
+                                  fields=declaration(region_code="220102", location="长春市南关区"))
+        code = project.project_code
+    with factory() as s:
+        assert code.startswith("2026-220102-")
+        window_task = s.scalar(select(Task).where(Task.project_code == code, Task.status == "ready"))
+        assert (window_task.element_id, window_task.department_code) == ("window_review", "window")
+        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "organisation.import")) == 1
+        assert s.get(Department, "window").region.name == "南关区"
+    engine.dispose()
+
+
+def test_a_renamed_department_is_renamed_and_a_change_of_structure_refused_writing_nothing(database_url):
+    """机构改革: a department's new name is taken (and said in the trail); a department moved to
+    another kind, or a matter to other promised days, is refused, and so is the whole file."""
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    document = {
+        "departments": [{"code": "land", "name": "仁和区自然资源和规划局", "region": "510411", "kind": "approving"},
+                        {"code": "env", "name": "攀枝花市仁和生态环境局", "region": "510411", "kind": "coordinating"}],
+        "matters": [{"code": "forest_land_use", "name": "使用林地审核同意书", "department": "land",
+                     "promised_working_days": 15, "regimes": ["examination", "approval", "filing"]},
+                    {"code": "eia_approval", "name": "建设项目环境影响评价审批", "department": "env",
+                     "promised_working_days": 20, "regimes": ["examination", "approval", "filing"]}],
+    }
+    with pytest.raises(Invalid) as refused, unit_of_work(factory) as s:
+        organisation_file.import_organisation(s, document, actor=OPERATOR, now=START)
+    assert set(refused.value.errors) == {"departments.1.kind", "matters.1.promised_working_days"}, refused.value.errors
+    assert "'approving'" in refused.value.errors["departments.1.kind"][0]
+    with factory() as s:
+        assert s.get(Department, "land").name == "仁和区自然资源局" and s.get(Matter, "forest_land_use") is None
+
+    document["departments"][1]["kind"] = "approving"
+    document["matters"][1]["promised_working_days"] = 30
+    with unit_of_work(factory) as s:
+        report = organisation_file.import_organisation(s, document, actor=OPERATOR, now=START)
+    assert report.renamed["departments"] == ["land"] and report.created["matters"] == ["forest_land_use"]
+    assert report.unchanged == {"regions": 0, "departments": 1, "matters": 1}
+    with factory() as s:
+        assert s.get(Department, "land").name == "仁和区自然资源和规划局"
+        assert s.get(Matter, "forest_land_use").legal_basis == ""
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "organisation.import"))
+        assert event.actor == "test-import" and event.summary["renamed"]["departments"] == ["land"]
+    engine.dispose()
+
+
+def test_every_problem_of_a_file_is_named_by_its_place(database_url):
+    document = nanguan()
+    document["extra"] = 1
+    document["regions"][0] = {"code": "220199", "name": "南关区", "parent": "220100", "level": "district", "area": 1}
+    document["regions"].append({"code": "990000", "name": "<b>无</b>", "parent": None, "level": "province"})
+    document["regions"].append({"code": "220200", "name": "吉林市", "parent": "510000", "level": "city"})
+    document["regions"].append({"code": "220100", "name": "长春市", "parent": "220000", "level": "city"})
+    document["departments"][0]["region"] = "220102"  # no longer in the file
+    document["departments"][1]["kind"] = "bureau"
+    document["departments"][2]["code"] = "land:officer"
+    del document["departments"][3]["name"]
+    document["matters"][0]["department"] = "finance"
+    document["matters"][1]["regimes"] = ["approval", "approval"]
+    document["matters"][2]["promised_working_days"] = 0
+    document["matters"][3]["promised_working_days"] = True
+    engine = make_engine(database_url)
+    with pytest.raises(Invalid) as shape, unit_of_work(make_session_factory(engine)) as s:
+        organisation_file.import_organisation(s, document, actor=OPERATOR, now=START)
+    assert set(shape.value.errors) == {
+        "extra", "regions.0.area", "regions.3.code", "regions.3.name", "regions.5.code", "departments.1.kind",
+        "departments.2.code", "departments.3.name", "matters.1.regimes.1", "matters.2.promised_working_days",
+        "matters.3.promised_working_days",
+    }, shape.value.errors
+    assert "regions.1" in shape.value.errors["regions.5.code"][0]  # a duplicate says where the first one is
+    fixed = nanguan()
+    fixed["regions"][0] = {"code": "220199", "name": "南关区", "parent": "220100", "level": "district"}
+    fixed["regions"].append({"code": "220200", "name": "吉林市", "parent": "510400", "level": "city"})  # 攀枝花市
+    fixed["regions"].append({"code": "220301", "name": "铁西区", "parent": "220000", "level": "district"})
+    fixed["regions"].append({"code": "220203", "name": "龙潭区", "parent": "220100", "level": "district"})
+    fixed["matters"][0]["department"] = "finance"
+    with pytest.raises(Invalid) as references, unit_of_work(make_session_factory(engine)) as s:
+        organisation_file.import_organisation(s, fixed, actor=OPERATOR, now=START)
+    assert set(references.value.errors) == {
+        "regions.3.parent", "regions.4.parent", "regions.5.code", *(f"departments.{i}.region" for i in range(8)),
+        "matters.0.department",
+    }, references.value.errors
+    with make_session_factory(engine)() as s:
+        assert s.get(Region, "220000") is None and s.get(Department, "finance") is None
+    engine.dispose()
+
+
+@pytest.mark.parametrize("data, says", [
+    (b"\xd5\xe2\xca\xc7", "UTF-8"),
+    (b'{"regions": [', "not valid JSON"),
+])
+def test_a_file_that_is_not_json_in_utf8_is_refused_on_the_file(data, says):
+    with pytest.raises(Invalid) as refused:
+        organisation_file.parse(data)
+    assert list(refused.value.errors) == ["file"] and says in refused.value.errors["file"][0]
+
+
+@pytest.mark.parametrize("document", [[], {}, {"description": "只有说明"}, {"regions": {}}])
+def test_a_file_with_nothing_to_import_is_refused(database_url, document):
+    engine = make_engine(database_url)
+    with pytest.raises(Invalid) as refused, unit_of_work(make_session_factory(engine)) as s:
+        organisation_file.import_organisation(s, document, actor=OPERATOR, now=START)
+    assert set(refused.value.errors) & {"file", "regions"}, refused.value.errors
+    engine.dispose()
+
+
+def test_only_the_operator_imports_and_the_console_lists_each_problem_on_its_line(database_url, monkeypatch, tmp_path):
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    with factory() as s:
+        officer = Actor.of(s.scalar(select(User).where(User.username == "drc_admin")))
+    with pytest.raises(Forbidden), unit_of_work(factory) as s:
+        organisation_file.import_organisation(s, nanguan(), actor=officer, now=START)
+    engine.dispose()
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    broken = copy.deepcopy(nanguan())
+    broken["departments"][0]["kind"] = "bureau"
+    broken["matters"][0]["promised_working_days"] = -1
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken, ensure_ascii=False), encoding="utf-8")
+    result = CliRunner().invoke(main, ["import-organisation", str(path)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("refused: 组织机构文件有误") and "Traceback" not in result.output
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["departments.0.kind", "matters.0.promised_working_days"]
+    with make_session_factory(make_engine(database_url))() as s:
+        assert s.get(Region, "220000") is None and s.scalar(select(func.count()).select_from(Project)) == 0
+
+
+def test_the_operator_imports_over_http_and_a_refusal_names_each_place(client, token, platform):
+    """On 仁和区's platform the same department codes are 仁和区's: moving them is refused,
+    in a dry run as in an import, and nothing is written; a new department is taken."""
+    for query in ("?dry_run=true", ""):
+        refused = client.post(f"/api/v1/admin/organisation{query}", json=nanguan(), headers=token("operator"))
+        assert refused.status_code == 422
+        assert set(refused.get_json()["errors"]) == {f"departments.{i}.region" for i in range(8)}, refused.get_json()
+        assert "'510411'" in refused.get_json()["errors"]["departments.0.region"][0]
+    nanguan_window = {"regions": nanguan()["regions"], "departments": [
+        {"code": "nanguan_window", "name": "南关区政务服务中心综合窗口", "region": "220102", "kind": "general_window"}]}
+    dry = client.post("/api/v1/admin/organisation?dry_run=true", json=nanguan_window, headers=token("operator"))
+    assert dry.status_code == 200 and dry.get_json()["dry_run"] is True, dry.get_json()
+    assert dry.get_json()["created"] == {"regions": ["220000", "220100", "220102"], "departments": ["nanguan_window"],
+                                         "matters": []}
+    with platform.session_factory() as s:
+        assert s.get(Region, "220000") is None  # a dry run and a refusal write nothing
+    done = client.post("/api/v1/admin/organisation", json=nanguan_window, headers=token("operator"))
+    assert done.status_code == 200 and done.get_json()["created"] == dry.get_json()["created"], done.get_json()
+    with platform.session_factory() as s:
+        assert s.get(Department, "nanguan_window").region.parent_code == "220100"
+    assert client.post("/api/v1/admin/organisation", json=nanguan_window, headers=token("drc_admin")).status_code == 403
+    shape = client.post("/api/v1/admin/organisation", json={"regions": [1], "extra": []}, headers=token("operator"))
+    assert shape.status_code == 422 and set(shape.get_json()["errors"]) == {"regions.0", "extra"}, shape.get_json()
+    assert "/api/v1/admin/organisation" in client.get("/api/v1/openapi.json").get_json()["paths"]
