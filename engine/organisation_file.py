@@ -194,11 +194,17 @@ def _code_fits_level(code: str, level: str) -> bool:
     return not code.endswith("00")
 
 
+def _check_identifier(path: str, entry: dict, pattern: re.Pattern, longest: int, name_max: int,
+                      problems: Problems) -> None:
+    """A department's or matter's code (an identifier diagrams name) and its name."""
+    if not (isinstance(entry["code"], str) and pattern.match(entry["code"])):
+        problems.add(f"{path}.code", f"须为小写字母开头的字母、数字、下划线，至多{longest}个字符 "
+                                     f"(lower-case letters, digits and _, a letter first, at most {longest})")
+    problems.add(f"{path}.name", guides.text_problem(entry["name"], name_max))
+
+
 def _check_department(path: str, entry: dict, problems: Problems) -> None:
-    if not (isinstance(entry["code"], str) and _DEPARTMENT_CODE.match(entry["code"])):
-        problems.add(f"{path}.code", "须为小写字母开头的字母、数字、下划线，至多32个字符 "
-                                     "(lower-case letters, digits and _, a letter first, at most 32)")
-    problems.add(f"{path}.name", guides.text_problem(entry["name"], 64))
+    _check_identifier(path, entry, _DEPARTMENT_CODE, 32, 64, problems)
     if not isinstance(entry["region"], str):
         problems.add(f"{path}.region", "须为6位行政区划代码 (a 6-digit region code)")
     if entry["kind"] not in DEPARTMENT_KINDS:
@@ -206,10 +212,7 @@ def _check_department(path: str, entry: dict, problems: Problems) -> None:
 
 
 def _check_matter(path: str, entry: dict, problems: Problems) -> None:
-    if not (isinstance(entry["code"], str) and _MATTER_CODE.match(entry["code"])):
-        problems.add(f"{path}.code", "须为小写字母开头的字母、数字、下划线，至多64个字符 "
-                                     "(lower-case letters, digits and _, a letter first, at most 64)")
-    problems.add(f"{path}.name", guides.text_problem(entry["name"], 200))
+    _check_identifier(path, entry, _MATTER_CODE, 64, 200, problems)
     if not isinstance(entry["department"], str):
         problems.add(f"{path}.department", "须为部门代码 (a department code)")
     days = entry["promised_working_days"]
