@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine import calendar
 from engine.clock import SHANGHAI, SystemClock, as_utc
 from engine.db import dialect_insert, is_postgresql, make_engine, make_session_factory, unit_of_work
-from engine.models import PlatformState
+from engine.models import PlatformState, Region
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -72,6 +72,9 @@ class Health:
     #: what fires on that (an automatic reply, a red record) is not undone by a later
     #: load: the operator loads it as soon as the State Council publishes it.
     calendar_next_year_loaded: bool | None = None
+    #: Whether the region the platform serves (``TZXM_PLATFORM_REGION``) is in the database:
+    #: until its organisation is seeded or imported, every declaration is refused.
+    platform_region_known: bool | None = None
 
     def sweep_behind(self, now: datetime, sweep_seconds: float) -> bool | None:
         """Every server process sweeps every ``sweep_seconds``; none for ten of those (at
@@ -82,7 +85,7 @@ class Health:
         return now - self.last_sweep_at > timedelta(seconds=max(60.0, 10 * sweep_seconds))
 
 
-def check(session: Session, now: datetime) -> Health:
+def check(session: Session, now: datetime, region: str | None = None) -> Health:
     try:
         if is_postgresql(session):  # a probe stalled behind a lock or an overloaded server gives up by itself
             session.execute(text(f"SET LOCAL statement_timeout = {int(PROBE_STATEMENT_SECONDS * 1000)}"))
@@ -98,7 +101,8 @@ def check(session: Session, now: datetime) -> Health:
         state = session.get(PlatformState, LAST_SWEEP_KEY)
         next_year = now.astimezone(SHANGHAI).year + 1
         return Health(True, current, at_head, datetime.fromisoformat(state.value) if state else None,
-                      any(y.year == next_year for y in calendar.years(session)))
+                      any(y.year == next_year for y in calendar.years(session)),
+                      session.get(Region, region) is not None if region else None)
     except Exception:  # noqa: BLE001 - the database answers: what it holds is what is wrong
         log.exception("health: the database answers at migration %s but its platform state cannot be read%s", current,
                       "" if at_head else " (behind the newest migration: run `tzxm db upgrade`)")
@@ -116,7 +120,8 @@ _in_flight: "weakref.WeakKeyDictionary[sessionmaker, tuple[threading.Thread, lis
 _in_flight_lock = threading.Lock()
 
 
-def probe(factory: sessionmaker[Session], now: datetime, *, wait: float = PROBE_WAIT_SECONDS) -> Health:
+def probe(factory: sessionmaker[Session], now: datetime, *, region: str | None = None,
+          wait: float = PROBE_WAIT_SECONDS) -> Health:
     """``check`` in a session of its own, answering within ``wait`` seconds whatever the
     database does: a health check that hangs with the database tells the operator
     nothing, and a load balancer waiting on it keeps sending traffic to a stuck process.
@@ -139,7 +144,7 @@ def probe(factory: sessionmaker[Session], now: datetime, *, wait: float = PROBE_
     def run() -> None:
         try:
             with factory() as session:
-                result.append(check(session, now))
+                result.append(check(session, now, region))
                 session.rollback()
         except Exception:  # noqa: BLE001 - no connection to be had (the pool exhausted, the server down)
             log.warning("health: database unreachable", exc_info=True)

@@ -1,4 +1,5 @@
-"""GET /api/v1/health: database reachable, migrations at head, time of last sweep, next year's calendar."""
+"""GET /api/v1/health: database reachable, migrations at head, time of last sweep, next year's calendar, the
+platform's region."""
 from __future__ import annotations
 
 import marshmallow as ma
@@ -22,6 +23,9 @@ class HealthSchema(ma.Schema):
                        "null before the first sweep or while the database does not answer"})
     calendar_next_year_loaded = ma.fields.Boolean(allow_none=True, metadata={
         "description": "next year's official holiday schedule is loaded (load it when the State Council publishes it)"})
+    platform_region_known = ma.fields.Boolean(allow_none=True, metadata={
+        "description": "the region this platform serves (TZXM_PLATFORM_REGION) is in the database: until its "
+                       "organisation is seeded or imported (tzxm import-organisation), every declaration is refused"})
     now = ma.fields.AwareDateTime()
     clock = ma.fields.String()
 
@@ -33,7 +37,7 @@ class HealthSchema(ma.Schema):
                  description="database unreachable (or not answering within seconds) or migrations behind")
 def get_health():
     p = platform()  # the probe uses a session of its own, bounded in time (engine.health.probe)
-    h = health.probe(p.session_factory, p.clock.now())
+    h = health.probe(p.session_factory, p.clock.now(), region=p.scope.region_code)
     ok = h.database and h.migrations_at_head
     body = {
         "status": "ok" if ok else "degraded",
@@ -43,6 +47,7 @@ def get_health():
         "last_sweep_at": h.last_sweep_at,
         "sweep_behind": h.sweep_behind(p.clock.now(), float(current_app.config.get("TZXM_SWEEP_SECONDS", 5))),
         "calendar_next_year_loaded": h.calendar_next_year_loaded,
+        "platform_region_known": h.platform_region_known,
         "now": p.clock.now(),
         "clock": "manual" if p.clock.manual else "system",
     }

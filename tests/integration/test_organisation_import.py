@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from api.cli import main
-from engine import organisation_file, runtime
+from engine import health, organisation_file, runtime
 from engine.access import Actor
 from engine.db import make_engine, make_session_factory, unit_of_work
 from engine.errors import Forbidden, Invalid
@@ -35,6 +35,9 @@ def test_a_district_elsewhere_runs_its_own_platform_from_an_imported_file(tmp_pa
     monkeypatch.setenv("DATABASE_URL", url)
     runner = CliRunner()
     assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    before = make_engine(url)
+    assert health.probe(make_session_factory(before), START, region="220102").platform_region_known is False
+    before.dispose()
     checked = runner.invoke(main, ["import-organisation", str(NANGUAN), "--dry-run"])
     assert checked.exit_code == 0, checked.output
     assert "regions: 3 would be created (220000, 220100, 220102)" in checked.output, checked.output
@@ -63,6 +66,8 @@ def test_a_district_elsewhere_runs_its_own_platform_from_an_imported_file(tmp_pa
         created = runner.invoke(main, ["create-user", *args], env={"TZXM_PASSWORD": "Zhengwu-2026!"})
         assert created.exit_code == 0, created.output
 
+    assert health.probe(factory, START, region="220102").platform_region_known is True
+    assert health.probe(factory, START, region="510411").platform_region_known is False  # the default, not imported here
     with unit_of_work(factory) as s:
         applicant = Actor.of(s.scalar(select(User).where(User.username == "nanguan_unit")))
         project = runtime.declare(s, actor=applicant, scope=PlatformScope("220102"), now=START,
@@ -218,3 +223,4 @@ def test_the_operator_imports_over_http_and_a_refusal_names_each_place(client, t
     shape = client.post("/api/v1/admin/organisation", json={"regions": [1], "extra": []}, headers=token("operator"))
     assert shape.status_code == 422 and set(shape.get_json()["errors"]) == {"regions.0", "extra"}, shape.get_json()
     assert "/api/v1/admin/organisation" in client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert client.get("/api/v1/health").get_json()["platform_region_known"] is True  # 510411, the app's region
