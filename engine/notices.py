@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, files, pdf, projects
+from engine import audit, files, organisation, pdf, projects
 from engine.access import Actor, project_filter
 from engine.errors import NotFound
 from engine.models import MAX_ID, Department, Matter, Notice, Project, ProjectMatter
@@ -56,7 +56,8 @@ def title(kind: str, particulars: dict[str, Any]) -> str:
 
 def _issuer(session: Session, project: Project, matter_code: str | None) -> str:
     """The department that issues: the matter's department, or for the project's own
-    notices (the conclusion) the general window of the project's region."""
+    notices (the conclusion) the general window serving the project's region: its own, or
+    on a city's or province's platform the nearest above it."""
     if matter_code is not None:
         pm = projects.project_matter(session, project, matter_code)
         matter = session.get(Matter, matter_code) if pm is None else None
@@ -64,9 +65,12 @@ def _issuer(session: Session, project: Project, matter_code: str | None) -> str:
         department = session.get(Department, code) if code else None
         name = department.name if department is not None else None
     else:
-        name = session.scalar(select(Department.name).where(
-            Department.region_code == project.region_code, Department.kind == "general_window",
-        ).order_by(Department.code))
+        chain = organisation.region_and_above(session, project.region_code)
+        windows: dict[str, str] = {}
+        for region_code, window in session.execute(select(Department.region_code, Department.name).where(
+                Department.region_code.in_(chain), Department.kind == "general_window").order_by(Department.code)):
+            windows.setdefault(region_code, window)
+        name = next((windows[code] for code in chain if code in windows), None)
     return name or pdf.PLATFORM_NAME
 
 

@@ -13,6 +13,16 @@ def regions(session: Session) -> list[Region]:
     return list(session.scalars(select(Region).order_by(Region.code)))
 
 
+def region_and_above(session: Session, code: str) -> list[str]:
+    """The region and its ancestors, nearest first (the tree is a few levels deep)."""
+    chain: list[str] = []
+    region = session.get(Region, code)
+    while region is not None and region.code not in chain:
+        chain.append(region.code)
+        region = session.get(Region, region.parent_code) if region.parent_code else None
+    return chain
+
+
 def departments(session: Session) -> list[Department]:
     return list(session.scalars(select(Department).order_by(Department.code)))
 

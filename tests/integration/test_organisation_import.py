@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from api.cli import main
-from engine import health, organisation_file, runtime
+from engine import health, notices, organisation_file, runtime
 from engine.access import Actor
 from engine.db import make_engine, make_session_factory, unit_of_work
 from engine.errors import Forbidden, Invalid
@@ -224,3 +224,25 @@ def test_the_operator_imports_over_http_and_a_refusal_names_each_place(client, t
     assert shape.status_code == 422 and set(shape.get_json()["errors"]) == {"regions.0", "extra"}, shape.get_json()
     assert "/api/v1/admin/organisation" in client.get("/api/v1/openapi.json").get_json()["paths"]
     assert client.get("/api/v1/health").get_json()["platform_region_known"] is True  # 510411, the app's region
+
+
+def test_a_project_notice_is_issued_by_the_nearest_general_window_above_its_district(database_url):
+    """On 攀枝花市's platform a project of 米易县, which has no window of its own, is told its
+    conclusion by the city's general window; a 仁和区 project still by 仁和区's."""
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    city = {"regions": [{"code": "510421", "name": "米易县", "parent": "510400", "level": "district"}],
+            "departments": [{"code": "city_window", "name": "攀枝花市政务服务中心综合窗口", "region": "510400",
+                             "kind": "general_window"}]}
+    with unit_of_work(factory) as s:
+        organisation_file.import_organisation(s, city, actor=OPERATOR, now=START)
+    issued_by = {}
+    with unit_of_work(factory) as s:
+        applicant = Actor.of(s.scalar(select(User).where(User.username == "applicant")))
+        for region in ("510421", "510411"):
+            project = runtime.declare(s, actor=applicant, scope=PlatformScope("510400"), now=START,
+                                      fields=declaration(region_code=region))
+            notice = notices.issue(s, project=project, matter_code=None, kind="conclusion", particulars={}, now=START)
+            issued_by[region] = notice.content["department_name"]
+    assert issued_by == {"510421": "攀枝花市政务服务中心综合窗口", "510411": "仁和区政务服务中心综合窗口"}
+    engine.dispose()
