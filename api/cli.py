@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 from alembic.util.exc import CommandError
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from api import create_app, request_id
 from api.config import from_environment
@@ -44,6 +44,10 @@ class _Commands(click.Group):
         except OperationalError as exc:
             first = str(exc.orig or exc).strip().splitlines()[0]
             raise click.ClickException(f"database error: {first}") from None
+        except IntegrityError as exc:  # checked before writing, yet written meanwhile by another process
+            first = str(exc.orig or exc).strip().splitlines()[0]
+            raise click.ClickException(f"database refused the change, nothing was changed ({first}): another process "
+                                       "made a conflicting change at the same moment; run the command again") from None
 
 
 @click.group(cls=_Commands)
@@ -102,9 +106,9 @@ def import_organisation(path: str, dry_run: bool) -> None:
         _refuse(exc)
     verb = "would be" if dry_run else "were"
     for section, created in report.created.items():
-        renamed = report.renamed[section]
-        click.echo(f"{section}: {len(created)} {verb} created{_listed(created)}, {len(renamed)} {verb} renamed"
-                   f"{_listed(renamed)}, {report.unchanged[section]} unchanged")
+        updated = report.updated[section]
+        click.echo(f"{section}: {len(created)} {verb} created{_listed(created)}, {len(updated)} {verb} updated"
+                   f"{_listed(updated)}, {report.unchanged[section]} unchanged")
 
 
 def _listed(codes: list[str]) -> str:

@@ -7,8 +7,6 @@ made from. Fields are then validated by their schemas."""
 from __future__ import annotations
 
 import json
-import re
-from typing import Any
 
 from flask import Flask, request
 from flask_smorest import Api
@@ -17,13 +15,8 @@ from werkzeug.exceptions import BadHost
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from api.errors import payload
-from api.schemas.common import UNUSABLE_CHARACTERS
 from engine.models import MAX_ID
-
-#: Deeper JSON is refused: a form's data is a few levels deep.
-MAX_DEPTH = 32
-_UNUSABLE = re.compile(f"[{UNUSABLE_CHARACTERS}]")
-_UNUSABLE_TEXT = "不得包含控制字符或孤立代理码位 (control characters or lone surrogates are not allowed)"
+from engine.text import MAX_DEPTH, UNUSABLE_CHARACTERS, unusable_input
 
 
 class RowId(IntegerConverter):
@@ -41,24 +34,6 @@ class Segment(UnicodeConverter):
         self.regex = self.regex.replace("[^/]", rf"[^/\t\n\r{UNUSABLE_CHARACTERS}]", 1)
 
 
-def _problems(value: Any, path: str, depth: int, found: dict[str, list[str]]) -> None:
-    if depth > MAX_DEPTH:
-        found[path or "body"] = [f"嵌套超过{MAX_DEPTH}层 (nested deeper than {MAX_DEPTH} levels)"]
-    elif isinstance(value, str):
-        if _UNUSABLE.search(value):
-            found[path or "body"] = [_UNUSABLE_TEXT]
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            name = f"{path}.{key}" if path else str(key)
-            if _UNUSABLE.search(str(key)):
-                found[name] = [_UNUSABLE_TEXT]
-            else:
-                _problems(item, name, depth + 1, found)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _problems(item, f"{path}.{index}" if path else str(index), depth + 1, found)
-
-
 def _refuse_unusable_input():
     """Also reads the whole body (form fields and files, JSON, anything else) before any
     view signs in and opens the request's transaction: a slow client's upload is then
@@ -69,7 +44,7 @@ def _refuse_unusable_input():
         raise BadHost() from None
     found: dict[str, list[str]] = {}
     for name, value in [*request.args.items(multi=True), *request.form.items(multi=True)]:
-        _problems({name: value}, "", 0, found)
+        unusable_input({name: value}, "", 0, found)
     if request.is_json:
         try:
             body = json.loads(request.get_data(cache=True))
@@ -81,7 +56,7 @@ def _refuse_unusable_input():
         except ValueError:  # an integer longer than Python converts (4,300 digits)
             problem = "JSON中的数字过长 (a number in the JSON is too long)"
             return payload(400, problem, {"body": [problem]}), 400
-        _problems(body, "", 0, found)
+        unusable_input(body, "", 0, found)
     elif not request.form and not request.files:
         request.get_data(cache=True)  # a body of another type: read now all the same (bounded by MAX_CONTENT_LENGTH)
     if found:

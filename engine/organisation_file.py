@@ -13,11 +13,11 @@ Every section may be left out (a ``description`` for people may be added). The w
 is checked before anything is written, and each problem is named by its place
 (``departments.2.region``): a refusal writes nothing. Entries are matched with the
 database by code: a new one is created; one whose name (a matter's legal basis too)
-changed is renamed (机构改革 renames departments; a notice issued before keeps the name
+changed is updated (机构改革 renames departments; a notice issued before keeps the name
 it printed); one whose structure differs (a region's parent or level, a department's
 region or kind, a matter's department, regimes or promised days) is refused, because
 projects in progress were told it: a department promises fewer days in a new service
-guide, not here. One audit event records what was created and renamed.
+guide, not here. One audit event records what was created and updated.
 """
 from __future__ import annotations
 
@@ -30,17 +30,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import audit, codes, guides
+from engine import audit, codes, guides, text
 from engine.access import Actor, require_role
 from engine.errors import Invalid, Problems
-from engine.models import DEPARTMENT_KINDS, REGION_LEVELS, Department, Matter, Region
+from engine.models import DEPARTMENT_KINDS, REGIMES, REGION_LEVELS, Department, Matter, Region
 
 DESCRIPTION_MAX = 4000
-_REGION_CODE = re.compile(r"^[0-9]{6}$")
+_REGION_CODE = re.compile(r"[0-9]{6}")
 #: Department codes are what lanes name (``<department>:<role>``): no colon, no ``$``.
-_DEPARTMENT_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_DEPARTMENT_CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 #: A matter's procedure is ``matter_<code>``: a BPMN process id.
-_MATTER_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_MATTER_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -74,15 +74,16 @@ class Report:
     """What an import did (or, checked only, would do), by section."""
 
     created: dict[str, list[str]] = field(default_factory=lambda: {s.name: [] for s in SECTIONS})
-    renamed: dict[str, list[str]] = field(default_factory=lambda: {s.name: [] for s in SECTIONS})
+    #: a name changed (a matter's legal basis too)
+    updated: dict[str, list[str]] = field(default_factory=lambda: {s.name: [] for s in SECTIONS})
     unchanged: dict[str, int] = field(default_factory=lambda: {s.name: 0 for s in SECTIONS})
 
     @property
     def changed(self) -> bool:
-        return any(self.created.values()) or any(self.renamed.values())
+        return any(self.created.values()) or any(self.updated.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"created": self.created, "renamed": self.renamed, "unchanged": self.unchanged}
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged}
 
 
 def parse(data: bytes) -> Any:
@@ -91,6 +92,8 @@ def parse(data: bytes) -> Any:
         return json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise Invalid.field("file", "须为 UTF-8 编码的 JSON (must be JSON encoded in UTF-8)") from None
+    except RecursionError:
+        raise Invalid.field("file", f"嵌套过深 (nested deeper than {text.MAX_DEPTH} levels)") from None
     except ValueError as exc:
         raise Invalid.field("file", f"不是有效的 JSON (not valid JSON): {exc}") from None
 
@@ -100,6 +103,8 @@ def import_organisation(session: Session, document: Any, *, actor: Actor, now: d
     """Check the whole document, then (unless ``dry_run``) write it: the operator's act."""
     require_role(actor, "operator")
     problems = Problems("组织机构文件有误，未导入任何内容 (the organisation file is invalid: nothing was imported)")
+    problems.errors.update(text.unusable_input(document))  # what the API refuses in any request, for a file too
+    problems.raise_if_any()
     entries = _entries(document, problems)
     problems.raise_if_any()
     existing = {s.name: {s.code_of(row): row for row in session.scalars(
@@ -172,18 +177,30 @@ def _keys_complete(section: _Section, path: str, entry: dict, problems: Problems
 
 def _check_region(path: str, entry: dict, problems: Problems) -> None:
     code, level, parent = entry["code"], entry["level"], entry.get("parent")
-    problems.add(f"{path}.name", guides.text_problem(entry["name"], 64))
+    problems.add(f"{path}.name", _name_problem(entry["name"], 64))
     if level not in REGION_LEVELS:
         problems.add(f"{path}.level", f"须为 {', '.join(REGION_LEVELS)} 之一 (one of {', '.join(REGION_LEVELS)})")
-    if not (isinstance(code, str) and _REGION_CODE.match(code) and code[:2] in codes.PROVINCES):
+    if not (_is_code(_REGION_CODE, code) and code[:2] in codes.PROVINCES):
         problems.add(f"{path}.code", "须为6位行政区划代码 (a 6-digit GB/T 2260 region code)")
     elif level in REGION_LEVELS and not _code_fits_level(code, level):
         problems.add(f"{path}.code", f"与层级 {level} 不符 (does not fit the level {level}: GB/T 2260 codes end in "
                                      "0000 for a province, 00 for a city)")
     if level == "province" and parent is not None:
         problems.add(f"{path}.parent", "省级地区没有上级 (a province has no parent)")
-    elif level in ("city", "district") and not (isinstance(parent, str) and _REGION_CODE.match(parent)):
+    elif level in ("city", "district") and not _is_code(_REGION_CODE, parent):
         problems.add(f"{path}.parent", "须为上级地区的6位代码 (the parent region's 6-digit code)")
+
+
+def _is_code(pattern: re.Pattern, value: Any) -> bool:
+    """The whole value is a code (``fullmatch``: a ``$`` would let a trailing line feed in)."""
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def _name_problem(value: Any, max_length: int) -> str | None:
+    """A name is one line of plain text: printed as a label on notices and lists."""
+    if isinstance(value, str) and any(ch in value for ch in "\t\r\n"):
+        return "须为一行，不含制表符或换行 (one line: no tab or line break)"
+    return guides.text_problem(value, max_length)
 
 
 def _code_fits_level(code: str, level: str) -> bool:
@@ -197,15 +214,15 @@ def _code_fits_level(code: str, level: str) -> bool:
 def _check_identifier(path: str, entry: dict, pattern: re.Pattern, longest: int, name_max: int,
                       problems: Problems) -> None:
     """A department's or matter's code (an identifier diagrams name) and its name."""
-    if not (isinstance(entry["code"], str) and pattern.match(entry["code"])):
+    if not _is_code(pattern, entry["code"]):
         problems.add(f"{path}.code", f"须为小写字母开头的字母、数字、下划线，至多{longest}个字符 "
                                      f"(lower-case letters, digits and _, a letter first, at most {longest})")
-    problems.add(f"{path}.name", guides.text_problem(entry["name"], name_max))
+    problems.add(f"{path}.name", _name_problem(entry["name"], name_max))
 
 
 def _check_department(path: str, entry: dict, problems: Problems) -> None:
     _check_identifier(path, entry, _DEPARTMENT_CODE, 32, 64, problems)
-    if not isinstance(entry["region"], str):
+    if not _is_code(_REGION_CODE, entry["region"]):
         problems.add(f"{path}.region", "须为6位行政区划代码 (a 6-digit region code)")
     if entry["kind"] not in DEPARTMENT_KINDS:
         problems.add(f"{path}.kind", f"须为 {', '.join(DEPARTMENT_KINDS)} 之一 (one of {', '.join(DEPARTMENT_KINDS)})")
@@ -213,7 +230,7 @@ def _check_department(path: str, entry: dict, problems: Problems) -> None:
 
 def _check_matter(path: str, entry: dict, problems: Problems) -> None:
     _check_identifier(path, entry, _MATTER_CODE, 64, 200, problems)
-    if not isinstance(entry["department"], str):
+    if not _is_code(_DEPARTMENT_CODE, entry["department"]):
         problems.add(f"{path}.department", "须为部门代码 (a department code)")
     days = entry["promised_working_days"]
     if not (isinstance(days, int) and not isinstance(days, bool) and guides.MIN_DAYS <= days <= guides.MAX_DAYS):
@@ -265,15 +282,21 @@ def _check_references(session: Session, entries, problems: Problems) -> None:
                          f"部门 {entry['department']} 不在文件或数据库中 (the department is neither in the file nor stored)")
 
 
+def _canonical(attribute: str, value: Any) -> Any:
+    """A matter's regimes in the catalogue's order: the same regimes listed otherwise are the same."""
+    return sorted(value, key=REGIMES.index) if attribute == "regimes" else value
+
+
 def _compare(section: _Section, path: str, entry: dict, row: Any, report: Report, problems: Problems) -> list:
-    """What the entry changes: a row to create, names to change, or a refused change of structure."""
-    values = {attribute: entry.get(key) for key, attribute in section.columns.items()
+    """What the entry changes: a row to create, names to update, or a refused change of structure."""
+    values = {attribute: _canonical(attribute, entry.get(key)) for key, attribute in section.columns.items()
               if key in entry or key == "parent"}
     if row is None:
         report.created[section.name].append(entry["code"])
         return [lambda session: session.add(section.model(**{section.key: entry["code"]}, **values))]
     for key, attribute in section.columns.items():
-        if key in section.descriptive or attribute not in values or getattr(row, attribute) == values[attribute]:
+        if key in section.descriptive or attribute not in values or \
+                _canonical(attribute, getattr(row, attribute)) == values[attribute]:
             continue
         problems.add(f"{path}.{key}", f"与已有的不同（已有 {getattr(row, attribute)!r}），导入不改变结构 "
                                       f"(differs from the stored {getattr(row, attribute)!r}: an import does not change it)")
@@ -282,9 +305,9 @@ def _compare(section: _Section, path: str, entry: dict, row: Any, report: Report
     if not changes:
         report.unchanged[section.name] += 1
         return []
-    report.renamed[section.name].append(entry["code"])
+    report.updated[section.name].append(entry["code"])
 
-    def rename(_session: Session) -> None:
+    def update(_session: Session) -> None:
         for attribute, value in changes.items():
             setattr(row, attribute, value)
-    return [rename]
+    return [update]

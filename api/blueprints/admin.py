@@ -134,7 +134,7 @@ class OrganisationFileSchema(StrictSchema):
 class OrganisationReportSchema(ma.Schema):
     created = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
                              metadata={"description": "codes created (or, dry run, that would be), by section"})
-    renamed = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
+    updated = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
                              metadata={"description": "codes whose name (a matter's legal basis) changed, by section"})
     unchanged = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), metadata={"description": "by section"})
     dry_run = ma.fields.Boolean()
@@ -147,8 +147,8 @@ class OrganisationReportSchema(ma.Schema):
 @bp.response(200, OrganisationReportSchema)
 def import_organisation(query, body):
     """Import another region's regions, departments and catalogue of matters (`tzxm
-    import-organisation`): all or nothing; new entries created, names updated, a change of
-    structure refused."""
+    import-organisation`): all or nothing; new entries created, names (a matter's legal
+    basis) updated, a change of structure refused."""
     report = organisation_file.import_organisation(session(), body, actor=current_actor(), now=platform().clock.now(),
                                                    dry_run=query["dry_run"])
     return {**report.as_dict(), "dry_run": query["dry_run"]}

@@ -7,13 +7,9 @@ import re
 import marshmallow as ma
 from marshmallow import validate
 
-from engine.text import BIDI_CONTROLS, is_blank
+from engine.text import BIDI_CONTROLS, UNUSABLE_CHARACTERS, is_blank
 from engine.workcal import FIRST_YEAR, LAST_YEAR
 
-#: What no text holds (a regex character range): C0 controls other than tab, line feed
-#: and carriage return, DEL, and UTF-16 surrogates (a lone ``\ud800`` escape in JSON
-#: decodes to text no UTF-8 encoder writes). ``api.hygiene`` refuses them in any field.
-UNUSABLE_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff"
 
 #: Markup and SQL fragments have no place in a declaration; refusing them keeps
 #: disclosure pages and exports safe for every consumer downstream. Nor have

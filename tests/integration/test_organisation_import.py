@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from engine.errors import Forbidden, Invalid
 from engine.models import AuditEvent, Department, Matter, Project, Region, Task, User
 from engine.projects import PlatformScope
 from tests.conftest import START
-from tests.integration.helpers import declaration
+from tests.integration.helpers import declaration, waits_for_a_lock
 
 NANGUAN = Path(__file__).resolve().parents[1] / "fixtures" / "organisation" / "nanguan.json"
 OPERATOR = Actor.system("test-import")
@@ -48,13 +49,13 @@ def test_a_district_elsewhere_runs_its_own_platform_from_an_imported_file(tmp_pa
     imported = runner.invoke(main, ["import-organisation", str(NANGUAN)])
     assert imported.exit_code == 0, imported.output
     assert imported.output.splitlines() == [
-        "regions: 3 were created (220000, 220100, 220102), 0 were renamed, 0 unchanged",
-        "departments: 8 were created (window, drc, land, env, housing, water, supervision, operator), 0 were renamed, 0 unchanged",
+        "regions: 3 were created (220000, 220100, 220102), 0 were updated, 0 unchanged",
+        "departments: 8 were created (window, drc, land, env, housing, water, supervision, operator), 0 were updated, 0 unchanged",
         "matters: 7 were created (enterprise_filing, enterprise_approval, feasibility_study, land_pre_review, eia_approval, "
-        "soil_water_plan, construction_permit), 0 were renamed, 0 unchanged",
+        "soil_water_plan, construction_permit), 0 were updated, 0 unchanged",
     ]
     again = runner.invoke(main, ["import-organisation", str(NANGUAN)])
-    assert again.exit_code == 0 and "departments: 0 were created, 0 were renamed, 8 unchanged" in again.output, again.output
+    assert again.exit_code == 0 and "departments: 0 were created, 0 were updated, 8 unchanged" in again.output, again.output
     assert runner.invoke(main, ["deploy", "bpmn"]).exit_code == 0
     unit = runner.invoke(main, ["create-unit", "--name", "长春南关示范建设有限公司", "--credit-code", "91510411MA62111112"])
     assert unit.exit_code == 0, unit.output
@@ -82,7 +83,7 @@ def test_a_district_elsewhere_runs_its_own_platform_from_an_imported_file(tmp_pa
     engine.dispose()
 
 
-def test_a_renamed_department_is_renamed_and_a_change_of_structure_refused_writing_nothing(database_url):
+def test_a_renamed_department_is_updated_and_a_change_of_structure_refused_writing_nothing(database_url):
     """机构改革: a department's new name is taken (and said in the trail); a department moved to
     another kind, or a matter to other promised days, is refused, and so is the whole file."""
     engine = make_engine(database_url)
@@ -106,13 +107,13 @@ def test_a_renamed_department_is_renamed_and_a_change_of_structure_refused_writi
     document["matters"][1]["promised_working_days"] = 30
     with unit_of_work(factory) as s:
         report = organisation_file.import_organisation(s, document, actor=OPERATOR, now=START)
-    assert report.renamed["departments"] == ["land"] and report.created["matters"] == ["forest_land_use"]
+    assert report.updated["departments"] == ["land"] and report.created["matters"] == ["forest_land_use"]
     assert report.unchanged == {"regions": 0, "departments": 1, "matters": 1}
     with factory() as s:
         assert s.get(Department, "land").name == "仁和区自然资源和规划局"
         assert s.get(Matter, "forest_land_use").legal_basis == ""
         event = s.scalar(select(AuditEvent).where(AuditEvent.action == "organisation.import"))
-        assert event.actor == "test-import" and event.summary["renamed"]["departments"] == ["land"]
+        assert event.actor == "test-import" and event.summary["updated"]["departments"] == ["land"]
     engine.dispose()
 
 
@@ -245,4 +246,90 @@ def test_a_project_notice_is_issued_by_the_nearest_general_window_above_its_dist
             notice = notices.issue(s, project=project, matter_code=None, kind="conclusion", particulars={}, now=START)
             issued_by[region] = notice.content["department_name"]
     assert issued_by == {"510421": "攀枝花市政务服务中心综合窗口", "510411": "仁和区政务服务中心综合窗口"}
+    engine.dispose()
+
+
+NEW_DEPARTMENT = {"code": "newdept", "name": "新部门", "region": "510411", "kind": "approving"}
+DEEP: object = "深"
+for _ in range(40):
+    DEEP = [DEEP]
+
+
+@pytest.mark.parametrize("document, place", [
+    ({"regions": [{"code": "510499\n", "name": "新区", "parent": "510400", "level": "district"}]}, "regions.0.code"),
+    ({"departments": [{**NEW_DEPARTMENT, "code": "a" * 32 + "\n"}]}, "departments.0.code"),
+    ({"matters": [{"code": "newmatter\n", "name": "新事项", "department": "drc", "promised_working_days": 5,
+                   "regimes": ["filing"]}]}, "matters.0.code"),
+    ({"departments": [{**NEW_DEPARTMENT, "region": "\ud800"}]}, "departments.0.region"),
+    ({"departments": [{**NEW_DEPARTMENT, "region": "5104\x0011"}]}, "departments.0.region"),
+    ({"departments": [{**NEW_DEPARTMENT, "name": "新部门\ud800"}]}, "departments.0.name"),
+    ({"departments": [{**NEW_DEPARTMENT, "name": "新\n部门"}]}, "departments.0.name"),
+    ({"departments": [{**NEW_DEPARTMENT, "name": "新部门\t"}]}, "departments.0.name"),
+    ({"departments": [NEW_DEPARTMENT], "description": DEEP}, "description.0.0"),
+])
+def test_text_no_field_may_hold_is_refused_in_a_file_as_in_a_request(database_url, document, place):
+    """What the API refuses in any request (control characters, lone surrogates, deep
+    nesting) a file given to the console is refused for too; a code is the whole value (a
+    trailing line feed is not a code), a name one line."""
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    with pytest.raises(Invalid) as refused, unit_of_work(factory) as s:
+        organisation_file.import_organisation(s, document, actor=OPERATOR, now=START)
+    assert any(path.startswith(place) for path in refused.value.errors), refused.value.errors
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Department).where(Department.code.like("newdept%"))) == 0
+        assert s.scalar(select(func.count()).select_from(Region).where(Region.code.like("510499%"))) == 0
+    engine.dispose()
+
+
+def test_a_file_nested_too_deep_to_read_is_refused_on_the_file():
+    with pytest.raises(Invalid) as refused:
+        organisation_file.parse(b"[" * 200_000 + b"]" * 200_000)
+    assert list(refused.value.errors) == ["file"]
+
+
+def test_regimes_in_another_order_are_the_same_and_a_legal_basis_is_updated(database_url):
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    with factory() as s:
+        stored = s.get(Matter, "land_pre_review")
+        entry = {"code": stored.matter_code, "name": stored.name, "department": stored.department_code,
+                 "promised_working_days": stored.promised_working_days, "legal_basis": "《土地管理法》第五十二条",
+                 "regimes": list(reversed(stored.regimes))}
+    new = {"code": "forest_land_use", "name": "使用林地审核同意书", "department": "land", "promised_working_days": 15,
+           "regimes": ["filing", "examination"]}
+    with unit_of_work(factory) as s:
+        report = organisation_file.import_organisation(s, {"matters": [entry, new]}, actor=OPERATOR, now=START)
+    assert report.updated["matters"] == ["land_pre_review"] and report.created["matters"] == ["forest_land_use"]
+    with factory() as s:
+        assert s.get(Matter, "land_pre_review").legal_basis == "《土地管理法》第五十二条"
+        assert s.get(Matter, "forest_land_use").regimes == ["examination", "filing"]  # the catalogue's order
+    engine.dispose()
+
+
+def test_an_import_racing_another_for_the_same_code_says_so_on_one_line(database_url, monkeypatch, tmp_path):
+    """Checked before writing, a new code may be written meanwhile by another process:
+    the import then changes nothing and says to run it again (no traceback)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite serializes writers from BEGIN: an import cannot race another")
+    engine = make_engine(database_url)
+    other = engine.connect()
+    racing = other.begin()
+    other.execute(Region.__table__.insert().values(code="220000", name="吉林省", parent_code=None, level="province"))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    path = tmp_path / "jilin.json"
+    path.write_text(json.dumps({"regions": [nanguan()["regions"][2]]}, ensure_ascii=False), encoding="utf-8")
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=CliRunner().invoke(main, ["import-organisation", str(path)])))
+    worker.start()
+    with make_session_factory(engine)() as watcher:
+        assert waits_for_a_lock(watcher, "INSERT INTO regions%")
+    racing.commit()
+    worker.join(60)
+    result = outcome["result"]
+    assert result.exit_code == 1 and "run the command again" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    with make_session_factory(engine)() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "organisation.import")) == 0
+    other.close()
     engine.dispose()
