@@ -1,10 +1,12 @@
-"""The `tzxm` console script: serve, db upgrade, seed-demo, seed-organisation, import-organisation, sweep, create-user,
-audit verify, files prune."""
+"""The `tzxm` console script: serve, db upgrade, seed-demo, seed-organisation, import-organisation, sweep, sweeper,
+create-user, audit verify, files prune."""
 from __future__ import annotations
 
 import getpass
 import os
+import signal
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from api import create_app, request_id
 from api.config import from_environment
-from api.scheduler import start_sweeper
+from api.scheduler import run_sweeper, start_sweeper
 from engine import accounts, audit, calendar, files, organisation_file, seed
 from engine.access import Actor
 from engine.clock import SystemClock
@@ -258,6 +260,21 @@ def serve(host: str, port: int) -> None:
     if demo:
         click.echo("demo accounts (password demo-password unless TZXM_DEMO_PASSWORD is set): " + ", ".join(demo))
     app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@main.command("sweeper")
+def sweeper() -> None:
+    """Sweep every TZXM_SWEEP_SECONDS in the foreground until stopped (SIGTERM or Ctrl-C,
+    after the sweep under way): the clock's own process beside a production WSGI server
+    serving api.wsgi, which does not sweep. Several may run: they share the work."""
+    request_id.configure_logging()
+    app = create_app()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    click.echo(f"sweeping every {app.config['TZXM_SWEEP_SECONDS']:g} s (stop with SIGTERM or Ctrl-C)")
+    sweeps = run_sweeper(app, stop)
+    click.echo(f"sweeper stopped after {sweeps} sweeps")
 
 
 @main.command("sweep")

@@ -31,11 +31,14 @@ def _printable(text: str) -> str:
 
 
 def configure_logging() -> None:
-    """Timestamped lines naming the request, for a served process (``tzxm serve``)."""
+    """Timestamped lines naming the request, for a served process (``tzxm serve``, ``api.wsgi``,
+    ``tzxm sweeper``); once per process, however often it is asked."""
+    root = logging.getLogger()
+    if any(isinstance(f, RequestContext) for handler in root.handlers for f in handler.filters):
+        return
     handler = logging.StreamHandler()
     handler.addFilter(RequestContext())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request)s] %(message)s"))
-    root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     for chatty in ("apscheduler", "alembic"):  # a line for every sweep, every health check's schema read
