@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import platform_state
 from engine.db import dialect_insert
 from engine.errors import Conflict, DomainError, Invalid
 from engine.models import StoredFile
@@ -30,6 +31,8 @@ DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 #: The longest name an uploaded file keeps.
 MAX_FILENAME = 255
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: The file in a store's root naming the platform (database) it belongs to.
+BINDING = "PLATFORM"
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f-\x9f\u2028\u2029<>:"|?*]')
 
 #: media type → what the regulations call it (the accepted kinds of 申报材料)
@@ -222,6 +225,7 @@ class FileStore:
             raise Conflict(f"文件库 {self.root} 与该数据库不匹配：数据库登记的文件都不在此处，未删除任何文件 "
                            f"(the database names none of the files in {self.root}: is DATABASE_URL this platform's? "
                            f"nothing deleted; --force prunes anyway)")
+        self._bind(session, force=force)
         names = sorted({*files_, *(p.name.removeprefix(".prune-") for p in leftovers)})
         named = set()
         for i in range(0, len(names), 500):
@@ -249,6 +253,34 @@ class FileStore:
             path.unlink(missing_ok=True)
             pruned.append(path.name)
         return pruned
+
+    def _bind(self, session: Session, *, force: bool) -> None:
+        """The store is bound to the platform its first prune ran for (``PLATFORM`` holds the
+        database's ``platform_id``): a prune run with another platform's database, which may
+        name some of the same files, is refused, deleting nothing (``force``: the operator
+        says this database is the store's, and the store is bound to it from then on)."""
+        identity, marker = platform_state.platform_id(session), self.root / BINDING
+        if identity is None:
+            raise Conflict("数据库尚无平台标识，请先运行 tzxm db upgrade，未删除任何文件 (the database has no platform "
+                           "identity yet: run `tzxm db upgrade`; nothing deleted)")
+        try:
+            bound = marker.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            bound = None
+        if bound == identity:
+            return
+        if bound is not None and not force:
+            raise Conflict(f"文件库 {self.root} 属于另一个平台的数据库，未删除任何文件 (the store {self.root} is bound to "
+                           f"another platform's database, {bound}, not {identity}: is DATABASE_URL this platform's? "
+                           f"nothing deleted; --force prunes anyway and binds the store to this database)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".binding-")
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(identity + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, marker)
+        _sync_directory(self.root)
 
     def read(self, sha256: str) -> bytes:
         """The stored bytes, checked against their name. A missing or altered file raises

@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import calendar
+from engine import calendar, platform_state
 from engine.clock import SHANGHAI, SystemClock, as_utc
 from engine.db import dialect_insert, is_postgresql, make_engine, make_session_factory, unit_of_work
 from engine.models import PlatformState, Region
@@ -34,15 +34,19 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> tuple[str | None, list[int]]:
-    """Migrate the schema; at the newest migration, store the calendar years
-    chinese-calendar knows and the table lacks (a fresh database can count working days
-    from its first request). Returns the revision the database is at, and the years stored."""
+    """Migrate the schema; at the newest migration, make the platform's identity if it has
+    none (its file store is bound to it) and store the calendar years chinese-calendar
+    knows and the table lacks (a fresh database can count working days from its first
+    request). Returns the revision the database is at, and the years stored."""
     command.upgrade(alembic_config(url), revision)
     engine = make_engine(url)
     try:
         with unit_of_work(make_session_factory(engine)) as session:
             at = MigrationContext.configure(session.connection()).get_current_revision()
-            return at, calendar.seed_from_library(session, SystemClock().now()) if at == head_revision() else []
+            if at != head_revision():
+                return at, []
+            platform_state.make_platform_id(session)
+            return at, calendar.seed_from_library(session, SystemClock().now())
     finally:
         engine.dispose()
 

@@ -4,14 +4,18 @@ transaction reads them together and later reads in it are free; a write is seen 
 the rest of its own transaction."""
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.db import transaction_memo
+from engine.db import dialect_insert, transaction_memo
 from engine.models import PlatformState
 
 CALENDAR_REVISION = "calendar_revision"
 YELLOW_FRACTIONS = "yellow_fractions"
+#: The platform's own identity, made once and kept with its data (a restored backup keeps it).
+PLATFORM_ID = "platform_id"
 SHARED_KEYS = (CALENDAR_REVISION, YELLOW_FRACTIONS)
 _READ = "settings"
 
@@ -43,3 +47,14 @@ def write(session: Session, key: str, text: str) -> None:
     else:
         state.value = text
     _settings(session)[key] = text
+
+
+def make_platform_id(session: Session) -> None:
+    """The platform's identity, made once (``tzxm db upgrade``; two at once: one is kept)."""
+    session.execute(dialect_insert(session)(PlatformState).values(key=PLATFORM_ID, value=uuid.uuid4().hex)
+                    .on_conflict_do_nothing(index_elements=["key"]))
+
+
+def platform_id(session: Session) -> str | None:
+    """The platform's identity: what its file store is bound to (``engine.files``)."""
+    return session.scalar(select(PlatformState.value).where(PlatformState.key == PLATFORM_ID))

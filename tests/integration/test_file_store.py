@@ -8,11 +8,14 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import delete, update
 
 from api.cli import main
-from engine import files
+from engine import files, platform_state
 from engine.db import unit_of_work
 from engine.errors import Conflict
+from engine.health import upgrade
+from engine.models import PlatformState
 
 DAY_AGO = -timedelta(days=1)
 
@@ -180,3 +183,36 @@ def test_a_store_whose_newest_files_are_gone_still_belongs_to_its_database(platf
         assert store.prune(s, older_than=platform.clock.now() - timedelta(hours=12)) == [orphan]
     assert all(store.path(name).exists() for name in kept[:5])
 
+
+
+def test_the_store_is_bound_to_its_platform_and_refuses_a_prune_for_another(platform, file_store, database_url):
+    """The first prune binds the store to the database's platform identity; a prune run
+    with another platform's database (which may name some of the same files, e.g. the same
+    notice) deletes nothing, unless the operator says so (``--force``, which binds anew)."""
+    store = files.store()
+    kept = _put(platform, b"%PDF-1.4 kept", commit=True)
+    orphan = _put(platform, b"%PDF-1.4 orphan", commit=False)
+    _age(store.path(orphan), platform)
+    cutoff = platform.clock.now() - timedelta(hours=12)
+    with unit_of_work(platform.session_factory) as s:
+        assert store.prune(s, older_than=cutoff) == [orphan]
+        ours = platform_state.platform_id(s)
+    assert (file_store / files.BINDING).read_text(encoding="ascii").strip() == ours
+    orphan = _put(platform, b"%PDF-1.4 orphan again", commit=False)
+    _age(store.path(orphan), platform)
+    with unit_of_work(platform.session_factory) as s:  # the same files named, another platform's identity
+        s.execute(update(PlatformState).where(PlatformState.key == platform_state.PLATFORM_ID).values(value="f" * 32))
+    with unit_of_work(platform.session_factory) as s, pytest.raises(Conflict, match="bound to another platform"):
+        store.prune(s, older_than=cutoff)
+    assert store.path(orphan).exists() and store.path(kept).exists()
+    with unit_of_work(platform.session_factory) as s:
+        assert store.prune(s, older_than=cutoff, force=True) == [orphan]
+    assert (file_store / files.BINDING).read_text(encoding="ascii").strip() == "f" * 32
+
+    with unit_of_work(platform.session_factory) as s:  # a database upgraded before identities: upgrade it first
+        s.execute(delete(PlatformState).where(PlatformState.key == platform_state.PLATFORM_ID))
+    with unit_of_work(platform.session_factory) as s, pytest.raises(Conflict, match="tzxm db upgrade"):
+        store.prune(s, older_than=cutoff)
+    upgrade(database_url)
+    with platform.session_factory() as s:
+        assert platform_state.platform_id(s) not in (None, "f" * 32)
