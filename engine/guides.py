@@ -97,9 +97,11 @@ def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def validate(content: Any, *, department_code: str) -> dict[str, Any]:
+def validate(content: Any, *, department_code: str, catalogue_days: int) -> dict[str, Any]:
     """Check a guide's content; return it normalised (JSON round-trip) or raise
-    Invalid naming each field path (``materials.2.code``) and its problem."""
+    Invalid naming each field path (``materials.2.code``) and its problem.
+    ``catalogue_days``: the matter's promised limit in the catalogue, which a guide may
+    shorten (第十五条) and never lengthen."""
     problems = Problems("办事指南内容有误 (the guide's content is invalid)")
     if not isinstance(content, dict):
         problems.add("_schema", "须为 JSON 对象 (must be a JSON object)")
@@ -117,7 +119,7 @@ def validate(content: Any, *, department_code: str) -> dict[str, Any]:
         if problem is None and code != department_code:
             problem = f"须为本事项的办理部门 (must be the matter's department): {department_code}"
         problems.add("department_code", problem)
-    _check_days(content, problems)
+    _check_days(content, problems, catalogue_days)
     if "regimes" in content:
         check_regimes(content["regimes"], problems)
     if "materials" in content:
@@ -126,11 +128,14 @@ def validate(content: Any, *, department_code: str) -> dict[str, Any]:
     return json.loads(json.dumps(content, ensure_ascii=False))
 
 
-def _check_days(content: dict, problems: Problems) -> None:
+def _check_days(content: dict, problems: Problems, catalogue_days: int) -> None:
     promised = content.get("promised_working_days")
     if "promised_working_days" in content and not (_integer(promised) and MIN_DAYS <= promised <= MAX_DAYS):
         problems.add("promised_working_days", f"须为{MIN_DAYS}至{MAX_DAYS}的整数 (an integer {MIN_DAYS}..{MAX_DAYS})")
         promised = None
+    elif _integer(promised) and promised > catalogue_days:
+        problems.add("promised_working_days", f"承诺时限不得超过事项目录的{catalogue_days}个工作日 (the promised limit may "
+                                              f"not exceed the catalogue's {catalogue_days} working days)")
     statutory = content.get("statutory_working_days")
     if statutory is None:
         return
@@ -340,7 +345,7 @@ def publish_version(session: Session, *, actor: Actor, matter_code: str, content
         raise NotFound(f"目录中没有此事项 (no such matter): {matter_code}")
     if not actor.has("operator") and actor.department_code != matter.department_code:
         raise Forbidden("只能发布本部门事项的办事指南 (a department admin publishes only its own department's guides)")
-    normalised = validate(content, department_code=matter.department_code)
+    normalised = validate(content, department_code=matter.department_code, catalogue_days=matter.promised_working_days)
     newest = current(session, matter_code)
     if newest is not None and newest.content == normalised:
         return Published(newest, False)

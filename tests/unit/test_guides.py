@@ -21,16 +21,19 @@ def good() -> dict:
     return copy.deepcopy(SHIPPED["land_pre_review"])
 
 
-def refusal(content, department="land") -> dict[str, list[str]]:
+LAND_DAYS = CATALOGUE["land_pre_review"]["promised_working_days"]
+
+
+def refusal(content, department="land", catalogue_days=LAND_DAYS) -> dict[str, list[str]]:
     with pytest.raises(Invalid) as caught:
-        guides.validate(content, department_code=department)
+        guides.validate(content, department_code=department, catalogue_days=catalogue_days)
     assert caught.value.status == 422
     return caught.value.errors
 
 
 def test_a_shipped_guide_passes_and_comes_back_equal():
     content = good()
-    assert guides.validate(content, department_code="land") == content
+    assert guides.validate(content, department_code="land", catalogue_days=LAND_DAYS) == content
 
 
 def edit(path: str, value):
@@ -120,20 +123,20 @@ def test_not_an_object_is_refused():
 @pytest.mark.parametrize("template", ["", "申请表.docx", "https://www.example.gov.cn/templates/a.pdf"])
 def test_templates_accepted(template):
     assert guides.template_problem(template) is None
-    assert guides.validate(edit("materials.0.template", template), department_code="land")["materials"][0]["template"] == template
+    assert guides.validate(edit("materials.0.template", template), department_code="land", catalogue_days=LAND_DAYS)["materials"][0]["template"] == template
 
 
 def test_statutory_limit_may_be_null_and_process_may_span_lines():
     content = edit("statutory_working_days", None)
     content["process"] = "1. 申报\n2. 受理\r\n3. 决定"
-    assert guides.validate(content, department_code="land")["statutory_working_days"] is None
+    assert guides.validate(content, department_code="land", catalogue_days=LAND_DAYS)["statutory_working_days"] is None
 
 
 def test_the_demo_has_a_complete_guide_for_every_catalogue_matter():
     assert set(SHIPPED) == set(CATALOGUE)
     for code, content in SHIPPED.items():
         matter = CATALOGUE[code]
-        guides.validate(content, department_code=matter["department"])
+        guides.validate(content, department_code=matter["department"], catalogue_days=matter["promised_working_days"])
         assert content["name"] == matter["name"]
         assert content["promised_working_days"] == matter["promised_working_days"]
         assert content["statutory_working_days"] == matter["statutory_working_days"]
@@ -149,3 +152,15 @@ def test_material_lookup_by_code():
     guide = ServiceGuide(matter_code="land_pre_review", version=1, content=good())
     assert guides.material(guide, "land_ownership")["gap_tolerable"] is True
     assert guides.material(guide, "no_such_material") is None
+
+
+def test_a_guide_may_shorten_the_catalogues_promise_and_never_lengthen_it():
+    """第十五条: a department promises within the catalogue's limit; with no statutory limit
+    stated, the catalogue's is still the bound (a promised clock of 200 days would count a
+    matter on time that the catalogue calls late)."""
+    shorter = edit("promised_working_days", LAND_DAYS - 3)
+    assert guides.validate(shorter, department_code="land", catalogue_days=LAND_DAYS)["promised_working_days"] == LAND_DAYS - 3
+    longer = edit("statutory_working_days", None)
+    longer["promised_working_days"] = 200
+    assert list(refusal(longer)) == ["promised_working_days"]
+    assert f"{LAND_DAYS}" in refusal(longer)["promised_working_days"][0]
