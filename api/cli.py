@@ -15,7 +15,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from api import create_app, request_id
-from api.config import from_environment
+from api.config import from_environment, platform_region
 from api.scheduler import run_sweeper, start_sweeper
 from engine import accounts, audit, calendar, files, organisation_file, seed
 from engine.access import Actor
@@ -170,7 +170,7 @@ def deploy(directory: str) -> None:
     operator, now = Actor.system("cli"), SystemClock().now()
 
     def work(session) -> list[str]:
-        results = deploy_directory(session, actor=operator, now=now, directory=Path(directory))
+        results = deploy_directory(session, actor=operator, now=now, region=platform_region(), directory=Path(directory))
         return [f"{r.procedure.process_id} v{r.procedure.version} {'deployed' if r.created else 'unchanged'}" for r in results]
 
     try:

@@ -58,7 +58,7 @@ def from_environment() -> dict:
         "SECRET_KEY": secret_key(),
         "TZXM_CLOCK": _choice("TZXM_CLOCK", CLOCKS),
         "TZXM_CLOCK_START": _instant("TZXM_CLOCK_START"),
-        "TZXM_PLATFORM_REGION": _region_code("TZXM_PLATFORM_REGION", "510411"),
+        "TZXM_PLATFORM_REGION": platform_region(),
         "TZXM_SWEEP_SECONDS": number_from_environment("TZXM_SWEEP_SECONDS", 5.0, positive=True),
         "TZXM_PORTAL_RATE": os.environ.get("TZXM_PORTAL_RATE"),
         "TZXM_TRUSTED_PROXY_HOPS": os.environ.get("TZXM_TRUSTED_PROXY_HOPS", "0"),
@@ -72,12 +72,14 @@ def _choice(name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _region_code(name: str, default: str) -> str:
-    """The region this platform serves: a GB/T 2260 code (six digits), whose organisation
-    the database holds (``tzxm seed-organisation`` or ``tzxm import-organisation``)."""
-    value = os.environ.get(name) or default
+def platform_region() -> str:
+    """TZXM_PLATFORM_REGION, the region this platform serves (仁和区, 510411, when unset): a
+    GB/T 2260 code (six digits), whose organisation the database holds (``tzxm
+    seed-organisation`` or ``tzxm import-organisation``)."""
+    value = os.environ.get("TZXM_PLATFORM_REGION") or "510411"
     if not (len(value) == 6 and value.isascii() and value.isdigit()):
-        raise ConfigurationError(f"{name} must be a 6-digit region code (GB/T 2260, e.g. 510411), not {value!r}")
+        raise ConfigurationError(f"TZXM_PLATFORM_REGION must be a 6-digit region code (GB/T 2260, e.g. 510411), "
+                                 f"not {value!r}")
     return value
 
 

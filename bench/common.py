@@ -23,7 +23,7 @@ def prepare(url: str):
     with unit_of_work(factory) as session:
         seed_demo(session, now=START, password="demo-password")
     with unit_of_work(factory) as session:
-        deploy_directory(session, actor=Actor.system("bench"), now=START)
+        deploy_directory(session, actor=Actor.system("bench"), now=START, region="510411")
     return engine, factory
 
 

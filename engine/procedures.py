@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, diagram_checks, files, guides, matters_table, spiff_adapter, task_guards
+from engine import audit, diagram_checks, files, guides, matters_table, organisation, spiff_adapter, task_guards
 from engine.access import Actor, require_role
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.matters_table import MATTERS_DECISION
@@ -238,13 +238,21 @@ def _latest_xml(session: Session, kind: str) -> dict[str, bytes]:
     return {pid: xml.encode("utf-8") for pid, xml in rows}
 
 
-def owner_department(session: Session, process_id: str) -> str | None:
-    """Whose procedure this is: a matter's department, else the coordinating department."""
+def owner_department(session: Session, process_id: str, region: str) -> str | None:
+    """Whose procedure this is: a matter's department, else (the master process, the
+    matters notice table: every declaration's) the coordinating department (综合管理部门)
+    of the platform's region, or of the nearest region above it that has one; none, and
+    only the operator deploys it."""
     if process_id.startswith(MATTER_PREFIX):
         matter = session.get(Matter, process_id[len(MATTER_PREFIX):])
         if matter is not None:
             return matter.department_code
-    return session.scalar(select(Department.code).where(Department.kind == "coordinating").order_by(Department.code).limit(1))
+    chain = organisation.region_and_above(session, region)
+    coordinating: dict[str, str] = {}
+    for region_code, code in session.execute(select(Department.region_code, Department.code).where(
+            Department.kind == "coordinating", Department.region_code.in_(chain)).order_by(Department.code)):
+        coordinating.setdefault(region_code, code)
+    return next((coordinating[code] for code in chain if code in coordinating), None)
 
 
 @dataclass(frozen=True)
@@ -260,7 +268,7 @@ def _reinstatement_note(version: int, same_as: int) -> str:
 _REINSTATEMENT_NOTE = re.compile(r"\n<!-- 第\d+版恢复第\d+版的内容 \(version \d+ reinstates the content of version \d+\) -->\n\Z")
 
 
-def deploy(session: Session, *, actor: Actor, now: datetime, filename: str, content: bytes,
+def deploy(session: Session, *, actor: Actor, now: datetime, filename: str, content: bytes, region: str,
            reinstate: bool = True) -> Deployed:
     """Check and store a file. Identical to the newest version: a no-op (nothing stored).
     Identical to an older version (putting v1 back after a broken v2): version N+1, so new
@@ -273,7 +281,7 @@ def deploy(session: Session, *, actor: Actor, now: datetime, filename: str, cont
     version a department deployed."""
     require_role(actor, "dept_admin", "operator")
     checked = check(session, filename, content, actor)
-    owner = owner_department(session, checked.process_id)
+    owner = owner_department(session, checked.process_id, region)
     if not actor.has("operator") and owner != actor.department_code:
         raise Forbidden("只能部署本部门的流程 (a department admin deploys only its own department's procedures)")
     text = content.decode("utf-8")
@@ -375,7 +383,8 @@ class SpecCache:
 SPECS = SpecCache()
 
 
-def deploy_directory(session: Session, *, actor: Actor, now: datetime, directory: Path = BPMN_DIR) -> list[Deployed]:
+def deploy_directory(session: Session, *, actor: Actor, now: datetime, region: str,
+                     directory: Path = BPMN_DIR) -> list[Deployed]:
     """Deploy every shipped file (DMN first, then matter procedures, then the master); a file
     whose content some version already has is left alone (``reinstate=False``): this runs at
     every start, and must not undo what departments deployed since."""
@@ -384,4 +393,5 @@ def deploy_directory(session: Session, *, actor: Actor, now: datetime, directory
     )
     if not files:
         raise Conflict(f"目录中没有流程文件 (no .bpmn or .dmn files in {directory})")
-    return [deploy(session, actor=actor, now=now, filename=f.name, content=f.read_bytes(), reinstate=False) for f in files]
+    return [deploy(session, actor=actor, now=now, filename=f.name, content=f.read_bytes(), region=region, reinstate=False)
+            for f in files]

@@ -38,7 +38,7 @@ def _prepare(url: str) -> None:
     with unit_of_work(make_session_factory(engine)) as session:
         seed_demo(session, now=START, password="demo-password")
     with unit_of_work(make_session_factory(engine)) as session:
-        deploy_directory(session, actor=OPERATOR, now=START)
+        deploy_directory(session, actor=OPERATOR, now=START, region="510411")
     engine.dispose()
 
 

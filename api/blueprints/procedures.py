@@ -69,7 +69,8 @@ class Procedures(MethodView):
         """Deploy: checked first (422 naming the element and problem); any content but the newest version's
         becomes version N+1 (an older version's content too: putting it back makes it current)."""
         filename, content = _uploaded()
-        deployed = procedures.deploy(session(), actor=current_actor(), now=platform().clock.now(), filename=filename, content=content)
+        deployed = procedures.deploy(session(), actor=current_actor(), now=platform().clock.now(), filename=filename, content=content,
+                                     region=platform().scope.region_code)
         row = deployed.procedure
         body = {name: getattr(row, name) for name in ProcedureVersionSchema().fields if name != "created"}
         body["created"] = deployed.created

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from api.cli import main
-from engine import health, notices, organisation_file, runtime
+from engine import accounts, health, notices, organisation_file, procedures, runtime
 from engine.access import Actor
 from engine.db import make_engine, make_session_factory, unit_of_work
 from engine.errors import Forbidden, Invalid
@@ -332,4 +332,33 @@ def test_an_import_racing_another_for_the_same_code_says_so_on_one_line(database
     with make_session_factory(engine)() as s:
         assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "organisation.import")) == 0
     other.close()
+    engine.dispose()
+
+
+def test_the_master_and_the_matters_table_belong_to_the_coordinating_department_of_the_platforms_region(database_url):
+    """The master process and the matters notice table serve every declaration of the
+    platform: the 综合管理部门 of its region (or the nearest above) deploys them, not the
+    coordinating department whose code happens to sort first."""
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    with unit_of_work(factory) as s:
+        organisation_file.import_organisation(s, {
+            "regions": [{"code": "510421", "name": "米易县", "parent": "510400", "level": "district"}],
+            "departments": [{"code": "a_city_drc", "name": "攀枝花市发展和改革委员会", "region": "510400",
+                             "kind": "coordinating"}]}, actor=OPERATOR, now=START)
+        accounts.create_user(s, now=START, actor="test", username="city_admin", password="Zhengwu-2026!",
+                             display_name="市发改委系统管理员", roles=["dept_admin"], department_code="a_city_drc")
+    table = (procedures.BPMN_DIR / "matters.dmn").read_bytes()
+    with factory() as s:
+        admins = {u.username: Actor.of(u) for u in s.scalars(select(User).where(User.username.in_(["city_admin", "drc_admin"])))}
+        assert {region: procedures.owner_department(s, procedures.MATTERS_DECISION, region)
+                for region in ("510411", "510400", "510421")} == {"510411": "drc", "510400": "a_city_drc",
+                                                                  "510421": "a_city_drc"}
+    for region, allowed, refused in (("510411", "drc_admin", "city_admin"), ("510400", "city_admin", "drc_admin")):
+        with unit_of_work(factory) as s:
+            deployed = procedures.deploy(s, actor=admins[allowed], now=START, filename="matters.dmn", content=table,
+                                         region=region)
+            assert deployed.procedure.process_id == procedures.MATTERS_DECISION
+        with pytest.raises(Forbidden), unit_of_work(factory) as s:
+            procedures.deploy(s, actor=admins[refused], now=START, filename="matters.dmn", content=table, region=region)
     engine.dispose()

@@ -244,7 +244,7 @@ def test_the_shipped_files_deployed_at_a_start_never_undo_a_departments_newer_ve
     v2 = edit(shipped(FILING), 'name="备案审查"', 'name="备案审查（第二版）"')
     assert upload(client, token("drc_admin"), FILING, v2).status_code == 201
     with platform.session_factory() as s:
-        results = deploy_directory(s, actor=Actor.system("start"), now=START)
+        results = deploy_directory(s, actor=Actor.system("start"), now=START, region="510411")
         s.commit()
     assert not any(d.created for d in results)
     with platform.session_factory() as s:
