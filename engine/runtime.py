@@ -24,7 +24,7 @@ from sqlalchemy import and_, bindparam, func, inspect, select, update
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from engine import (audit, calendar, clocks, guides, handling, holds, notices, organisation, procedures, projects, spiff_adapter,
+from engine import (audit, calendar, clocks, forms, guides, handling, holds, notices, organisation, procedures, projects, spiff_adapter,
                     task_guards, text)
 from engine.access import Actor, require_role
 from engine.db import transaction_memo
@@ -72,12 +72,17 @@ def form_schema(name: str | None) -> dict | None:
     return json.loads((procedures.FORMS_DIR / name).read_text(encoding="utf-8"))
 
 
-def validate_form(name: str | None, data: dict[str, Any]) -> None:
+def served_form(session: Session, task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task's form and UI schema as a client renders them (``engine.forms.served``)."""
+    return forms.served(session, form_schema(task.form) or NO_FORM, form_schema(task.ui_form) or {})
+
+
+def validate_form(session: Session, name: str | None, data: dict[str, Any]) -> None:
     """The submitted data against the task's form: 422 naming each field and problem."""
     schema = form_schema(name)
     if schema is None:
         return
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=forms.format_checker(session))
     errors: dict[str, list[str]] = {}
     for error in sorted(validator.iter_errors(data), key=lambda e: list(e.path)):
         if error.validator == "required" or error.validator == "additionalProperties":
@@ -86,7 +91,9 @@ def validate_form(name: str | None, data: dict[str, Any]) -> None:
                 errors.setdefault(f"data.{n}", []).append(error.message)
         else:
             path = ".".join(str(p) for p in error.path) or "data"
-            errors.setdefault(f"data.{path}" if path != "data" else "data", []).append(error.message)
+            message = (f"{forms.NOT_A_HANDLING_DEPARTMENT}: {error.instance!r}"
+                       if error.validator == "format" and error.validator_value == forms.DEPARTMENT_FORMAT else error.message)
+            errors.setdefault(f"data.{path}" if path != "data" else "data", []).append(message)
     for path, problem in _unreadable_texts(data, "data"):
         errors.setdefault(path, []).append(problem)
     if errors:
@@ -808,7 +815,7 @@ def complete_task(session: Session, *, actor: Actor, task_id: str, data: dict[st
         raise Conflict("任务已办理或已变更，请刷新 (task already done or changed)")
     if task.assignee_id is not None and task.assignee_id != actor.user_id:
         raise Conflict("任务已由他人签收 (claimed by someone else)")
-    validate_form(task.form, data)
+    validate_form(session, task.form, data)
     row = session.get(ProcessInstance, task.instance_id)
     if row.status == "running" and fire_timers(session, row, until=now) and task.status != "ready":
         raise Conflict("办理时限已过，平台已按规定自动处理，此任务已结束 (the time limit passed: the platform applied "

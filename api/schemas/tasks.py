@@ -5,7 +5,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from api.schemas.common import PageQuery, PlatformInstant, StrictSchema, Text
-from engine.runtime import NO_FORM, form_schema
+from api.transaction import session
+from engine.runtime import served_form
 
 
 class TaskSchema(ma.Schema):
@@ -25,9 +26,10 @@ class TaskSchema(ma.Schema):
     due_at = ma.fields.AwareDateTime(allow_none=True)
     light = ma.fields.String()
     context = ma.fields.Dict()
-    form = ma.fields.Function(lambda t: form_schema(t.form) or NO_FORM,
-                              metadata={"type": "object", "description": "the form's JSON Schema (no field: a task that takes no answer)"})
-    ui_form = ma.fields.Function(lambda t: form_schema(t.ui_form) or {}, metadata={"type": "object", "description": "the form's UI schema"})
+    form = ma.fields.Function(lambda t: served_form(session(), t)[0], metadata={
+        "type": "object", "description": "the form's JSON Schema (no field: a task that takes no answer); a department "
+                                         "field (format `department`) lists the departments that handle matters as its enum"})
+    ui_form = ma.fields.Function(lambda t: served_form(session(), t)[1], metadata={"type": "object", "description": "the form's UI schema"})
 
 
 class TaskListQuery(PageQuery):

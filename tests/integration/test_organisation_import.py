@@ -19,7 +19,7 @@ from engine.errors import Forbidden, Invalid
 from engine.models import AuditEvent, Department, Matter, Project, Region, Task, User
 from engine.projects import PlatformScope
 from tests.conftest import START
-from tests.integration.helpers import declaration, waits_for_a_lock
+from tests.integration.helpers import declaration, declare, waits_for_a_lock
 
 NANGUAN = Path(__file__).resolve().parents[1] / "fixtures" / "organisation" / "nanguan.json"
 OPERATOR = Actor.system("test-import")
@@ -362,3 +362,35 @@ def test_the_master_and_the_matters_table_belong_to_the_coordinating_department_
         with pytest.raises(Forbidden), unit_of_work(factory) as s:
             procedures.deploy(s, actor=admins[refused], now=START, filename="matters.dmn", content=table, region=region)
     engine.dispose()
+
+
+def test_a_regions_own_department_is_dispatched_to_and_offered_on_the_form(client, token, platform):
+    """A department the forms' files never named (林业, imported) is among the window's
+    choices as served with the task, and is dispatched to; a code that is no department,
+    or a department that handles no matter (e-supervision), is refused naming the field."""
+    with unit_of_work(platform.session_factory) as s:
+        organisation_file.import_organisation(s, {"departments": [
+            {"code": "forestry", "name": "仁和区林业局", "region": "510411", "kind": "approving"}]}, actor=OPERATOR, now=START)
+    code = declare(client, token)["project_code"]
+    [task] = [t for t in client.get("/api/v1/tasks", headers=token("window"), query_string={"project_code": code})
+              .get_json()["items"] if t["name"] == "window_review"]
+    options = task["form"]["properties"]["departments"]["items"]["enum"]
+    names = task["ui_form"]["departments"]["items"]["ui:enumNames"]
+    assert dict(zip(options, names))["forestry"] == "仁和区林业局" and "supervision" not in options
+    for wrong in ("police", "supervision"):
+        r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=token("window"),
+                        json={"data": {"window_decision": "dispatch", "departments": ["drc", wrong]}, "version": task["version"]})
+        assert r.status_code == 422 and list(r.get_json()["errors"]) == ["data.departments.1"], r.get_json()
+        assert "not a department that handles matters" in r.get_json()["errors"]["data.departments.1"][0]
+    r = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=token("window"),
+                    json={"data": {"window_decision": "dispatch", "departments": ["drc", "forestry"]}, "version": task["version"]})
+    assert r.status_code == 200, r.get_json()
+    with platform.session_factory() as s:
+        replies = set(s.scalars(select(Task.department_code).where(Task.project_code == code, Task.element_id == "department_reply")))
+    assert replies == {"drc", "forestry"}
+    with platform.session_factory() as s:  # the handling form's consultation: one department, the same way
+        schema, ui = runtime.served_form(s, Task(form="handling.schema.json", ui_form="handling.uischema.json"))
+        assert "forestry" in schema["properties"]["consulted_department"]["enum"]
+        assert "仁和区林业局" in ui["consulted_department"]["ui:enumNames"]
+        runtime.validate_form(s, "handling.schema.json", {"handling_action": "consult", "handling_opinion": "请林业局答复",
+                                                          "consulted_department": "forestry", "consultation_question": "是否占用林地"})

@@ -272,7 +272,8 @@ VALID_FORM_DATA = {
 }
 INVALID_FORM_DATA = {
     "window_review": [{"window_decision": "dispatch"}, {"window_decision": "return", "window_comment": "  "},
-                      {"window_decision": "dispatch", "departments": ["police"]}],
+                      {"window_decision": "dispatch", "departments": []},
+                      {"window_decision": "dispatch", "departments": ["drc", "drc"]}],  # which exist: engine.forms, at run
     "pre_check": [{"precheck_result": "pass", "code_verified": False, "within_competence": True},
                   {"precheck_result": "fail", "code_verified": True, "within_competence": False}],
     "acceptance": [{"acceptance_decision": "correction"}, {"acceptance_decision": "refuse"}],
