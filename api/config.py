@@ -7,7 +7,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from engine.settings import VAR, ConfigurationError, default_database_url, number_from_environment
+from engine.settings import VAR, ConfigurationError, default_database_url, number_from_environment, platform_name
 
 #: HS256 tokens are signed with the key: RFC 7518 asks for at least as many bytes as the hash.
 MIN_SECRET_KEY_BYTES = 32
@@ -59,6 +59,7 @@ def from_environment() -> dict:
         "TZXM_CLOCK": _choice("TZXM_CLOCK", CLOCKS),
         "TZXM_CLOCK_START": _instant("TZXM_CLOCK_START"),
         "TZXM_PLATFORM_REGION": platform_region(),
+        "TZXM_PLATFORM_NAME": platform_name(),
         "TZXM_SWEEP_SECONDS": number_from_environment("TZXM_SWEEP_SECONDS", 5.0, positive=True),
         "TZXM_PORTAL_RATE": os.environ.get("TZXM_PORTAL_RATE"),
         "TZXM_TRUSTED_PROXY_HOPS": os.environ.get("TZXM_TRUSTED_PROXY_HOPS", "0"),

@@ -28,6 +28,7 @@ from engine.models import Project, ProjectMatter, Task, User
 from engine.platform import Platform
 from engine.projects import PlatformScope
 from engine.runtime import FAR_FUTURE
+from engine.settings import DEFAULT_PLATFORM_NAME
 from engine.sweep import sweep
 from engine.workcal import WorkCalendar
 
@@ -126,7 +127,7 @@ def memory_functions(calendar: WorkCalendar, now, project_code: str, promised: d
             particulars = {k: scope.data.get(k) for k in notices.PARTICULARS[kind]}
             return pdf.render(pdf.NoticeDocument(
                 kind=kind, title=notices.title(kind, scope.data), number=f"{project_code}-{kind}", project_code=project_code,
-                project_name=DECLARATION["name"], unit_name="基准测试单位", department_name=pdf.PLATFORM_NAME, issued_at=now,
+                project_name=DECLARATION["name"], unit_name="基准测试单位", department_name=DEFAULT_PLATFORM_NAME, issued_at=now,
                 particulars=particulars, matter_code=scope.data.get("matter_code"), matter_name=scope.data.get("matter_code"),
             ))
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine import audit, files, organisation, pdf, projects
+from engine import audit, files, organisation, pdf, projects, settings
 from engine.access import Actor, project_filter
 from engine.errors import NotFound
 from engine.models import MAX_ID, Department, Matter, Notice, Project, ProjectMatter
@@ -54,10 +54,10 @@ def title(kind: str, particulars: dict[str, Any]) -> str:
     return NOTICE_KINDS[kind]
 
 
-def _issuer(session: Session, project: Project, matter_code: str | None) -> str:
+def _issuer(session: Session, project: Project, matter_code: str | None, platform: str) -> str:
     """The department that issues: the matter's department, or for the project's own
     notices (the conclusion) the general window serving the project's region: its own, or
-    on a city's or province's platform the nearest above it."""
+    on a city's or province's platform the nearest above it; else the platform itself."""
     if matter_code is not None:
         pm = projects.project_matter(session, project, matter_code)
         matter = session.get(Matter, matter_code) if pm is None else None
@@ -71,10 +71,11 @@ def _issuer(session: Session, project: Project, matter_code: str | None) -> str:
                 Department.region_code.in_(chain), Department.kind == "general_window").order_by(Department.code)):
             windows.setdefault(region_code, window)
         name = next((windows[code] for code in chain if code in windows), None)
-    return name or pdf.PLATFORM_NAME
+    return name or platform
 
 
-def _names(session: Session, project: Project, matter_code: str | None, particulars: dict[str, Any]) -> dict[str, Any]:
+def _names(session: Session, project: Project, matter_code: str | None, particulars: dict[str, Any],
+           platform: str) -> dict[str, Any]:
     """The Chinese names a notice prints: addressee, issuer, the matter, and for a
     conclusion every concluded matter."""
     codes = {matter_code} if matter_code else set()
@@ -85,7 +86,7 @@ def _names(session: Session, project: Project, matter_code: str | None, particul
     names = {code: name for code, name in session.execute(query)} if codes else {}
     return {
         "unit_name": project.project_unit.name,
-        "department_name": _issuer(session, project, matter_code),
+        "department_name": _issuer(session, project, matter_code, platform),
         "matter_name": names.get(matter_code) if matter_code else None,
         "matter_names": {code: names[code] for code in sorted(names)},
     }
@@ -99,13 +100,20 @@ def _notified_matters(session: Session, project: Project) -> list[dict[str, Any]
              "document_number": (pm.result or {}).get("document_number") or ""} for pm in rows]
 
 
+def _platform(content: dict[str, Any]) -> str:
+    """The platform's title as the notice was issued under (kept in its content since
+    TZXM_PLATFORM_NAME; older notices were all issued under the default)."""
+    return content.get("platform_name") or settings.DEFAULT_PLATFORM_NAME
+
+
 def _document(notice: Notice, content: dict[str, Any]) -> pdf.NoticeDocument:
     return pdf.NoticeDocument(
         kind=notice.kind, title=content.get("title") or NOTICE_KINDS[notice.kind], number=notice.number,
         project_code=notice.project_code, project_name=content.get("project_name") or "",
-        unit_name=content.get("unit_name") or "", department_name=content.get("department_name") or pdf.PLATFORM_NAME,
+        unit_name=content.get("unit_name") or "", department_name=content.get("department_name") or _platform(content),
         issued_at=notice.issued_at, particulars=content, matter_code=notice.matter_code,
         matter_name=content.get("matter_name"), matter_names=content.get("matter_names") or {},
+        platform_name=_platform(content),
     )
 
 
@@ -122,8 +130,9 @@ def issue(session: Session, *, project: Project, matter_code: str | None, kind: 
         Notice.project_id == project.id, Notice.matter_code.is_(matter_code) if matter_code is None else Notice.matter_code == matter_code,
         Notice.kind == kind))
     number = f"{project.project_code}-{scope}-{kind}-{count + 1:02d}"
+    platform = settings.platform_name()
     content = {"title": title(kind, particulars), "project_code": project.project_code, "project_name": project.name,
-               **_names(session, project, matter_code, particulars),
+               "platform_name": platform, **_names(session, project, matter_code, particulars, platform),
                **{k: particulars.get(k) for k in PARTICULARS[kind]}}
     if kind == "conclusion":
         content["notified_matters"] = particulars["notified_matters"]
@@ -155,5 +164,6 @@ def read_pdf(session: Session, actor: Actor, notice_id: int) -> tuple[Notice, by
             return notice, files.store().read(notice.sha256)
         except FileNotFoundError:
             pass
-    content = {**_names(session, project, notice.matter_code, notice.content or {}), **(notice.content or {})}
+    content = {**_names(session, project, notice.matter_code, notice.content or {}, _platform(notice.content or {})),
+               **(notice.content or {})}
     return notice, pdf.render(_document(notice, content))

@@ -33,12 +33,12 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
 from engine.clock import SHANGHAI
+from engine.settings import DEFAULT_PLATFORM_NAME
 
 FONT = "STSong-Light"
 if FONT not in pdfmetrics.getRegisteredFontNames():
     pdfmetrics.registerFont(UnicodeCIDFont(FONT))
 
-PLATFORM_NAME = "投资项目在线审批监管平台"
 TITLE_SIZE, BODY_SIZE, SMALL_SIZE = 22, 14, 9
 LEADING = 1.75  # line height as a multiple of the font size
 PAGE_WIDTH, PAGE_HEIGHT = A4
@@ -76,6 +76,8 @@ class NoticeDocument:
     matter_name: str | None = None
     #: matter code → Chinese name, for the lines of a conclusion notice
     matter_names: Mapping[str, str] = field(default_factory=dict)
+    #: the platform's title when the notice was issued (``TZXM_PLATFORM_NAME``)
+    platform_name: str = DEFAULT_PLATFORM_NAME
 
 
 # --- what a notice says -----------------------------------------------------------------------
@@ -289,7 +291,7 @@ def render(doc: NoticeDocument) -> bytes:
     pdf.setTitle(f"{doc.title} {doc.number}")
     pdf.setAuthor(doc.department_name)
     pdf.setSubject(f"{doc.project_code} {doc.project_name}")
-    pdf.setCreator(PLATFORM_NAME)
+    pdf.setCreator(doc.platform_name)
     pages = _paginate(_layout(doc))
     for page_no, page in enumerate(pages, start=1):
         y = PAGE_HEIGHT - MARGIN_TOP
@@ -306,7 +308,7 @@ def render(doc: NoticeDocument) -> bytes:
         pdf.line(MARGIN_X, MARGIN_BOTTOM - 6 * mm, PAGE_WIDTH - MARGIN_X, MARGIN_BOTTOM - 6 * mm)
         pdf.drawString(MARGIN_X, MARGIN_BOTTOM - 11 * mm, f"通知书编号：{doc.number}")
         pdf.drawRightString(PAGE_WIDTH - MARGIN_X, MARGIN_BOTTOM - 11 * mm, f"第 {page_no} 页，共 {len(pages)} 页")
-        pdf.drawCentredString(PAGE_WIDTH / 2, MARGIN_BOTTOM - 16 * mm, f"本通知书由{PLATFORM_NAME}生成")
+        pdf.drawCentredString(PAGE_WIDTH / 2, MARGIN_BOTTOM - 16 * mm, f"本通知书由{doc.platform_name}生成")
         pdf.showPage()
     pdf.save()
     return buffer.getvalue()

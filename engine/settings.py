@@ -28,6 +28,21 @@ def default_database_url() -> str:
     return f"sqlite:///{VAR / 'tzxm.sqlite3'}"
 
 
+#: The platform's title when ``TZXM_PLATFORM_NAME`` is unset.
+DEFAULT_PLATFORM_NAME = "投资项目在线审批监管平台"
+PLATFORM_NAME_MAX = 64
+
+
+def platform_name() -> str:
+    """TZXM_PLATFORM_NAME: the platform's title as its notices and the portal's feeds print it
+    (e.g. 吉林省投资项目在线审批监管平台); one line of at most 64 printable characters."""
+    value = os.environ.get("TZXM_PLATFORM_NAME", "").strip() or DEFAULT_PLATFORM_NAME
+    if len(value) > PLATFORM_NAME_MAX or not value.isprintable():
+        raise ConfigurationError(f"TZXM_PLATFORM_NAME must be one line of at most {PLATFORM_NAME_MAX} printable "
+                                 f"characters, not {value[:80]!r}")
+    return value
+
+
 class ConfigurationError(RuntimeError):
     """A setting from the environment that cannot be used: the message names the variable
     and what it must be (the console script prints it on one line)."""

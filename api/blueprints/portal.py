@@ -34,11 +34,10 @@ from api.schemas.portal import (
 )
 from api.transaction import committed_part, platform, session
 from engine import portal, ratelimit
-from engine.settings import ConfigurationError
+from engine.settings import ConfigurationError, platform_name
 
 bp = Blueprint("portal", __name__, url_prefix="/portal", description="门户 (portal): public progress lookup and disclosure")
 
-PLATFORM_NAME = "投资项目在线审批监管平台"
 #: The year in every tag: URI of this platform (RFC 4151: a date the authority held its name).
 TAG_YEAR = "2026"
 _HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -216,7 +215,7 @@ def _feed(name: str, title: str, lister, entry: Callable[[dict, str], dict], que
     updated: datetime = max((e["updated"] for e in entries), default=platform().clock.now())
     body = atom_feed(
         feed_id=f"tag:{authority},{TAG_YEAR}:disclosure/{name}", title=title, self_url=request.url,
-        alternate_url=url_for(json_endpoint, _external=True, **request.args), author=PLATFORM_NAME,
+        alternate_url=url_for(json_endpoint, _external=True, **request.args), author=platform_name(),
         updated=updated, entries=entries,
     )
     return Response(body, content_type=f"{ATOM_MEDIA_TYPE}; charset=utf-8")

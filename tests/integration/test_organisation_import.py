@@ -394,3 +394,19 @@ def test_a_regions_own_department_is_dispatched_to_and_offered_on_the_form(clien
         assert "仁和区林业局" in ui["consulted_department"]["ui:enumNames"]
         runtime.validate_form(s, "handling.schema.json", {"handling_action": "consult", "handling_opinion": "请林业局答复",
                                                           "consulted_department": "forestry", "consultation_question": "是否占用林地"})
+
+
+def test_the_platforms_own_title_is_printed_on_its_notices_and_feeds(client, token, platform, monkeypatch):
+    """TZXM_PLATFORM_NAME: a notice keeps the title it was issued under (read again from its
+    content, as the names it prints); one issued before keeps the default."""
+    monkeypatch.setenv("TZXM_PLATFORM_NAME", "吉林省投资项目在线审批监管平台")
+    with unit_of_work(platform.session_factory) as s:
+        applicant = Actor.of(s.scalar(select(User).where(User.username == "applicant")))
+        project = runtime.declare(s, actor=applicant, scope=PlatformScope("510411"), now=START, fields=declaration())
+        notice = notices.issue(s, project=project, matter_code=None, kind="conclusion", particulars={}, now=START)
+        assert notice.content["platform_name"] == "吉林省投资项目在线审批监管平台"
+        assert notices._document(notice, notice.content).platform_name == "吉林省投资项目在线审批监管平台"
+        earlier = {k: v for k, v in notice.content.items() if k != "platform_name"}
+        assert notices._document(notice, earlier).platform_name == "投资项目在线审批监管平台"
+    feed = client.get("/api/v1/portal/disclosure/approvals.atom").get_data(as_text=True)
+    assert "<name>吉林省投资项目在线审批监管平台</name>" in feed
