@@ -213,7 +213,8 @@ def files_group() -> None:
 @files_group.command("prune")
 @click.option("--older-than-hours", type=click.IntRange(min=1), default=24, show_default=True,
               help="only files untouched this long (a request in flight touches its file)")
-@click.option("--force", is_flag=True, help="prune even when the database names none of the store's files")
+@click.option("--force", is_flag=True, help="prune even when the database names none of the store's files or the store is bound to "
+                   "another platform's database; the store is bound to this one from then on")
 def files_prune(older_than_hours: int, force: bool) -> None:
     """Delete the files no row names: left by requests that rolled back, or by a crash mid-write."""
     older_than = SystemClock().now() - timedelta(hours=older_than_hours)

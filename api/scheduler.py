@@ -1,7 +1,8 @@
 """The clock sweep, every ``TZXM_SWEEP_SECONDS``: scheduled in the background of a server
 process (``tzxm serve``), or run in the foreground as a process of its own (``tzxm
 sweeper``, beside a production WSGI server serving ``api.wsgi``, which does not sweep).
-Several processes may sweep at once: they share the work (``SKIP LOCKED``)."""
+Several processes may sweep at once: on PostgreSQL they share the work (``SKIP LOCKED``);
+SQLite serializes them."""
 from __future__ import annotations
 
 import logging

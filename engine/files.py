@@ -182,6 +182,8 @@ class FileStore:
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
             _sync_directory(target.parent)
+        if not (self.root / BINDING).exists():
+            self._bind_to_writer(session)
         # Two requests storing the same new bytes at once both insert: the second is a no-op.
         session.execute(
             dialect_insert(session)(StoredFile)
@@ -220,12 +222,7 @@ class FileStore:
                 files_[path.name] = path
             elif path.name.startswith((".upload-", ".prune-")):
                 leftovers.append(path)  # a write that never finished; a prune stopped midway
-        if files_ and not force and not self.belongs_to(session, present):
-            # every file would look unreferenced: DATABASE_URL names another platform's database
-            raise Conflict(f"文件库 {self.root} 与该数据库不匹配：数据库登记的文件都不在此处，未删除任何文件 "
-                           f"(the database names none of the files in {self.root}: is DATABASE_URL this platform's? "
-                           f"nothing deleted; --force prunes anyway)")
-        self._bind(session, force=force)
+        self._bind(session, present, force=force)
         names = sorted({*files_, *(p.name.removeprefix(".prune-") for p in leftovers)})
         named = set()
         for i in range(0, len(names), 500):
@@ -254,32 +251,61 @@ class FileStore:
             pruned.append(path.name)
         return pruned
 
-    def _bind(self, session: Session, *, force: bool) -> None:
-        """The store is bound to the platform its first prune ran for (``PLATFORM`` holds the
-        database's ``platform_id``): a prune run with another platform's database, which may
-        name some of the same files, is refused, deleting nothing (``force``: the operator
-        says this database is the store's, and the store is bound to it from then on)."""
-        identity, marker = platform_state.platform_id(session), self.root / BINDING
+    def _bind(self, session: Session, present: list[str], *, force: bool) -> None:
+        """Whether this database is the store's, before a prune deletes anything. A store is
+        bound to one platform (``PLATFORM`` holds its database's ``platform_id``) by the first
+        file written (``put``) or else by the first prune: a prune with another platform's
+        database, which may name some of the same files, is refused. A store not yet bound
+        is bound by a prune only when the database names some of its files (or it holds
+        none): a database naming none would see every file as unreferenced. ``force``: the
+        operator says this database is the store's, and the store is bound to it."""
+        identity = platform_state.platform_id(session)
         if identity is None:
             raise Conflict("数据库尚无平台标识，请先运行 tzxm db upgrade，未删除任何文件 (the database has no platform "
                            "identity yet: run `tzxm db upgrade`; nothing deleted)")
         try:
-            bound = marker.read_text(encoding="ascii").strip()
+            bound = (self.root / BINDING).read_text(encoding="ascii").strip()
         except FileNotFoundError:
             bound = None
         if bound == identity:
             return
-        if bound is not None and not force:
+        if not force and bound is not None:
             raise Conflict(f"文件库 {self.root} 属于另一个平台的数据库，未删除任何文件 (the store {self.root} is bound to "
                            f"another platform's database, {bound}, not {identity}: is DATABASE_URL this platform's? "
                            f"nothing deleted; --force prunes anyway and binds the store to this database)")
+        if not force and present and not self.belongs_to(session, present):
+            raise Conflict(f"文件库 {self.root} 与该数据库不匹配：数据库登记的文件都不在此处，未删除任何文件 "
+                           f"(the database names none of the files in {self.root}: is DATABASE_URL this platform's? "
+                           f"nothing deleted; --force prunes anyway)")
+        self._write_binding(identity, replace=True)
+
+    def _bind_to_writer(self, session: Session) -> None:
+        """The first file written binds the store to the database it is written for (a
+        database without an identity, before ``tzxm db upgrade``, binds nothing)."""
+        identity = platform_state.platform_id(session)
+        if identity is not None:
+            self._write_binding(identity, replace=False)
+
+    def _write_binding(self, identity: str, *, replace: bool) -> None:
+        """Written whole, then put in place: by rename (``replace``), or by a link that leaves
+        a binding another writer made first as it is."""
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".binding-")
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(identity + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, marker)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(identity + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            if replace:
+                os.replace(tmp, self.root / BINDING)
+            else:
+                try:
+                    os.link(tmp, self.root / BINDING)
+                except FileExistsError:
+                    pass
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         _sync_directory(self.root)
 
     def read(self, sha256: str) -> bytes:

@@ -81,8 +81,9 @@ class Health:
     platform_region_known: bool | None = None
 
     def sweep_behind(self, now: datetime, sweep_seconds: float) -> bool | None:
-        """Every server process sweeps every ``sweep_seconds``; none for ten of those (at
-        least a minute) means none is sweeping, while requests may still be served.
+        """The sweeping processes (``tzxm serve``, ``tzxm sweeper``) sweep every
+        ``sweep_seconds``; none for ten of those (at least a minute) means none is sweeping,
+        while requests may still be served (``api.wsgi`` workers do not sweep).
         Unknown (None) while the database does not answer or before the first sweep."""
         if not self.database or self.last_sweep_at is None:
             return None

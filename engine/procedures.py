@@ -30,7 +30,7 @@ from engine import audit, diagram_checks, files, guides, matters_table, organisa
 from engine.access import Actor, require_role
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.matters_table import MATTERS_DECISION
-from engine.models import Department, Matter, ProcedureVersion
+from engine.models import Department, Matter, ProcedureVersion, Region
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMS_DIR = ROOT / "forms"
@@ -280,6 +280,9 @@ def deploy(session: Session, *, actor: Actor, now: datetime, filename: str, cont
     content is a no-op too, so a restart never puts a shipped file back over the newer
     version a department deployed."""
     require_role(actor, "dept_admin", "operator")
+    if session.get(Region, region) is None:  # whose procedures these are is decided by the platform's region
+        raise Conflict(f"本平台的地区 {region} 不在数据库中，请先初始化或导入组织机构 (the platform's region {region}, "
+                       "TZXM_PLATFORM_REGION, is not in the database: seed or import its organisation first)")
     checked = check(session, filename, content, actor)
     owner = owner_department(session, checked.process_id, region)
     if not actor.has("operator") and owner != actor.department_code:

@@ -74,7 +74,7 @@ def form_schema(name: str | None) -> dict | None:
 
 def served_form(session: Session, task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
     """The task's form and UI schema as a client renders them (``engine.forms.served``)."""
-    return forms.served(session, form_schema(task.form) or NO_FORM, form_schema(task.ui_form) or {})
+    return forms.served(session, (task.form, task.ui_form), form_schema(task.form) or NO_FORM, form_schema(task.ui_form) or {})
 
 
 def validate_form(session: Session, name: str | None, data: dict[str, Any]) -> None:

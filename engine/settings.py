@@ -30,12 +30,13 @@ def default_database_url() -> str:
 
 #: The platform's title when ``TZXM_PLATFORM_NAME`` is unset.
 DEFAULT_PLATFORM_NAME = "投资项目在线审批监管平台"
-PLATFORM_NAME_MAX = 64
+#: the notice's footer (本通知书由…生成, 9 pt) fits the A4 text width up to about 42 characters
+PLATFORM_NAME_MAX = 40
 
 
 def platform_name() -> str:
     """TZXM_PLATFORM_NAME: the platform's title as its notices and the portal's feeds print it
-    (e.g. 吉林省投资项目在线审批监管平台); one line of at most 64 printable characters."""
+    (e.g. 吉林省投资项目在线审批监管平台); one line of at most 40 printable characters."""
     value = os.environ.get("TZXM_PLATFORM_NAME", "").strip() or DEFAULT_PLATFORM_NAME
     if len(value) > PLATFORM_NAME_MAX or not value.isprintable():
         raise ConfigurationError(f"TZXM_PLATFORM_NAME must be one line of at most {PLATFORM_NAME_MAX} printable "

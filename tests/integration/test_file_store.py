@@ -15,7 +15,7 @@ from engine import files, platform_state
 from engine.db import unit_of_work
 from engine.errors import Conflict
 from engine.health import upgrade
-from engine.models import PlatformState
+from engine.models import PlatformState, StoredFile
 
 DAY_AGO = -timedelta(days=1)
 
@@ -74,11 +74,12 @@ def test_the_prune_command_deletes_what_no_row_names(platform, file_store, datab
     orphan = _put(platform, b"%PDF-1.4 orphan", commit=False)
     for name in (kept, orphan):
         _age(store.path(name), platform, by=-timedelta(days=400))  # the command reads the real clock
-    # another platform's database (a forgotten DATABASE_URL): every file would look unreferenced
+    # another platform's database (a forgotten DATABASE_URL): every file would look unreferenced, and the
+    # store, bound by its first file to the database it was written for, says whose it is
     other = f"sqlite:///{tmp_path / 'other.sqlite3'}"
     assert CliRunner().invoke(main, ["db", "upgrade"], env={"DATABASE_URL": other}).exit_code == 0
     refused = CliRunner().invoke(main, ["files", "prune", "--older-than-hours", "2"], env={"DATABASE_URL": other})
-    assert refused.exit_code == 2 and "names none of the files" in refused.output, refused.output
+    assert refused.exit_code == 2 and "bound to another platform's database" in refused.output, refused.output
     assert store.path(kept).exists() and store.path(orphan).exists()
     monkeypatch.setenv("DATABASE_URL", database_url)
     result = CliRunner().invoke(main, ["files", "prune", "--older-than-hours", "2"])
@@ -147,6 +148,8 @@ def test_a_new_file_is_on_disk_bytes_then_name_before_its_row_is_written(platfor
         events.append("rename")
         real_replace(src, dst)
 
+    _put(platform, b"%PDF-1.4 first", commit=True)  # the store's first file binds it (PLATFORM, made durable too)
+    assert (file_store / files.BINDING).exists()
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     digest = _put(platform, b"%PDF-1.4 durable", commit=True)
@@ -158,10 +161,12 @@ def test_a_new_file_is_on_disk_bytes_then_name_before_its_row_is_written(platfor
 
 
 def test_a_store_with_only_unreferenced_files_is_pruned_only_when_forced(platform, file_store):
-    """A database that names no stored file cannot tell its own store from another's: the
-    operator says so (``--force``), as on a new platform whose only uploads rolled back."""
+    """A store not bound to a platform (written before bindings) whose files no row of the
+    database names cannot be told from another's: the operator says so (``--force``), as on
+    a new platform whose only uploads rolled back."""
     store = files.store()
     orphan = _put(platform, b"%PDF-1.4 orphan", commit=False)
+    (file_store / files.BINDING).unlink()
     _age(store.path(orphan), platform)
     with unit_of_work(platform.session_factory) as s, pytest.raises(Conflict, match="names none of the files"):
         store.prune(s, older_than=platform.clock.now() - timedelta(hours=12))
@@ -216,3 +221,20 @@ def test_the_store_is_bound_to_its_platform_and_refuses_a_prune_for_another(plat
     upgrade(database_url)
     with platform.session_factory() as s:
         assert platform_state.platform_id(s) not in (None, "f" * 32)
+
+
+def test_the_first_file_binds_the_store_and_a_prune_binds_only_a_store_its_database_names(platform, file_store):
+    """The store's first file binds it to the database it is written for; a store not yet
+    bound (written before bindings) is bound by a prune only when that database names some
+    of its files, even when no file is old enough to prune (the review's case: a prune with
+    another platform's database bound the store to it, and locked out its own)."""
+    store = files.store()
+    kept = _put(platform, b"%PDF-1.4 kept", commit=True)
+    with platform.session_factory() as s:
+        assert (file_store / files.BINDING).read_text(encoding="ascii").strip() == platform_state.platform_id(s)
+    (file_store / files.BINDING).unlink()
+    with unit_of_work(platform.session_factory) as s:  # another platform's database: it names none of these files
+        s.execute(delete(StoredFile).where(StoredFile.sha256 == kept))
+    with unit_of_work(platform.session_factory) as s, pytest.raises(Conflict, match="names none of the files"):
+        store.prune(s, older_than=platform.clock.now() - timedelta(hours=12))
+    assert not (file_store / files.BINDING).exists() and store.path(kept).exists()

@@ -26,7 +26,7 @@ from engine.sweep import sweep
     ("TZXM_CLOCK", "bogus", "TZXM_CLOCK must be one of system, manual"),
     ("TZXM_PLATFORM_REGION", "仁和区", "TZXM_PLATFORM_REGION must be a 6-digit region code"),
     ("TZXM_PLATFORM_NAME", "吉林省投资项目\n在线审批监管平台", "TZXM_PLATFORM_NAME must be one line"),
-    ("TZXM_PLATFORM_NAME", "平" * 65, "TZXM_PLATFORM_NAME must be one line of at most 64"),
+    ("TZXM_PLATFORM_NAME", "平" * 41, "TZXM_PLATFORM_NAME must be one line of at most 40"),
     ("TZXM_PLATFORM_REGION", "５１０４１１", "TZXM_PLATFORM_REGION must be a 6-digit region code"),
     ("TZXM_CLOCK_START", "2026-09-30T09:00:00", "TZXM_CLOCK_START must be an ISO 8601 instant with its UTC offset"),
     ("TZXM_CLOCK_START", "bogus", "TZXM_CLOCK_START must be an ISO 8601 instant"),

@@ -16,7 +16,7 @@ from engine import accounts, health, notices, organisation_file, procedures, run
 from engine.access import Actor
 from engine.db import make_engine, make_session_factory, unit_of_work
 from engine.errors import Forbidden, Invalid
-from engine.models import AuditEvent, Department, Matter, Project, Region, Task, User
+from engine.models import AuditEvent, Department, Matter, ProcedureVersion, Project, Region, Task, User
 from engine.projects import PlatformScope
 from tests.conftest import START
 from tests.integration.helpers import declaration, declare, waits_for_a_lock
@@ -27,6 +27,15 @@ OPERATOR = Actor.system("test-import")
 
 def nanguan() -> dict:
     return json.loads(NANGUAN.read_text(encoding="utf-8"))
+
+
+def _imported(database_url: str, document: dict):
+    """An engine and session factory on the test's database, with ``document`` imported."""
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    with unit_of_work(factory) as s:
+        organisation_file.import_organisation(s, document, actor=OPERATOR, now=START)
+    return engine, factory
 
 
 def test_a_district_elsewhere_runs_its_own_platform_from_an_imported_file(tmp_path, monkeypatch):
@@ -56,6 +65,9 @@ def test_a_district_elsewhere_runs_its_own_platform_from_an_imported_file(tmp_pa
     ]
     again = runner.invoke(main, ["import-organisation", str(NANGUAN)])
     assert again.exit_code == 0 and "departments: 0 were created, 0 were updated, 8 unchanged" in again.output, again.output
+    refused = runner.invoke(main, ["deploy", "bpmn"])  # the platform still says 510411 (the default)
+    assert refused.exit_code == 2 and "TZXM_PLATFORM_REGION" in refused.output, refused.output
+    monkeypatch.setenv("TZXM_PLATFORM_REGION", "220102")
     assert runner.invoke(main, ["deploy", "bpmn"]).exit_code == 0
     unit = runner.invoke(main, ["create-unit", "--name", "长春南关示范建设有限公司", "--credit-code", "91510411MA62111112"])
     assert unit.exit_code == 0, unit.output
@@ -80,6 +92,9 @@ def test_a_district_elsewhere_runs_its_own_platform_from_an_imported_file(tmp_pa
         assert (window_task.element_id, window_task.department_code) == ("window_review", "window")
         assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "organisation.import")) == 1
         assert s.get(Department, "window").region.name == "南关区"
+        owners = dict(s.execute(select(ProcedureVersion.process_id, ProcedureVersion.department_code)).all())
+        assert owners["project_master"] == owners["matters_notice"] == "drc"  # 南关区发展和改革局
+        assert owners["matter_eia_approval"] == "env"
     engine.dispose()
 
 
@@ -339,13 +354,10 @@ def test_the_master_and_the_matters_table_belong_to_the_coordinating_department_
     """The master process and the matters notice table serve every declaration of the
     platform: the 综合管理部门 of its region (or the nearest above) deploys them, not the
     coordinating department whose code happens to sort first."""
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
+    engine, factory = _imported(database_url, {
+        "regions": [{"code": "510421", "name": "米易县", "parent": "510400", "level": "district"}],
+        "departments": [{"code": "a_city_drc", "name": "攀枝花市发展和改革委员会", "region": "510400", "kind": "coordinating"}]})
     with unit_of_work(factory) as s:
-        organisation_file.import_organisation(s, {
-            "regions": [{"code": "510421", "name": "米易县", "parent": "510400", "level": "district"}],
-            "departments": [{"code": "a_city_drc", "name": "攀枝花市发展和改革委员会", "region": "510400",
-                             "kind": "coordinating"}]}, actor=OPERATOR, now=START)
         accounts.create_user(s, now=START, actor="test", username="city_admin", password="Zhengwu-2026!",
                              display_name="市发改委系统管理员", roles=["dept_admin"], department_code="a_city_drc")
     table = (procedures.BPMN_DIR / "matters.dmn").read_bytes()
@@ -410,3 +422,22 @@ def test_the_platforms_own_title_is_printed_on_its_notices_and_feeds(client, tok
         assert notices._document(notice, earlier).platform_name == "投资项目在线审批监管平台"
     feed = client.get("/api/v1/portal/disclosure/approvals.atom").get_data(as_text=True)
     assert "<name>吉林省投资项目在线审批监管平台</name>" in feed
+
+
+def test_a_department_that_owns_a_matter_is_offered_whatever_its_kind_and_a_form_is_served_once(database_url):
+    """A 行政审批局 is the window and approves (a general window owning a catalogue matter):
+    it is dispatched to like any approving department. The served form carries options, not
+    the format a strict client would refuse, and is made once however many tasks show it."""
+    engine, factory = _imported(database_url, {
+        "departments": [{"code": "spj", "name": "仁和区行政审批局", "region": "510411", "kind": "general_window"}],
+        "matters": [{"code": "temporary_land_use", "name": "临时用地审批", "department": "spj",
+                     "promised_working_days": 10, "regimes": ["examination", "approval", "filing"]}]})
+    with factory() as s:
+        runtime.validate_form(s, "window_review.schema.json", {"window_decision": "dispatch", "departments": ["spj"]})
+        first = [runtime.served_form(s, Task(form="window_review.schema.json", ui_form="window_review.uischema.json"))
+                 for _ in range(3)]
+        assert first[0] is first[1] is first[2]
+        items = first[0][0]["properties"]["departments"]["items"]
+        assert "format" not in items and "spj" in items["enum"] and "window" not in items["enum"]
+        assert "format" in runtime.form_schema("window_review.schema.json")["properties"]["departments"]["items"]
+    engine.dispose()
