@@ -16,6 +16,7 @@ from engine import accounts, health, notices, organisation_file, procedures, run
 from engine.access import Actor
 from engine.db import make_engine, make_session_factory, unit_of_work
 from engine.errors import Forbidden, Invalid
+from engine.health import upgrade
 from engine.models import AuditEvent, Department, Matter, ProcedureVersion, Project, Region, Task, User
 from engine.projects import PlatformScope
 from tests.conftest import START
@@ -440,4 +441,21 @@ def test_a_department_that_owns_a_matter_is_offered_whatever_its_kind_and_a_form
         items = first[0][0]["properties"]["departments"]["items"]
         assert "format" not in items and "spj" in items["enum"] and "window" not in items["enum"]
         assert "format" in runtime.form_schema("window_review.schema.json")["properties"]["departments"]["items"]
+    engine.dispose()
+
+
+def test_with_no_department_to_offer_a_form_is_served_without_options(tmp_path):
+    """Before any organisation is imported there is nothing to choose: no empty list of
+    options (which a client renders as a choice it can never make), and an answer is refused."""
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with make_session_factory(engine)() as s:
+        schema, ui = runtime.served_form(s, Task(form="window_review.schema.json", ui_form="window_review.uischema.json"))
+        items = schema["properties"]["departments"]["items"]
+        assert "enum" not in items and "format" not in items and items["type"] == "string"
+        assert "ui:enumNames" not in ui["departments"].get("items", {})
+        with pytest.raises(Invalid) as refused:
+            runtime.validate_form(s, "window_review.schema.json", {"window_decision": "dispatch", "departments": ["drc"]})
+        assert list(refused.value.errors) == ["data.departments.0"]
     engine.dispose()
