@@ -3,6 +3,7 @@ create-user, audit verify, files prune."""
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import signal
 import sys
@@ -111,6 +112,15 @@ def import_organisation(path: str, dry_run: bool) -> None:
         updated = report.updated[section]
         click.echo(f"{section}: {len(created)} {verb} created{_listed(created)}, {len(updated)} {verb} updated"
                    f"{_listed(updated)}, {report.unchanged[section]} unchanged")
+
+
+@main.command("export-organisation")
+def export_organisation() -> None:
+    """Print the organisation the database holds as an organisation file (JSON, UTF-8): what
+    import-organisation takes, e.g. as the start of another region's file."""
+    with _factory()() as session:
+        document = organisation_file.export(session)
+    click.echo(json.dumps(document, ensure_ascii=False, indent=1))
 
 
 def _listed(codes: list[str]) -> str:

@@ -1,5 +1,6 @@
 """An organisation file: the regions, departments and catalogue of matters one platform
-serves, imported by ``tzxm import-organisation`` (or ``POST /admin/organisation``).
+serves, imported by ``tzxm import-organisation`` (or ``POST /admin/organisation``) and
+written by ``tzxm export-organisation``.
 
 Provinces, cities and districts each run a platform; the shipped seed is 仁和区's. Another
 region describes its own in one JSON file::
@@ -84,6 +85,20 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged}
+
+
+def export(session: Session) -> dict[str, Any]:
+    """The organisation the database holds, as a file ``import_organisation`` takes back
+    unchanged (``tzxm export-organisation``): a start for another region's file, or the
+    same organisation moved to another database."""
+    document: dict[str, Any] = {}
+    for section in SECTIONS:
+        rows = session.scalars(select(section.model).order_by(getattr(section.model, section.key)))
+        document[section.name] = [{"code": section.code_of(row), **{key: getattr(row, attribute)
+                                                                   for key, attribute in section.columns.items()}}
+                                  for row in rows]
+    document["regions"].sort(key=lambda entry: (REGION_LEVELS.index(entry["level"]), entry["code"]))
+    return document
 
 
 def parse(data: bytes) -> Any:

@@ -459,3 +459,27 @@ def test_with_no_department_to_offer_a_form_is_served_without_options(tmp_path):
             runtime.validate_form(s, "window_review.schema.json", {"window_decision": "dispatch", "departments": ["drc"]})
         assert list(refused.value.errors) == ["data.departments.0"]
     engine.dispose()
+
+
+def test_an_exported_organisation_is_imported_back_unchanged_and_into_a_new_database(database_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    exported = CliRunner().invoke(main, ["export-organisation"])
+    assert exported.exit_code == 0, exported.output
+    document = json.loads(exported.output)
+    assert [r["code"] for r in document["regions"]] == ["510000", "510400", "510411"]
+    assert {"code": "land", "name": "仁和区自然资源局", "region": "510411", "kind": "approving"} in document["departments"]
+    assert len(document["matters"]) == 7
+    engine = make_engine(database_url)
+    with unit_of_work(make_session_factory(engine)) as s:
+        report = organisation_file.import_organisation(s, document, actor=OPERATOR, now=START)
+    assert not report.changed and report.unchanged == {"regions": 3, "departments": 8, "matters": 7}
+    engine.dispose()
+    fresh = f"sqlite:///{tmp_path / 'moved.sqlite3'}"
+    upgrade(fresh)
+    engine = make_engine(fresh)
+    with unit_of_work(make_session_factory(engine)) as s:
+        moved = organisation_file.import_organisation(s, document, actor=OPERATOR, now=START)
+    assert moved.created["departments"] == [d["code"] for d in document["departments"]]
+    with make_session_factory(engine)() as s:
+        assert organisation_file.export(s) == document
+    engine.dispose()
