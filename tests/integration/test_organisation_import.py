@@ -483,3 +483,54 @@ def test_an_exported_organisation_is_imported_back_unchanged_and_into_a_new_data
     with make_session_factory(engine)() as s:
         assert organisation_file.export(s) == document
     engine.dispose()
+
+
+def test_a_citys_platform_whose_own_departments_handle_its_districts_projects(tmp_path, clock):
+    """One platform, one set of departments (README, "Left from session 14"): on 攀枝花市's
+    platform, its departments at the city, a project of 米易县 (a district below) is seen and
+    worked by the city's window and departments."""
+    url = f"sqlite:///{tmp_path / 'city.sqlite3'}"
+    upgrade(url)
+    city = nanguan()
+    city["regions"] = [{"code": "510000", "name": "四川省", "parent": None, "level": "province"},
+                       {"code": "510400", "name": "攀枝花市", "parent": "510000", "level": "city"},
+                       {"code": "510421", "name": "米易县", "parent": "510400", "level": "district"}]
+    for department in city["departments"]:
+        department["region"] = "510400"
+        department["name"] = department["name"].replace("南关区", "攀枝花市")
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    with unit_of_work(factory) as s:
+        organisation_file.import_organisation(s, city, actor=OPERATOR, now=START)
+        procedures.deploy_directory(s, actor=OPERATOR, now=START, region="510400")
+        unit = accounts.create_project_unit(s, now=START, actor="test", name="米易示范建设有限公司", credit_code="91510411MA62111112")
+        for username, role, department in (("city_window", "window_officer", "window"), ("city_drc", "officer", "drc"),
+                                           ("miyi_unit", "applicant", None)):
+            accounts.create_user(s, now=START, actor="test", username=username, password="Zhengwu-2026!", display_name=username,
+                                 roles=[role], department_code=department, project_unit_id=unit.id if department is None else None)
+    engine.dispose()
+    from api import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "SECRET_KEY": "c" * 40, "TZXM_CLOCK_OBJECT": clock,
+                      "TZXM_PLATFORM_REGION": "510400", "TZXM_SWEEP_SECONDS": 1})
+    client, platform = app.test_client(), app.extensions["tzxm"]
+
+    def bearer(username: str) -> dict[str, str]:
+        with platform.session_factory() as s:
+            user = s.scalar(select(User).where(User.username == username))
+            return {"Authorization": f"Bearer {accounts.issue_token(user, now=clock.now(), secret=platform.secret_key).access_token}"}
+
+    declared = client.post("/api/v1/projects", headers=bearer("miyi_unit"), json=declaration(region_code="510421", location="米易县"))
+    assert declared.status_code == 201, declared.get_json()
+    code = declared.get_json()["project_code"]
+    assert code.startswith("2026-510421-")
+    assert client.get(f"/api/v1/projects/{code}", headers=bearer("city_window")).status_code == 200
+    [review] = client.get("/api/v1/tasks", headers=bearer("city_window"), query_string={"project_code": code}).get_json()["items"]
+    departments = review["context"]["departments"]
+    done = client.post(f"/api/v1/tasks/{review['id']}/complete", headers=bearer("city_window"),
+                       json={"data": {"window_decision": "dispatch", "departments": departments}, "version": review["version"]})
+    assert done.status_code == 200, done.get_json()
+    replies = client.get("/api/v1/tasks", headers=bearer("city_drc"), query_string={"project_code": code}).get_json()["items"]
+    assert [t["name"] for t in replies] == ["department_reply"]
+    assert client.get(f"/api/v1/projects/{code}", headers=bearer("city_drc")).status_code == 200
+    app.extensions["tzxm_engine"].dispose()
