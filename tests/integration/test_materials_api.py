@@ -95,7 +95,8 @@ def counts(platform) -> tuple:
 
 
 def stored_files(root) -> list:
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    """The files stored under their SHA-256 (not the store's PLATFORM binding)."""
+    return [p for p in root.glob("??/*") if p.is_file()] if root.exists() else []
 
 
 def tasks(client, token, user, code):
