@@ -7,6 +7,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from engine import codes
 from engine.settings import VAR, ConfigurationError, default_database_url, number_from_environment, platform_name
 
 #: HS256 tokens are signed with the key: RFC 7518 asks for at least as many bytes as the hash.
@@ -53,13 +54,13 @@ def _create_once(path: Path, text: str) -> None:
 
 def from_environment() -> dict:
     """The settings, each checked here: a bad value stops the start with one line naming it."""
+    platform_name()  # the engine reads it where it prints it (notices, feeds): checked at start all the same
     return {
         "DATABASE_URL": default_database_url(),
         "SECRET_KEY": secret_key(),
         "TZXM_CLOCK": _choice("TZXM_CLOCK", CLOCKS),
         "TZXM_CLOCK_START": _instant("TZXM_CLOCK_START"),
         "TZXM_PLATFORM_REGION": platform_region(),
-        "TZXM_PLATFORM_NAME": platform_name(),
         "TZXM_SWEEP_SECONDS": number_from_environment("TZXM_SWEEP_SECONDS", 5.0, positive=True),
         "TZXM_PORTAL_RATE": os.environ.get("TZXM_PORTAL_RATE"),
         "TZXM_TRUSTED_PROXY_HOPS": os.environ.get("TZXM_TRUSTED_PROXY_HOPS", "0"),
@@ -78,7 +79,7 @@ def platform_region() -> str:
     GB/T 2260 code (six digits), whose organisation the database holds (``tzxm
     seed-organisation`` or ``tzxm import-organisation``)."""
     value = os.environ.get("TZXM_PLATFORM_REGION") or "510411"
-    if not (len(value) == 6 and value.isascii() and value.isdigit()):
+    if codes.region_problem(value):
         raise ConfigurationError(f"TZXM_PLATFORM_REGION must be a 6-digit region code (GB/T 2260, e.g. 510411), "
                                  f"not {value!r}")
     return value

@@ -259,7 +259,11 @@ def _width_message(scheme: Scheme, part: str, width: int, got: str) -> str:
     return f"{zh}应为{width}位数字，实为“{got}” ({en} must be {width} digits, got {got!r})"
 
 
-def _region_problem(region: str) -> str | None:
+def region_problem(region: object) -> str | None:
+    """Why a value is not a plausible GB/T 2260 region code (six digits under a province's
+    prefix), or None: whether the platform holds that region is the caller's business."""
+    if not isinstance(region, str):
+        return f"地区代码必须是文本，实为{region!r} (region code must be a string, got {region!r})"
     if not _digits(region, 6):
         return f"地区代码应为6位数字，实为“{region}” (region code must be 6 digits, got {region!r})"
     if region[:2] not in PROVINCES:
@@ -354,7 +358,7 @@ def _diagnose(code: object, scheme_name: str | None) -> tuple[dict[str, str], Sc
 
     region = groups[1]
     if "region" not in problems:
-        message = _region_problem(region)
+        message = region_problem(region)
         if message:
             problems["region"] = message
 
@@ -449,9 +453,7 @@ def format_code(year: int, region_code: str, industry_code: str, regime: str, se
     ):
         problems["year"] = _year_message(str(year), PLATFORM)
     region = _nfkc(region_code) if isinstance(region_code, str) else ""
-    message = _region_problem(region) if isinstance(region_code, str) else (
-        f"地区代码必须是文本，实为{region_code!r} (region code must be a string, got {region_code!r})"
-    )
+    message = region_problem(region if isinstance(region_code, str) else region_code)
     if message:
         problems["region"] = message
     industry = _nfkc(industry_code) if isinstance(industry_code, str) else repr(industry_code)

@@ -128,10 +128,18 @@ def validate(content: Any, *, department_code: str, catalogue_days: int) -> dict
     return json.loads(json.dumps(content, ensure_ascii=False))
 
 
+def days_problem(value: Any) -> str | None:
+    """Why a number of working days is not one a limit may have (a guide's, the catalogue's)."""
+    if _integer(value) and MIN_DAYS <= value <= MAX_DAYS:
+        return None
+    return f"须为{MIN_DAYS}至{MAX_DAYS}的整数 (an integer {MIN_DAYS}..{MAX_DAYS})"
+
+
 def _check_days(content: dict, problems: Problems, catalogue_days: int) -> None:
     promised = content.get("promised_working_days")
-    if "promised_working_days" in content and not (_integer(promised) and MIN_DAYS <= promised <= MAX_DAYS):
-        problems.add("promised_working_days", f"须为{MIN_DAYS}至{MAX_DAYS}的整数 (an integer {MIN_DAYS}..{MAX_DAYS})")
+    problem = days_problem(promised) if "promised_working_days" in content else None
+    if problem:
+        problems.add("promised_working_days", problem)
         promised = None
     elif _integer(promised) and promised > catalogue_days:
         problems.add("promised_working_days", f"承诺时限不得超过事项目录的{catalogue_days}个工作日 (the promised limit may "
@@ -139,7 +147,7 @@ def _check_days(content: dict, problems: Problems, catalogue_days: int) -> None:
     statutory = content.get("statutory_working_days")
     if statutory is None:
         return
-    if not (_integer(statutory) and MIN_DAYS <= statutory <= MAX_DAYS):
+    if days_problem(statutory):
         problems.add("statutory_working_days", f"须为空或{MIN_DAYS}至{MAX_DAYS}的整数 (null or an integer {MIN_DAYS}..{MAX_DAYS})")
     elif _integer(promised) and promised > statutory:
         problems.add("promised_working_days", "承诺时限不得超过法定时限 (the promised limit may not exceed the statutory one)")

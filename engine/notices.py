@@ -65,12 +65,8 @@ def _issuer(session: Session, project: Project, matter_code: str | None, platfor
         department = session.get(Department, code) if code else None
         name = department.name if department is not None else None
     else:
-        chain = organisation.region_and_above(session, project.region_code)
-        windows: dict[str, str] = {}
-        for region_code, window in session.execute(select(Department.region_code, Department.name).where(
-                Department.region_code.in_(chain), Department.kind == "general_window").order_by(Department.code)):
-            windows.setdefault(region_code, window)
-        name = next((windows[code] for code in chain if code in windows), None)
+        window = organisation.nearest_department(session, project.region_code, "general_window")
+        name = window.name if window is not None else None
     return name or platform
 
 

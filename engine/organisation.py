@@ -23,6 +23,16 @@ def region_and_above(session: Session, code: str) -> list[str]:
     return chain
 
 
+def nearest_department(session: Session, region: str, kind: str) -> Department | None:
+    """The department of this kind serving the region: the region's own, else the nearest
+    region's above it that has one (of several in one region, the first by code). A
+    city's or province's platform serves its districts' projects with its own."""
+    chain = region_and_above(session, region)
+    found = {d.region_code: d for d in reversed(session.scalars(select(Department).where(
+        Department.kind == kind, Department.region_code.in_(chain)).order_by(Department.code)).all())}
+    return next((found[code] for code in chain if code in found), None)
+
+
 def departments(session: Session) -> list[Department]:
     return list(session.scalars(select(Department).order_by(Department.code)))
 

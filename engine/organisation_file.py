@@ -37,7 +37,6 @@ from engine.errors import Invalid, Problems
 from engine.models import DEPARTMENT_KINDS, REGIMES, REGION_LEVELS, Department, Matter, Region
 
 DESCRIPTION_MAX = 4000
-_REGION_CODE = re.compile(r"[0-9]{6}")
 #: Department codes are what lanes name (``<department>:<role>``): no colon, no ``$``.
 _DEPARTMENT_CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 #: A matter's procedure is ``matter_<code>``: a BPMN process id.
@@ -146,7 +145,8 @@ def import_organisation(session: Session, document: Any, *, actor: Actor, now: d
 # --- the shape of each entry ------------------------------------------------------------
 
 def _entries(document: Any, problems: Problems) -> dict[str, list[tuple[str, dict]]]:
-    """Each section's well-formed entries with their place; every problem of shape noted."""
+    """Each section's entries with their place, every problem of shape noted (the entries
+    are looked at further only when there is none)."""
     entries: dict[str, list[tuple[str, dict]]] = {s.name: [] for s in SECTIONS}
     if not isinstance(document, dict):
         problems.add("file", "须为 JSON 对象 (must be a JSON object)")
@@ -195,15 +195,15 @@ def _check_region(path: str, entry: dict, problems: Problems) -> None:
     problems.add(f"{path}.name", _name_problem(entry["name"], 64))
     if level not in REGION_LEVELS:
         problems.add(f"{path}.level", f"须为 {', '.join(REGION_LEVELS)} 之一 (one of {', '.join(REGION_LEVELS)})")
-    if not (_is_code(_REGION_CODE, code) and code[:2] in codes.PROVINCES):
-        problems.add(f"{path}.code", "须为6位行政区划代码 (a 6-digit GB/T 2260 region code)")
-    elif level in REGION_LEVELS and not _code_fits_level(code, level):
+    code_problem = codes.region_problem(code)
+    problems.add(f"{path}.code", code_problem)
+    if code_problem is None and level in REGION_LEVELS and not _code_fits_level(code, level):
         problems.add(f"{path}.code", f"与层级 {level} 不符 (does not fit the level {level}: GB/T 2260 codes end in "
                                      "0000 for a province, 00 for a city)")
     if level == "province" and parent is not None:
         problems.add(f"{path}.parent", "省级地区没有上级 (a province has no parent)")
-    elif level in ("city", "district") and not _is_code(_REGION_CODE, parent):
-        problems.add(f"{path}.parent", "须为上级地区的6位代码 (the parent region's 6-digit code)")
+    elif level in ("city", "district"):
+        problems.add(f"{path}.parent", codes.region_problem(parent))
 
 
 def _is_code(pattern: re.Pattern, value: Any) -> bool:
@@ -237,8 +237,7 @@ def _check_identifier(path: str, entry: dict, pattern: re.Pattern, longest: int,
 
 def _check_department(path: str, entry: dict, problems: Problems) -> None:
     _check_identifier(path, entry, _DEPARTMENT_CODE, 32, 64, problems)
-    if not _is_code(_REGION_CODE, entry["region"]):
-        problems.add(f"{path}.region", "须为6位行政区划代码 (a 6-digit region code)")
+    problems.add(f"{path}.region", codes.region_problem(entry["region"]))
     if entry["kind"] not in DEPARTMENT_KINDS:
         problems.add(f"{path}.kind", f"须为 {', '.join(DEPARTMENT_KINDS)} 之一 (one of {', '.join(DEPARTMENT_KINDS)})")
 
@@ -247,10 +246,7 @@ def _check_matter(path: str, entry: dict, problems: Problems) -> None:
     _check_identifier(path, entry, _MATTER_CODE, 64, 200, problems)
     if not _is_code(_DEPARTMENT_CODE, entry["department"]):
         problems.add(f"{path}.department", "须为部门代码 (a department code)")
-    days = entry["promised_working_days"]
-    if not (isinstance(days, int) and not isinstance(days, bool) and guides.MIN_DAYS <= days <= guides.MAX_DAYS):
-        problems.add(f"{path}.promised_working_days",
-                     f"须为{guides.MIN_DAYS}至{guides.MAX_DAYS}的整数 (an integer {guides.MIN_DAYS}..{guides.MAX_DAYS})")
+    problems.add(f"{path}.promised_working_days", guides.days_problem(entry["promised_working_days"]))
     if "legal_basis" in entry:
         problems.add(f"{path}.legal_basis", guides.text_problem(entry["legal_basis"], guides.TEXT_FIELDS["legal_basis"],
                                                                 allow_empty=True))

@@ -247,12 +247,8 @@ def owner_department(session: Session, process_id: str, region: str) -> str | No
         matter = session.get(Matter, process_id[len(MATTER_PREFIX):])
         if matter is not None:
             return matter.department_code
-    chain = organisation.region_and_above(session, region)
-    coordinating: dict[str, str] = {}
-    for region_code, code in session.execute(select(Department.region_code, Department.code).where(
-            Department.kind == "coordinating", Department.region_code.in_(chain)).order_by(Department.code)):
-        coordinating.setdefault(region_code, code)
-    return next((coordinating[code] for code in chain if code in coordinating), None)
+    coordinating = organisation.nearest_department(session, region, "coordinating")
+    return coordinating.code if coordinating is not None else None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ class TaskSchema(ma.Schema):
     context = ma.fields.Dict()
     form = ma.fields.Function(lambda t: served_form(session(), t)[0], metadata={
         "type": "object", "description": "the form's JSON Schema (no field: a task that takes no answer); a department "
-                                         "field (format `department`) lists the departments that handle matters as its enum"})
+                                         "field lists the departments that handle matters as its enum"})
     ui_form = ma.fields.Function(lambda t: served_form(session(), t)[1], metadata={"type": "object", "description": "the form's UI schema"})
 
 
